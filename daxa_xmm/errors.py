@@ -1,0 +1,140 @@
+"""Every error daxa-xmm raises on purpose.
+
+Each subclasses :class:`DaxaXmmError` *and* the builtin a caller would naturally catch
+(``ValueError`` for bad input, ``RuntimeError`` for a failed SAS call), as astropy does, so
+``except ValueError`` keeps working while ``except DaxaXmmError`` catches everything of ours.
+Messages always name the file, ObsID, unit or parameter at fault.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DaxaXmmError",
+    "SummaryParseError",
+    "FilterExpressionError",
+    "EmanomParseError",
+    "LayoutError",
+    "ConfigError",
+    "SasNotFoundError",
+    "SasVersionError",
+    "SasTaskError",
+    "SasTimeout",
+    "SasOutputMissing",
+]
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from daxa_xmm.sas_stderr import SasRecord
+
+
+class DaxaXmmError(Exception):
+    """Base class of every error raised by daxa-xmm."""
+
+
+class SummaryParseError(DaxaXmmError, ValueError):
+    """An odfingest summary (or ODF SUM.ASC) file could not be read.
+
+    Attributes:
+        path: the file.
+        line: 1-based line number where the problem was found (None for whole-file problems).
+    """
+
+    def __init__(self, path: str | Path, message: str, line: int | None = None) -> None:
+        self.path = Path(path)
+        self.line = line
+        where = f"{self.path}" + (f", line {line}" if line is not None else "")
+        super().__init__(f"{where}: {message}")
+
+
+class FilterExpressionError(DaxaXmmError, ValueError):
+    """An evselect selection expression is invalid; the message points at the position."""
+
+    def __init__(self, expression: str, message: str, position: int | None = None) -> None:
+        self.expression = expression
+        self.position = position
+        text = f"invalid filter expression: {message}\n  {expression}"
+        if position is not None:
+            text += "\n  " + " " * position + "^"
+        super().__init__(text)
+
+
+class EmanomParseError(DaxaXmmError, ValueError):
+    """An emanom log is missing, unreadable, or holds an unknown CCD state."""
+
+
+class LayoutError(DaxaXmmError, ValueError):
+    """A path or ObsID would leave the archive, or is not of the expected form."""
+
+
+class ConfigError(DaxaXmmError, ValueError):
+    """A processing parameter is invalid; the message names the parameter."""
+
+
+class SasNotFoundError(DaxaXmmError, RuntimeError):
+    """SAS is not set up in this environment; the message says how to set it up."""
+
+
+class SasVersionError(DaxaXmmError, ValueError):
+    """A SAS version string could not be parsed."""
+
+
+class SasTaskError(DaxaXmmError, RuntimeError):
+    """A SAS call failed: non-zero exit, a ``** task: error`` record, or missing outputs.
+
+    Attributes:
+        task: SAS task name, e.g. ``espfilt``.
+        argv: the exact argv that ran.
+        exit_code: the process exit status (negative for a signal, None if never started).
+        records: parsed ``** task: error/warning`` records from stderr.
+        unit: the unit label (e.g. ``0201903501PNS003``) when known.
+        transient: True when a retry may succeed (timeout, signal, OS error); False for a
+            deterministic SAS error, which retrying would only repeat.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task: str,
+        argv: Sequence[str] = (),
+        exit_code: int | None = None,
+        records: Sequence["SasRecord"] = (),
+        unit: str | None = None,
+        transient: bool = False,
+        log_files: Sequence[Path] = (),
+    ) -> None:
+        self.task = task
+        self.argv = list(argv)
+        self.exit_code = exit_code
+        self.records = list(records)
+        self.unit = unit
+        self.transient = transient
+        self.log_files = list(log_files)
+        prefix = f"{task}" + (f" [{unit}]" if unit else "")
+        super().__init__(f"{prefix}: {message}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary, for manifests and reports."""
+        return {
+            "task": self.task,
+            "unit": self.unit,
+            "message": str(self),
+            "exit_code": self.exit_code,
+            "transient": self.transient,
+            "records": [r.to_dict() for r in self.records],
+        }
+
+
+class SasTimeout(SasTaskError, TimeoutError):
+    """A SAS call ran past its timeout; its whole process group was killed."""
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs.setdefault("transient", True)
+        super().__init__(message, **kwargs)
+
+
+class SasOutputMissing(SasTaskError):
+    """SAS exited 0 without error records but an expected output is missing."""

@@ -1,0 +1,225 @@
+"""Where everything lives on disk: raw ODFs, products, logs, working folders, manifests.
+
+Every product path in daxa-xmm comes from here, so a newcomer finds all names in one file
+and no module invents its own. ObsIDs are checked to be 10 digits and every path is checked
+to stay inside its root: an ObsID like ``../x`` or a symlink leading out is refused.
+
+Layout of the output tree (one folder per ObsID)::
+
+    <out>/<obsid>/ccf.cif                       cifbuild
+    <out>/<obsid>/<rev>_<obsid>_SCX00000SUM.SAS odfingest
+    <out>/<obsid>/events/                       chains, cleaned and merged event lists
+    <out>/<obsid>/cleaning/                     emanom logs, espfilt GTIs and histograms
+    <out>/<obsid>/background/                   espfilt all-good (background) event lists
+    <out>/<obsid>/images/                       count images and exposure maps per band
+    <out>/<obsid>/logs/                         stdout/stderr of every SAS call
+    <out>/<obsid>/work/<unit>-<step>/           SAS working directories (scratch)
+    <out>/<obsid>/manifest.json                 what ran, with what, and what it made
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArchiveLayout",
+    "check_obsid",
+    "band_label",
+    "ODF_SUFFIXES",
+    "summary_name",
+    "attitude_name",
+    "pn_events_name",
+    "mos_events_name",
+    "rgs_events_name",
+]
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from daxa_xmm.errors import LayoutError
+from daxa_xmm.models import FILE_INST
+
+_OBSID = re.compile(r"^\d{10}$")
+#: What we accept as ODF constituents: plain FITS/ASC as the XSA delivers them, or gzipped.
+ODF_SUFFIXES: tuple[str, ...] = (".FIT", ".ASC", ".SAS", ".FIT.gz", ".ASC.gz", ".fit", ".asc")
+
+
+def check_obsid(obsid: str) -> str:
+    """Return ``obsid`` if it is exactly 10 digits, else raise LayoutError naming it."""
+    if not isinstance(obsid, str) or not _OBSID.match(obsid):
+        raise LayoutError(f"ObsID {obsid!r} is not 10 digits (e.g. '0201903501')")
+    return obsid
+
+
+def band_label(lo_ev: float, hi_ev: float) -> str:
+    """``0.50-2.00keV``: the band part of image names, in keV (DAXA mislabelled eV as keV)."""
+    return f"{lo_ev / 1000:.2f}-{hi_ev / 1000:.2f}keV"
+
+
+def _inside(root: Path, path: Path) -> Path:
+    """Resolve ``path`` (following symlinks) and refuse it unless it stays under ``root``."""
+    real_root = root.resolve()
+    real = path.resolve()
+    if real != real_root and real_root not in real.parents:
+        raise LayoutError(f"path {path} leaves the archive root {root}")
+    return path
+
+
+@dataclass(frozen=True)
+class ArchiveLayout:
+    """The raw archive and the output tree.
+
+    Attributes:
+        raw_root: folder holding one ODF folder per ObsID (``<raw_root>/<obsid>/``, or
+            ``<raw_root>/<obsid>/odf/`` as DAXA downloads it).
+        out_root: folder under which each ObsID gets its products folder.
+    """
+
+    raw_root: Path
+    out_root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "raw_root", Path(self.raw_root).absolute())
+        object.__setattr__(self, "out_root", Path(self.out_root).absolute())
+
+    # --- raw side -------------------------------------------------------------------------
+    def obsids(self) -> list[str]:
+        """ObsIDs present in the raw archive (folders named with 10 digits), sorted."""
+        if not self.raw_root.is_dir():
+            raise LayoutError(f"archive folder {self.raw_root} does not exist")
+        return sorted(p.name for p in self.raw_root.iterdir() if p.is_dir() and _OBSID.match(p.name))
+
+    def odf_dir(self, obsid: str) -> Path:
+        """The folder holding the ODF constituents of ``obsid``."""
+        base = _inside(self.raw_root, self.raw_root / check_obsid(obsid))
+        nested = base / "odf"
+        return _inside(self.raw_root, nested) if nested.is_dir() else base
+
+    def odf_files(self, obsid: str) -> list[Path]:
+        """ODF constituents of ``obsid``: ``{rev}_{obsid}_*`` files with an accepted suffix."""
+        folder = self.odf_dir(obsid)
+        if not folder.is_dir():
+            raise LayoutError(f"ObsID {obsid}: no ODF folder at {folder}")
+        return sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_file() and f"_{obsid}_" in p.name and p.name.endswith(ODF_SUFFIXES)
+        )
+
+    def odf_sum_asc(self, obsid: str) -> Path:
+        """The ODF's own summary ``{rev}_{obsid}_SCX00000SUM.ASC``."""
+        for p in self.odf_files(obsid):
+            if p.name.endswith("_SCX00000SUM.ASC"):
+                return p
+        raise LayoutError(f"ObsID {obsid}: no *_SCX00000SUM.ASC in {self.odf_dir(obsid)} (not an ODF?)")
+
+    def revolution(self, obsid: str) -> str:
+        """The 4-digit revolution, read from the ODF file names (``0828_0201903501_...``)."""
+        return self.odf_sum_asc(obsid).name.split("_", 1)[0]
+
+    # --- output side ----------------------------------------------------------------------
+    def obs_dir(self, obsid: str) -> Path:
+        return _inside(self.out_root, self.out_root / check_obsid(obsid))
+
+    def ccf(self, obsid: str) -> Path:
+        return self.obs_dir(obsid) / "ccf.cif"
+
+    def summary(self, obsid: str, revolution: str) -> Path:
+        """The odfingest summary ``{rev}_{obsid}_SCX00000SUM.SAS`` in the products folder."""
+        return self.obs_dir(obsid) / summary_name(obsid, revolution)
+
+    def find_summary(self, obsid: str) -> Path | None:
+        """The odfingest summary if one was made, whatever its revolution."""
+        hits = sorted(self.obs_dir(obsid).glob(f"*_{obsid}_SCX00000SUM.SAS"))
+        return hits[0] if hits else None
+
+    def events_dir(self, obsid: str) -> Path:
+        return self.obs_dir(obsid) / "events"
+
+    def cleaning_dir(self, obsid: str) -> Path:
+        return self.obs_dir(obsid) / "cleaning"
+
+    def background_dir(self, obsid: str) -> Path:
+        return self.obs_dir(obsid) / "background"
+
+    def images_dir(self, obsid: str) -> Path:
+        return self.obs_dir(obsid) / "images"
+
+    def logs_dir(self, obsid: str) -> Path:
+        return self.obs_dir(obsid) / "logs"
+
+    def work_dir(self, obsid: str, name: str) -> Path:
+        """A SAS working directory; ``name`` is usually ``<unit>-<step>``."""
+        if "/" in name or name in ("", ".", ".."):
+            raise LayoutError(f"work folder name {name!r} is not a plain name")
+        return self.obs_dir(obsid) / "work" / name
+
+    def manifest(self, obsid: str) -> Path:
+        return self.obs_dir(obsid) / "manifest.json"
+
+    # --- product names (SAS's own names for chain outputs) ---------------------------------
+    def attitude(self, obsid: str) -> Path:
+        return self.events_dir(obsid) / attitude_name(obsid)
+
+    def pn_events(self, obsid: str, exp_id: str, oot: bool = False) -> Path:
+        return self.events_dir(obsid) / pn_events_name(obsid, exp_id, oot)
+
+    def mos_events(self, obsid: str, inst: str, exp_id: str) -> Path:
+        return self.events_dir(obsid) / mos_events_name(obsid, inst, exp_id)
+
+    def rgs_events(self, obsid: str, inst: str, exp_id: str) -> Path:
+        return self.events_dir(obsid) / rgs_events_name(obsid, inst, exp_id)
+
+    def chain_events(self, obsid: str, inst: str, exp_id: str) -> Path:
+        """The uncleaned event list the PN or MOS chain made for one sub-exposure."""
+        if inst == "PN":
+            return self.pn_events(obsid, exp_id)
+        return self.mos_events(obsid, inst, exp_id)
+
+    def emanom_log(self, obsid: str, inst: str, exp_id: str) -> Path:
+        return self.cleaning_dir(obsid) / f"{FILE_INST[inst]}{exp_id}-anom.log"
+
+    def espfilt_gti(self, obsid: str, inst: str, exp_id: str) -> Path:
+        return self.cleaning_dir(obsid) / f"{FILE_INST[inst]}{exp_id}-gti.fits"
+
+    def espfilt_hist(self, obsid: str, inst: str, exp_id: str) -> Path:
+        return self.cleaning_dir(obsid) / f"{FILE_INST[inst]}{exp_id}-hist.qdp"
+
+    def espfilt_allevc(self, obsid: str, inst: str, exp_id: str, oot: bool = False) -> Path:
+        suffix = "allevcoot" if oot else "allevc"
+        return self.background_dir(obsid) / f"{FILE_INST[inst]}{exp_id}-{suffix}.fits"
+
+    def clean_events(self, obsid: str, inst: str, exp_id: str, oot: bool = False) -> Path:
+        """``{obsid}_{pn|mos1|mos2}_{exp}_clean[_oot]_evts.fits``, as the real samples are named."""
+        kind = "clean_oot" if oot else "clean"
+        return self.events_dir(obsid) / f"{obsid}_{FILE_INST[inst]}_{exp_id}_{kind}_evts.fits"
+
+    def merged_events(self, obsid: str, inst: str, kind: str = "clean") -> Path:
+        """Merged list per instrument; ``kind`` is ``clean``, ``clean_oot`` or ``allevc``."""
+        return self.events_dir(obsid) / f"{obsid}_{FILE_INST[inst]}_merged_{kind}_evts.fits"
+
+    def image(self, obsid: str, inst: str, lo_ev: float, hi_ev: float) -> Path:
+        return self.images_dir(obsid) / f"{obsid}_{FILE_INST[inst]}_{band_label(lo_ev, hi_ev)}img.fits"
+
+    def expmap(self, obsid: str, inst: str, lo_ev: float, hi_ev: float) -> Path:
+        return self.images_dir(obsid) / f"{obsid}_{FILE_INST[inst]}_{band_label(lo_ev, hi_ev)}expmap.fits"
+
+
+# --- SAS's own file names, usable without a layout (the stand-in writes these too) ---------
+def summary_name(obsid: str, revolution: str) -> str:
+    return f"{revolution}_{obsid}_SCX00000SUM.SAS"
+
+
+def attitude_name(obsid: str) -> str:
+    return f"P{obsid}OBX000ATTTSR0000.FIT"
+
+
+def pn_events_name(obsid: str, exp_id: str, oot: bool = False) -> str:
+    return f"P{obsid}PN{exp_id}{'OOEVLI' if oot else 'PIEVLI'}0000.FIT"
+
+
+def mos_events_name(obsid: str, inst: str, exp_id: str) -> str:
+    return f"P{obsid}{inst}{exp_id}MIEVLI0000.FIT"
+
+
+def rgs_events_name(obsid: str, inst: str, exp_id: str) -> str:
+    return f"P{obsid}{inst}{exp_id}EVENLI0000.FIT"

@@ -1,0 +1,84 @@
+"""SAS version numbers, parsed from both forms SAS prints.
+
+``sasversion`` prints ``SAS release: 22.1.0-a8f2c2afa-20250304``; older builds tag
+themselves ``xmmsas_20211130_0941-20.0.0``. DAXA once read the first form as version
+20250303; here the major.minor.patch always comes from the dotted triple.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SasVersion", "parse_sas_version"]
+
+import re
+from functools import total_ordering
+
+from daxa_xmm.errors import SasVersionError
+
+_RELEASE = re.compile(r"(?<![\d.])(\d{1,2})\.(\d{1,2})\.(\d{1,2})(?:-([0-9a-f]+))?(?:-(\d{8}))?")
+_XMMSAS = re.compile(r"xmmsas_(\d{8})_(\d{4})-(\d{1,2})\.(\d{1,2})\.(\d{1,2})")
+
+
+@total_ordering
+class SasVersion:
+    """A SAS release, comparable with another SasVersion or a ``(major, minor, patch)`` tuple.
+
+    Attributes:
+        major, minor, patch: the release numbers.
+        build: the build date ``YYYYMMDD`` when the string carried one, else None.
+        raw: the text it was parsed from.
+    """
+
+    __slots__ = ("major", "minor", "patch", "build", "raw")
+
+    def __init__(self, major: int, minor: int, patch: int, build: str | None = None, raw: str = "") -> None:
+        self.major, self.minor, self.patch = int(major), int(minor), int(patch)
+        self.build = build
+        self.raw = raw or f"{major}.{minor}.{patch}"
+
+    @property
+    def tuple(self) -> tuple[int, int, int]:
+        return (self.major, self.minor, self.patch)
+
+    def _key(self, other: object) -> tuple[int, int, int]:
+        if isinstance(other, SasVersion):
+            return other.tuple
+        if isinstance(other, tuple):
+            padded = tuple(other) + (0,) * (3 - len(other))
+            return padded[:3]  # type: ignore[return-value]
+        return NotImplemented  # type: ignore[return-value]
+
+    def __eq__(self, other: object) -> bool:
+        key = self._key(other)
+        return NotImplemented if key is NotImplemented else self.tuple == key
+
+    def __lt__(self, other: object) -> bool:
+        key = self._key(other)
+        return NotImplemented if key is NotImplemented else self.tuple < key
+
+    def __hash__(self) -> int:
+        return hash(self.tuple)
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}"
+
+    def __repr__(self) -> str:
+        return f"SasVersion({self.major}, {self.minor}, {self.patch}, build={self.build!r})"
+
+
+def parse_sas_version(text: str) -> SasVersion:
+    """Parse ``22.1.0-a8f2c2afa-20250304``, ``xmmsas_20211130_0941-20.0.0`` or ``21.0.0``.
+
+    Accepts the whole ``sasversion`` output too: the first recognisable version wins, the
+    ``xmmsas_`` form first because its date would otherwise never be mistaken but its
+    numbers come last.
+
+    Raises:
+        SasVersionError: when no version can be found in ``text``.
+    """
+    m = _XMMSAS.search(text)
+    if m:
+        return SasVersion(int(m[3]), int(m[4]), int(m[5]), build=m[1], raw=m[0])
+    m = _RELEASE.search(text)
+    if m:
+        return SasVersion(int(m[1]), int(m[2]), int(m[3]), build=m[5], raw=m[0])
+    raise SasVersionError(f"no SAS version found in {text!r}")
