@@ -101,13 +101,16 @@ class SasCall:
         return tuple(o.dest for o in self.outputs if o.dest is not None)
 
     def fingerprint(self, sas_version: str = "") -> str:
-        """A hash of what determines this call's result: argv, env, output names, SAS version.
+        """A hash of what determines this call's result: argv, env, outputs, SAS version, inputs.
 
         The manifest stores it; a re-run with the same fingerprint and products present is
         skipped, and any change in parameters, inputs or SAS version re-runs the call.
         """
         payload = {
             "argv": list(self.argv),
+            # fingerprints of the calls whose products this one reads: a changed parameter
+            # upstream re-runs everything downstream even though their argv are unchanged
+            "upstream": sorted(self.extra.get("upstream", ())),
             "env": dict(sorted(self.env.items())),
             "outputs": [[o.name, str(o.dest) if o.dest else None] for o in self.outputs],
             "sas": sas_version,

@@ -1,0 +1,325 @@
+"""The per-observation manifest: what ran, how, with what result; what a re-run may skip.
+
+One ``manifest.json`` per ObsID, rewritten atomically after every change, holds a
+:class:`StepRecord` per unit and step: status, the exact argv, SAS version, the call's
+fingerprint (a hash of argv, environment, outputs, upstream fingerprints and SAS version),
+times, exit status, parsed SAS errors and warnings, log files and product paths. A re-run
+skips a call only when its last record is ``ok`` with the same fingerprint and every output
+still exists (:func:`is_up_to_date`); anything failed is run again (DAXA never retried).
+
+A corrupt manifest never stops processing: it is kept aside as
+``manifest.json.corrupt-<time>`` and the observation starts from an empty record.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "StepStatus",
+    "StepRecord",
+    "Manifest",
+    "record_key",
+    "load_manifest",
+    "save_manifest",
+    "record_result",
+    "mark",
+    "is_up_to_date",
+    "ManifestStore",
+]
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from daxa_xmm.atomic import atomic_write_json
+from daxa_xmm.calls import SasCall, SasResult
+
+log = logging.getLogger(__name__)
+
+StepStatus = Literal["ok", "failed", "timeout", "skipped", "upstream_failed", "running"]
+T = TypeVar("T")
+
+#: Bumped when a change would make older manifests mean something else.
+SCHEMA_VERSION = 1
+
+
+def _utc(ts: float | None = None) -> datetime:
+    return datetime.now(timezone.utc) if ts is None else datetime.fromtimestamp(ts, timezone.utc)
+
+
+def record_key(unit: str, step: str) -> str:
+    """The manifest key of one call: ``"<unit>/<step>"``, e.g. ``0201903501PNS003/espfilt``."""
+    return f"{unit}/{step}"
+
+
+class StepRecord(BaseModel):
+    """Everything known about the last run (or non-run) of one step for one unit.
+
+    Unknown fields are kept (``extra="allow"``) so that an older daxa-xmm rewriting a newer
+    manifest does not drop what it does not understand.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    step: str = Field(description="Pipeline step, e.g. 'espfilt'.")
+    unit: str = Field(description="Unit label, e.g. '0201903501PNS003'.")
+    status: StepStatus = Field(description="Outcome; 'running' while in progress.")
+    argv: list[str] = Field(default_factory=list, description="The exact argv; argv[0] is the SAS task.")
+    cwd: Path | None = Field(default=None, description="Working directory the task ran in.")
+    sas_version: str = Field(default="", description="SAS version string the call ran under.")
+    fingerprint: str = Field(default="", description="SasCall.fingerprint(sas_version).")
+    ccf: Path | None = Field(default=None, description="SAS_CCF of the call: the calibration index used.")
+    started: datetime | None = None
+    ended: datetime | None = None
+    duration_s: float | None = Field(default=None, description="Wall-clock seconds.")
+    exit_code: int | None = Field(default=None, description="Exit status; negative for a signal; None if it never ran.")
+    errors: list[dict[str, str]] = Field(default_factory=list, description="Parsed '** task: error' records.")
+    warnings: list[dict[str, str]] = Field(default_factory=list, description="Parsed '** task: warning' records.")
+    message: str = Field(default="", description="Why it failed or was skipped, for humans.")
+    log_files: list[Path] = Field(default_factory=list, description="stdout and stderr logs.")
+    products: list[Path] = Field(default_factory=list, description="Final product paths (empty unless ok).")
+    attempts: int = Field(default=0, description="How many runs this outcome took (retries included).")
+
+    @property
+    def key(self) -> str:
+        """The manifest key, ``"<unit>/<step>"``."""
+        return record_key(self.unit, self.step)
+
+
+class Manifest(BaseModel):
+    """All step records of one observation, keyed ``"<unit>/<step>"``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_version: int = SCHEMA_VERSION
+    obsid: str
+    records: dict[str, StepRecord] = Field(default_factory=dict)
+    updated: datetime | None = None
+
+    def get(self, unit: str, step: str) -> StepRecord | None:
+        """The record of ``step`` for ``unit``, or None if it never ran."""
+        return self.records.get(record_key(unit, step))
+
+    def put(self, record: StepRecord) -> StepRecord:
+        """Store ``record`` (replacing the previous one) and stamp the update time."""
+        self.records[record.key] = record
+        self.updated = _utc()
+        return record
+
+
+# --------------------------------------------------------------------------- files
+def _keep_corrupt(path: Path, why: str) -> None:
+    stamp = _utc().strftime("%Y%m%dT%H%M%S%fZ")
+    copy = path.with_name(f"{path.name}.corrupt-{stamp}")
+    shutil.copy2(path, copy)
+    log.warning("manifest %s is unusable (%s); kept it as %s and starting from an empty manifest",
+                path, why, copy.name)
+
+
+def _load(path: Path, obsid: str) -> tuple[Manifest, bool]:
+    """The manifest at ``path`` and whether the file there was unusable (and set aside)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Manifest(obsid=obsid), False
+    try:
+        manifest = Manifest.model_validate(json.loads(raw.decode("utf-8")))
+    except (UnicodeDecodeError, json.JSONDecodeError, ValidationError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        _keep_corrupt(path, f"{type(exc).__name__}: {first}")
+        return Manifest(obsid=obsid), True
+    if manifest.obsid != obsid:
+        _keep_corrupt(path, f"it belongs to ObsID {manifest.obsid}, not {obsid}")
+        return Manifest(obsid=obsid), True
+    return manifest, False
+
+
+def load_manifest(path: str | os.PathLike[str], obsid: str) -> Manifest:
+    """Read an observation's manifest; never fails on a missing or corrupt file.
+
+    Args:
+        path: the manifest file.
+        obsid: the observation it must belong to.
+
+    Returns:
+        The manifest; an empty one when the file is missing, and also when it is not valid
+        JSON, does not match the schema, or belongs to another ObsID. In those last cases
+        the file is first copied to ``<name>.corrupt-<UTC time>`` and a warning is logged.
+
+    Raises:
+        OSError: the file exists but cannot be read (permissions): a state to fix, not to
+            paper over by reprocessing.
+    """
+    return _load(Path(path), obsid)[0]
+
+
+def save_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> Path:
+    """Write ``manifest`` atomically: readers see the previous version or this one."""
+    return atomic_write_json(path, manifest.model_dump(mode="json"))
+
+
+# --------------------------------------------------------------------------- records
+def record_result(manifest: Manifest, result: SasResult, sas_version: str, attempts: int = 1) -> StepRecord:
+    """Record the outcome of a run in ``manifest`` (in memory) and return the record.
+
+    Args:
+        manifest: the observation's manifest; changed in place.
+        result: what :func:`daxa_xmm.runner.run_sas` returned.
+        sas_version: the SAS version string the call ran under; part of the fingerprint.
+        attempts: how many runs it took (1 plus retries).
+    """
+    call = result.call
+    return manifest.put(StepRecord(
+        step=call.step,
+        unit=call.unit,
+        status=result.status,
+        argv=list(call.argv),
+        cwd=Path(call.cwd),
+        sas_version=sas_version,
+        fingerprint=call.fingerprint(sas_version),
+        ccf=call.env.get("SAS_CCF"),
+        started=_utc(result.started),
+        ended=_utc(result.ended),
+        duration_s=round(result.duration_s, 3),
+        exit_code=result.exit_code,
+        errors=[r.to_dict() for r in result.errors],
+        warnings=[r.to_dict() for r in result.warnings],
+        message=result.message,
+        log_files=[p for p in (result.stdout_log, result.stderr_log) if p is not None],
+        products=list(result.products),
+        attempts=attempts,
+    ))
+
+
+def mark(
+    manifest: Manifest, call: SasCall, status: StepStatus, message: str = "", *, sas_version: str = ""
+) -> StepRecord:
+    """Record a call that did not run (or is running): ``skipped``, ``upstream_failed``, ``running``.
+
+    ``skipped`` means not applicable (emanom on SAS < 19, a unit with nothing to do). A call
+    skipped because it is up to date must NOT be marked: its ``ok`` record is what lets the
+    next run skip it again.
+
+    Args:
+        manifest: changed in place.
+        call: the call concerned.
+        status: the status to record.
+        message: why, for the report (e.g. ``"epchain [0201903501PNS003] failed"``).
+        sas_version: recorded and hashed into the fingerprint when known.
+    """
+    return manifest.put(StepRecord(
+        step=call.step,
+        unit=call.unit,
+        status=status,
+        argv=list(call.argv),
+        cwd=Path(call.cwd),
+        sas_version=sas_version,
+        fingerprint=call.fingerprint(sas_version),
+        ccf=call.env.get("SAS_CCF"),
+        started=_utc() if status == "running" else None,
+        message=message,
+    ))
+
+
+def is_up_to_date(manifest: Manifest, call: SasCall, sas_version: str) -> bool:
+    """True when ``call`` need not run again.
+
+    That is: its last record is ``ok``, was made with the same fingerprint (same argv,
+    environment, outputs, upstream fingerprints and SAS version), and every output still
+    exists: each product at its destination, and each intermediate (``dest`` None) in the
+    call's cwd, since a later call in that cwd reads it.
+    """
+    rec = manifest.get(call.unit, call.step)
+    if rec is None or rec.status != "ok" or rec.fingerprint != call.fingerprint(sas_version):
+        return False
+    for out in call.outputs:
+        where = out.dest if out.dest is not None else Path(call.cwd) / out.name
+        if not where.exists():
+            return False
+    return all(Path(p).exists() for p in rec.products)
+
+
+# --------------------------------------------------------------------------- store
+class ManifestStore:
+    """The manifest of one observation, shared by the threads (and processes) updating it.
+
+    Many tasks of one observation finish at once, in threads of one flow run or in Dask
+    worker processes. Every update takes a thread lock and an ``flock`` on
+    ``<manifest>.lock``, re-reads the file (so updates made by another process are kept),
+    applies the change and saves atomically before releasing: no update is lost and a crash
+    mid-save leaves the previous file intact.
+
+    Args:
+        path: the manifest file, e.g. ``processed/<obsid>/manifest.json``.
+        obsid: the observation.
+
+    Example:
+        >>> store = ManifestStore(layout.manifest(obsid), obsid)  # doctest: +SKIP
+        >>> if not store.is_up_to_date(call, sas_version):  # doctest: +SKIP
+        ...     store.record(run_sas(call), sas_version)
+    """
+
+    def __init__(self, path: str | os.PathLike[str], obsid: str) -> None:
+        self.path = Path(path)
+        self.obsid = obsid
+        self._lock = threading.Lock()
+        self._lockfile = self.path.with_name(self.path.name + ".lock")
+
+    def __repr__(self) -> str:
+        return f"ManifestStore({str(self.path)!r}, {self.obsid!r})"
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._lockfile, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing drops the flock
+
+    def _current(self) -> Manifest:
+        """The saved manifest; a corrupt file is set aside once and replaced at once."""
+        manifest, corrupt = _load(self.path, self.obsid)
+        if corrupt:
+            save_manifest(manifest, self.path)
+        return manifest
+
+    def update(self, change: Callable[[Manifest], T]) -> T:
+        """Apply ``change`` to the current manifest and save it; return what ``change`` returned."""
+        with self._locked():
+            manifest = self._current()
+            out = change(manifest)
+            save_manifest(manifest, self.path)
+            return out
+
+    def snapshot(self) -> Manifest:
+        """A copy of the manifest as saved now; changing it changes nothing on disk."""
+        with self._locked():
+            return self._current()
+
+    def get(self, unit: str, step: str) -> StepRecord | None:
+        """The current record of ``step`` for ``unit``."""
+        return self.snapshot().get(unit, step)
+
+    def record(self, result: SasResult, sas_version: str, attempts: int = 1) -> StepRecord:
+        """:func:`record_result`, saved."""
+        return self.update(lambda m: record_result(m, result, sas_version, attempts))
+
+    def mark(self, call: SasCall, status: StepStatus, message: str = "", *, sas_version: str = "") -> StepRecord:
+        """:func:`mark`, saved."""
+        return self.update(lambda m: mark(m, call, status, message, sas_version=sas_version))
+
+    def is_up_to_date(self, call: SasCall, sas_version: str) -> bool:
+        """:func:`is_up_to_date` against the manifest as saved now."""
+        return is_up_to_date(self.snapshot(), call, sas_version)

@@ -1,0 +1,478 @@
+"""Run one SAS call: own process group, logs to files, three failure checks, atomic products.
+
+DAXA ran SAS through ``sh -c`` and, on timeout, killed only the shell: the SAS child ran on
+and the call waited for it. Here every call starts in a new session (its own process group,
+no shell), and on timeout, on Python-side interruption, or when children outlive their
+parent, the whole group gets SIGTERM, then SIGKILL after a grace period, and the runner
+waits until no live process of the group is left.
+
+A call has failed when its exit status is non-zero, when SAS printed a ``** task: error``
+record, or when an expected output is missing: all three are checked. Outputs go to their
+product paths only after all three checks pass, by atomic moves, so a failed or killed call
+never leaves a half-written product where a later run would trust it.
+
+Example:
+    >>> from daxa_xmm.calls import SasCall, OutputSpec
+    >>> call = SasCall("espfilt", "0201903501", "0201903501PNS003",
+    ...                ("espfilt", "eventfile=pn.fits"), Path("/scratch/pnS003"),
+    ...                outputs=(OutputSpec("pnS003-gti.fits", Path("/out/pnS003-gti.fits")),),
+    ...                timeout_s=3600)
+    >>> result = run_sas(call)  # doctest: +SKIP
+    >>> raise_for_result(result)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+__all__ = ["run_sas", "raise_for_result", "is_transient", "kill_process_group", "FileSlots", "SlotLike"]
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import random
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ContextManager, Union
+
+from daxa_xmm.atomic import move_into_place
+from daxa_xmm.calls import SasCall, SasResult
+from daxa_xmm.errors import ConfigError, LayoutError, SasOutputMissing, SasTaskError, SasTimeout
+from daxa_xmm.sas_stderr import SasRecord, has_error, parse_sas_stderr
+
+log = logging.getLogger(__name__)
+
+#: A concurrency gate: a context manager (``threading.Semaphore``, :class:`FileSlots`) or a
+#: zero-argument factory returning one.
+SlotLike = Union[ContextManager[Any], Callable[[], ContextManager[Any]]]
+
+#: How long to wait, after SIGKILL, for the kernel to take a group down before giving up.
+_SETTLE_S = 10.0
+_POLL_S = 0.02
+#: Message prefixes :func:`raise_for_result` uses to tell failures apart.
+_MISSING = "missing output"
+_MOVE = "could not move output"
+_START = "could not start"
+
+
+# --------------------------------------------------------------------------- process groups
+def _live_members(pgid: int) -> list[int] | None:
+    """Pids of the group's processes that are not zombies; None where /proc is unavailable.
+
+    ``killpg(pgid, 0)`` succeeds while a zombie of the group is left, and an orphaned
+    grandchild's zombie lingers for as long as PID 1 does not reap it (containers whose
+    PID 1 is not an init). A zombie runs nothing, so it does not count as alive.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():  # pragma: no cover - non-Linux
+        return None
+    live: list[int] = []
+    want = str(pgid)
+    with os.scandir(proc) as entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(entry.path, "stat").read_text()
+            except OSError:
+                continue
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+            fields = stat.rpartition(")")[2].split()
+            if len(fields) > 2 and fields[2] == want and fields[0] not in ("Z", "X", "x"):
+                live.append(int(entry.name))
+    return live
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while any non-zombie process of group ``pgid`` exists."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - a process we may not signal is still alive
+        return True
+    members = _live_members(pgid)
+    return True if members is None else bool(members)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def _wait_group_gone(pgid: int, limit_s: float, proc: subprocess.Popen[bytes] | None) -> bool:
+    """Poll until group ``pgid`` has no live process or ``limit_s`` passed; reap ``proc``."""
+    deadline = time.monotonic() + max(limit_s, 0.0)
+    while True:
+        if proc is not None:
+            proc.poll()  # reap the leader, so its zombie does not keep the group "alive"
+        if not _group_alive(pgid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_POLL_S)
+
+
+def kill_process_group(
+    pgid: int,
+    grace_s: float = 3.0,
+    *,
+    proc: subprocess.Popen[bytes] | None = None,
+    settle_s: float = _SETTLE_S,
+) -> bool:
+    """SIGTERM the whole group, wait ``grace_s``, SIGKILL what is left, wait until it is gone.
+
+    SIGTERM first lets a SAS task close its FITS files; SIGKILL then ends whatever ignored it,
+    grandchildren included. The SIGKILL is sent in a ``finally``: even an interruption during
+    the grace period (a second Ctrl-C, a cancelled task) leaves nothing running.
+
+    Args:
+        pgid: the process group, which is the leader's pid for a ``start_new_session`` child.
+        grace_s: seconds between SIGTERM and SIGKILL.
+        proc: the group leader's Popen, reaped while waiting.
+        settle_s: how long to wait after SIGKILL for the kernel to remove the processes.
+
+    Returns:
+        True when no live process of the group is left.
+    """
+    try:
+        if _group_alive(pgid):
+            _signal_group(pgid, signal.SIGTERM)
+            _wait_group_gone(pgid, grace_s, proc)
+    finally:
+        if _group_alive(pgid):
+            _signal_group(pgid, signal.SIGKILL)
+    return _wait_group_gone(pgid, settle_s, proc)
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout_s: float | None, grace_s: float) -> bool:
+    """Wait for ``proc``; kill its group on timeout, on interruption and if children linger.
+
+    Returns:
+        True when the call ran out of time.
+    """
+    pgid = proc.pid  # start_new_session=True: the child leads its own group
+    timed_out = False
+    try:
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+    finally:
+        # Reached on timeout, on normal exit (a child may leave grandchildren running) and
+        # on KeyboardInterrupt or any BaseException raised while waiting.
+        if _group_alive(pgid):
+            if not timed_out and proc.returncode is not None:
+                log.warning("process group %d outlived its leader; killing it", pgid)
+            if not kill_process_group(pgid, grace_s, proc=proc):
+                log.error("process group %d still has live processes after SIGKILL", pgid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=_SETTLE_S)
+    return timed_out
+
+
+# --------------------------------------------------------------------------- slots
+class _Lease:
+    """One held slot: an open, flock'ed file descriptor."""
+
+    def __init__(self, index: int, fd: int) -> None:
+        self.index = index
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+
+class FileSlots:
+    """A counting semaphore across threads and processes: ``n`` lock files under ``folder``.
+
+    Holding a slot means holding an exclusive ``flock`` on one of ``slot-<i>.lock``. flock
+    locks belong to open file descriptions, so two threads of one process exclude each other
+    just as two processes do, and the kernel drops a lock when its holder dies: a crashed
+    worker never leaks a slot. This caps concurrent SAS processes across threads, subflows,
+    Dask workers and two flow runs on one machine, which Prefect's tag limits do not do
+    exactly.
+
+    Use it as a context manager (the held slots are tracked per thread, so one instance may
+    be shared), or :meth:`acquire` a lease and release it.
+
+    Args:
+        folder: where the lock files live; created if missing. Every process that shares
+            the cap must use the same folder.
+        n: how many holders at once.
+        poll_s: mean sleep between attempts while every slot is taken.
+
+    Example:
+        >>> slots = FileSlots(Path("/tmp/daxa-slots"), 4)  # doctest: +SKIP
+        >>> with slots:  # doctest: +SKIP
+        ...     run_the_sas_task()
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], n: int, *, poll_s: float = 0.05) -> None:
+        if n < 1:
+            raise ConfigError(f"FileSlots needs at least one slot, got n={n}")
+        self.folder = Path(folder)
+        self.n = n
+        self.poll_s = poll_s
+        self._local = threading.local()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable for process pools (threading.local is not): same folder, same cap.
+        return (self.__class__, (self.folder, self.n), {"poll_s": self.poll_s})
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.poll_s = state["poll_s"]
+
+    def __repr__(self) -> str:
+        return f"FileSlots({str(self.folder)!r}, n={self.n})"
+
+    def _try(self, index: int) -> _Lease | None:
+        fd = os.open(self.folder / f"slot-{index}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return None
+            raise
+        return _Lease(index, fd)
+
+    def acquire(self, timeout_s: float | None = None) -> _Lease:
+        """Take a free slot, waiting for one; raise ``TimeoutError`` after ``timeout_s``."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            start = random.randrange(self.n)  # spread holders over the files
+            for k in range(self.n):
+                lease = self._try((start + k) % self.n)
+                if lease is not None:
+                    return lease
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"no free slot in {self.folder} after {timeout_s} s")
+            time.sleep(self.poll_s * (0.5 + random.random()))
+
+    def _stack(self) -> list[_Lease]:
+        stack = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = self._local.stack = []
+        return stack
+
+    def __enter__(self) -> FileSlots:
+        self._stack().append(self.acquire())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack().pop().release()
+
+
+def _gate(slot: SlotLike | None) -> ContextManager[Any]:
+    if slot is None:
+        return contextlib.nullcontext()
+    if hasattr(slot, "__enter__") and hasattr(slot, "__exit__"):
+        return slot  # type: ignore[return-value]
+    return slot()  # type: ignore[operator]
+
+
+# --------------------------------------------------------------------------- running
+def _label(call: SasCall) -> str:
+    return f"{call.task} [{call.unit}]"
+
+
+def _prepare_cwd(call: SasCall) -> Path:
+    """Give the call a clean start: an emptied cwd, or at least no stale outputs in it.
+
+    A stale output left by an earlier (failed or older) run would otherwise pass the
+    "every output exists" check although this run never wrote it.
+    """
+    cwd = Path(call.cwd)
+    if call.clean_cwd and cwd.exists():
+        resolved = cwd.resolve()
+        precious = {Path(resolved.anchor), Path.home().resolve()}
+        with contextlib.suppress(OSError):  # the process's own cwd may have been deleted
+            precious.add(Path.cwd().resolve())
+        if resolved in precious:
+            raise LayoutError(f"refusing to empty {cwd} as the working directory of {_label(call)}")
+        shutil.rmtree(cwd)
+    cwd.mkdir(parents=True, exist_ok=True)
+    for out in call.outputs:
+        stale = cwd / out.name
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink(missing_ok=True)
+    return cwd
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def _first_error(records: tuple[SasRecord, ...]) -> SasRecord | None:
+    return next((r for r in records if r.level == "error"), None)
+
+
+def run_sas(
+    call: SasCall,
+    *,
+    log_dir: str | os.PathLike[str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    kill_grace_s: float = 3.0,
+    slot: SlotLike | None = None,
+) -> SasResult:
+    """Run one SAS call to completion, failure or timeout; never leave a process behind.
+
+    Args:
+        call: what to run. ``call.cwd`` is emptied first when ``call.clean_cwd``; otherwise
+            only stale copies of ``call.outputs`` are removed from it.
+        log_dir: where ``<unit>-<step>.stdout.log`` and ``.stderr.log`` go; the call's cwd
+            when None.
+        extra_env: variables added on top of the inherited environment (e.g. ``SAS_CCFPATH``);
+            ``call.env`` is applied last and wins.
+        kill_grace_s: seconds between SIGTERM and SIGKILL when the group is killed.
+        slot: a concurrency gate held only while the subprocess lives (not while moving
+            outputs): a context manager such as ``threading.Semaphore`` or
+            :class:`FileSlots`, or a factory of one. None: no gate.
+
+    Returns:
+        The result; ``status`` is ``ok`` only if the exit status is 0, stderr holds no
+        ``** task: error`` record and every output exists, and then every output with a
+        ``dest`` has been moved there. Start-up failures (executable not found) come back as
+        ``failed`` with ``exit_code`` None rather than as exceptions.
+
+    Raises:
+        LayoutError: ``clean_cwd`` would empty ``/``, the home folder or the current folder.
+        KeyboardInterrupt: re-raised after the process group has been killed.
+    """
+    label = _label(call)
+    cwd = _prepare_cwd(call)
+    logs = Path(log_dir) if log_dir is not None else cwd
+    logs.mkdir(parents=True, exist_ok=True)
+    stdout_log = logs / f"{call.unit}-{call.step}.stdout.log"
+    stderr_log = logs / f"{call.unit}-{call.step}.stderr.log"
+    env = {**os.environ, **(extra_env or {}), **call.env}
+    argv = list(call.argv)
+
+    def result(status: Any, code: int | None, records: tuple[SasRecord, ...], cause: str = "",
+               products: tuple[Path, ...] = ()) -> SasResult:
+        return SasResult(
+            call=call, status=status, exit_code=code, records=records, products=products,
+            started=started, ended=ended, stdout_log=stdout_log, stderr_log=stderr_log,
+            message=f"{label}: {cause}" if cause else "",
+        )
+
+    log.info("running %s: %s", label, call.describe())
+    with _gate(slot):
+        started = time.time()
+        with open(stdout_log, "wb") as out, open(stderr_log, "wb") as err:
+            try:
+                proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+                    argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                err.write(f"daxa-xmm: {_START} {argv[0]!r}: {exc}\n".encode())
+                ended = time.time()
+                log.error("%s: %s: %s", label, _START, exc)
+                return result("failed", None, (), f"{_START} {argv[0]!r}: {exc}")
+            timed_out = _wait(proc, call.timeout_s, kill_grace_s)
+        ended = time.time()
+
+    code = proc.returncode
+    records = tuple(parse_sas_stderr(stderr_log.read_text(errors="replace")))
+    error = _first_error(records)
+    if timed_out:
+        res = result("timeout", code, records, f"timed out after {call.timeout_s:g} s; process group killed")
+    elif code != 0:
+        cause = _exit_text(code) + (f"; {error}" if error else "")
+        res = result("failed", code, records, cause)
+    elif error is not None:
+        res = result("failed", code, records, f"{error} (exit status 0)")
+    else:
+        missing = [o.name for o in call.outputs if not (cwd / o.name).exists()]
+        if missing:
+            res = result("failed", code, records,
+                         f"{_MISSING}{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                         "(exit status 0, no error record)")
+        else:
+            products: list[Path] = []
+            try:
+                for o in call.outputs:
+                    if o.dest is not None:
+                        products.append(move_into_place(cwd / o.name, o.dest))
+            except OSError as exc:
+                res = result("failed", code, records, f"{_MOVE}: {exc}", tuple(products))
+            else:
+                res = result("ok", code, records, products=tuple(products))
+    if res.ok:
+        log.info("%s ok in %.1f s", label, res.duration_s)
+    else:
+        log.warning("%s (logs: %s)", res.message, stderr_log)
+    return res
+
+
+# --------------------------------------------------------------------------- errors
+def raise_for_result(result: SasResult) -> None:
+    """Raise the error a failed result stands for; return quietly when it is ok.
+
+    ``transient`` says whether retrying may help: a timeout, a signal (OOM killer, node
+    shutdown) or an OS error may pass; an error record, a positive exit status or a missing
+    output is what SAS will do again with the same inputs (espfilt's ``noCounts``).
+
+    Raises:
+        SasTimeout: the call ran out of time (transient).
+        SasOutputMissing: exit 0, no error record, an expected output absent (deterministic).
+        SasTaskError: any other failure.
+    """
+    if result.ok:
+        return
+    call = result.call
+    cause = result.message.removeprefix(f"{_label(call)}: ") or result.status
+    kwargs: dict[str, Any] = {
+        "task": call.task,
+        "argv": call.argv,
+        "exit_code": result.exit_code,
+        "records": result.records,
+        "unit": call.unit,
+        "log_files": [p for p in (result.stdout_log, result.stderr_log) if p is not None],
+    }
+    if result.status == "timeout":
+        raise SasTimeout(cause, **kwargs)
+    if has_error(result.records):
+        raise SasTaskError(cause, transient=False, **kwargs)
+    code = result.exit_code
+    if code is None or code < 0:
+        raise SasTaskError(cause, transient=True, **kwargs)
+    if code == 0 and cause.startswith(_MISSING):
+        raise SasOutputMissing(cause, transient=False, **kwargs)
+    if code == 0 and cause.startswith(_MOVE):
+        raise SasTaskError(cause, transient=True, **kwargs)
+    raise SasTaskError(cause, transient=False, **kwargs)
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """Whether a retry may succeed: the test behind the tasks' ``retry_condition_fn``.
+
+    A :class:`SasTaskError` says so itself; timeouts and OS errors (a full disk, a lost
+    NFS mount) are transient; anything else (bad parameters, bugs) is not.
+    """
+    if exc is None:
+        return False
+    if isinstance(exc, SasTaskError):
+        return exc.transient
+    return isinstance(exc, (OSError, TimeoutError))
+
