@@ -104,7 +104,8 @@ class OdfSummary(BaseModel):
 class Unit(BaseModel):
     """One processing unit: an (ObsID, instrument, sub-exposure) one SAS call covers.
 
-    ``ccds`` is the imaging CCD list epchain gets for PN (empty for other instruments).
+    ``ccds`` is the imaging CCD list: what epchain gets for PN; informational for MOS; empty
+    for RGS.
     """
 
     model_config = ConfigDict(frozen=True)

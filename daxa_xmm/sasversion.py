@@ -14,8 +14,13 @@ from functools import total_ordering
 
 from daxa_xmm.errors import SasVersionError
 
-_RELEASE = re.compile(r"(?<![\d.])(\d{1,2})\.(\d{1,2})\.(\d{1,2})(?:-([0-9a-f]+))?(?:-(\d{8}))?")
-_XMMSAS = re.compile(r"xmmsas_(\d{8})_(\d{4})-(\d{1,2})\.(\d{1,2})\.(\d{1,2})")
+_RELEASE = re.compile(
+    r"(?<![\d.])(\d{1,2})\.(\d{1,2})\.(\d{1,2})(?![\d]|\.\d)(?:-([0-9a-f]+))?(?:-(\d{8}))?(?![0-9a-f])"
+)
+_XMMSAS = re.compile(r"xmmsas_(\d{8})_(\d{4})-(\d{1,2})\.(\d{1,2})\.(\d{1,2})(?!\d)")
+#: The line ``sasversion`` prints its release on; other lines (paths, hosts) may hold numbers too.
+_RELEASE_LINE = re.compile(r"SAS release:\s*(.*)")
+_DATE = re.compile(r"(19|20)\d{6}")
 
 
 @total_ordering
@@ -65,20 +70,38 @@ class SasVersion:
         return f"SasVersion({self.major}, {self.minor}, {self.patch}, build={self.build!r})"
 
 
-def parse_sas_version(text: str) -> SasVersion:
-    """Parse ``22.1.0-a8f2c2afa-20250304``, ``xmmsas_20211130_0941-20.0.0`` or ``21.0.0``.
-
-    Accepts the whole ``sasversion`` output too: the first recognisable version wins, the
-    ``xmmsas_`` form first because its date would otherwise never be mistaken but its
-    numbers come last.
-
-    Raises:
-        SasVersionError: when no version can be found in ``text``.
-    """
+def _parse_one(text: str) -> SasVersion | None:
     m = _XMMSAS.search(text)
     if m:
         return SasVersion(int(m[3]), int(m[4]), int(m[5]), build=m[1], raw=m[0])
     m = _RELEASE.search(text)
     if m:
-        return SasVersion(int(m[1]), int(m[2]), int(m[3]), build=m[5], raw=m[0])
-    raise SasVersionError(f"no SAS version found in {text!r}")
+        build = m[5]
+        if build is None and m[4] and _DATE.fullmatch(m[4]):
+            build = m[4]  # ``21.0.0-20230101``: no hash, the date alone
+        return SasVersion(int(m[1]), int(m[2]), int(m[3]), build=build, raw=m[0])
+    return None
+
+
+def parse_sas_version(text: str) -> SasVersion:
+    """Parse ``22.1.0-a8f2c2afa-20250304``, ``xmmsas_20211130_0941-20.0.0`` or ``21.0.0``.
+
+    Accepts the whole ``sasversion`` output too: its ``SAS release:`` line is read first,
+    because the rest of the output lists paths (``SAS_DIR = /opt/xmmsas_...``) that may name
+    another build. Without such a line the first recognisable version wins, the
+    ``xmmsas_`` form first. The release numbers always come from the dotted triple, never
+    from the build date (DAXA once read ``22.1.0-...-20250303`` as version 20250303).
+
+    Raises:
+        SasVersionError: when no version can be found in ``text``.
+    """
+    if not isinstance(text, str):
+        raise SasVersionError(f"not a SAS version string: {text!r}")
+    for m in _RELEASE_LINE.finditer(text):
+        found = _parse_one(m[1])
+        if found is not None:
+            return found
+    found = _parse_one(text)
+    if found is not None:
+        return found
+    raise SasVersionError(f"no SAS version found in {text[:200]!r}")

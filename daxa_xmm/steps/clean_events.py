@@ -1,0 +1,129 @@
+"""cleaned_evt_lists: evselect applies the event filter, espfilt's GTI and the CCD selection.
+
+``evselect table=<events> filteredset=<out> withfilteredset=yes expression=<expr>
+updateexposure=yes filterexposure=yes keepfilteroutput=yes`` (names as in the real
+evselect ``Executing`` line). PN runs it a second time, with the same expression, on its
+out-of-time list, in the same working folder.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CleanEventsConfig", "clean_events_calls"]
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+
+from daxa_xmm.calls import OutputSpec, SasCall, param
+from daxa_xmm.errors import ConfigError
+from daxa_xmm.filters import MOS_DEFAULT, PN_DEFAULT, compose_expression, validate_expression
+from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.models import Unit
+from daxa_xmm.steps._common import FrozenConfig, work_dir
+
+_STATES = ("G", "I", "U", "B", "O")
+
+
+class CleanEventsConfig(FrozenConfig):
+    """Knobs of cleaned_evt_lists (energies already in eV; the seed converts Quantities)."""
+
+    lo_ev: float | None = Field(None, ge=0, description="lower PI bound in eV, or None for no energy cut")
+    hi_ev: float | None = Field(None, gt=0, description="upper PI bound in eV, or None for no energy cut")
+    pn_filt_expr: str | tuple[str, ...] = Field(PN_DEFAULT, description="PN selection (a list is joined with &&)")
+    mos_filt_expr: str | tuple[str, ...] = Field(MOS_DEFAULT, description="MOS selection (a list is joined with &&)")
+    filt_mos_anom_state: bool = Field(False, description="keep only MOS CCDs emanom found in an accepted state")
+    acc_mos_anom_states: tuple[str, ...] = Field(
+        ("G", "I", "U"), description="accepted emanom states: G(ood), I(ntermediate), U(nknown), B(ad), O(ff)"
+    )
+
+    @field_validator("pn_filt_expr", "mos_filt_expr")
+    @classmethod
+    def _expr(cls, v: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        for part in (v,) if isinstance(v, str) else v:
+            validate_expression(part)
+        if not isinstance(v, str) and not v:
+            raise ValueError("an empty list of expressions")
+        return v
+
+    @field_validator("acc_mos_anom_states")
+    @classmethod
+    def _states(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [s for s in v if s not in _STATES]
+        if bad or not v:
+            raise ValueError(f"states must be a non-empty subset of {_STATES}, got {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _band(self) -> "CleanEventsConfig":
+        if (self.lo_ev is None) != (self.hi_ev is None):
+            raise ValueError("lo_en and hi_en must be given together (both or neither)")
+        if self.lo_ev is not None and self.hi_ev is not None and self.hi_ev <= self.lo_ev:
+            raise ValueError(f"hi_en ({self.hi_ev:g} eV) must be larger than lo_en ({self.lo_ev:g} eV)")
+        return self
+
+
+def clean_events_calls(
+    layout: ArchiveLayout,
+    unit: Unit,
+    cfg: CleanEventsConfig,
+    accepted_ccds: Sequence[int] | None = None,
+    timeout_s: float | None = None,
+) -> list[SasCall]:
+    """evselect call(s) cleaning one PN or MOS sub-exposure.
+
+    Args:
+        layout: the archive layout.
+        unit: the PN/MOS unit.
+        cfg: selection and energy range.
+        accepted_ccds: MOS CCDs to keep (from emanom), or None to keep all.
+        timeout_s: wall-clock limit per call.
+
+    Returns:
+        ``[events_call]`` for MOS, ``[events_call, oot_call]`` for PN.
+
+    Raises:
+        ConfigError, FilterExpressionError: for a bad unit or selection.
+    """
+    if unit.inst not in ("PN", "M1", "M2"):
+        raise ConfigError(f"cleaned_evt_lists cleans EPIC event lists, not {unit.inst} ({unit.label})")
+    obsid, inst, exp = unit.obsid, unit.inst, unit.exp_id
+    user = cfg.pn_filt_expr if inst == "PN" else cfg.mos_filt_expr
+    expr = compose_expression(
+        inst,
+        lo_ev=cfg.lo_ev,
+        hi_ev=cfg.hi_ev,
+        user_expr=user,
+        gti_file=layout.espfilt_gti(obsid, inst, exp),
+        accepted_ccds=accepted_ccds if inst != "PN" else None,
+    )
+    cwd = work_dir(layout, obsid, unit.label, "cleaned_evt_lists")
+    pairs: list[tuple[Path, Path, str]] = [(layout.chain_events(obsid, inst, exp), layout.clean_events(obsid, inst, exp), "cleaned_evt_lists")]
+    if inst == "PN":
+        pairs.append((layout.pn_events(obsid, exp, oot=True), layout.clean_events(obsid, inst, exp, oot=True), "cleaned_evt_lists_oot"))
+    calls = []
+    for i, (table, dest, step) in enumerate(pairs):
+        calls.append(
+            SasCall(
+                step=step,
+                obsid=obsid,
+                unit=unit.label,
+                argv=(
+                    "evselect",
+                    param("table", table),
+                    param("filteredset", dest.name),
+                    param("withfilteredset", True),
+                    param("expression", expr),
+                    param("updateexposure", True),
+                    param("filterexposure", True),
+                    param("keepfilteroutput", True),
+                ),
+                cwd=cwd,
+                env={"SAS_CCF": str(layout.ccf(obsid))},
+                outputs=(OutputSpec(dest.name, dest),),
+                timeout_s=timeout_s,
+                clean_cwd=i == 0,
+                extra={"exposure": exp, "expression": expr, "accepted_ccds": list(accepted_ccds) if accepted_ccds else None},
+            )
+        )
+    return calls

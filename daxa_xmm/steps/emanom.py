@@ -1,0 +1,60 @@
+"""emanom: which MOS CCDs are in an anomalous state (SAS >= 19 only).
+
+Its log (``mos1S001-anom.log``) is read by :func:`daxa_xmm.emanom.parse_emanom_out`, and
+cleaned_evt_lists keeps only the CCDs in an accepted state. Before SAS 19 emanom did not
+exist: the builder returns no call and logs a warning, and cleaning then keeps every CCD.
+"""
+
+from __future__ import annotations
+
+__all__ = ["EMANOM_MIN_SAS", "emanom_calls", "emanom_log_name"]
+
+import logging
+
+from daxa_xmm.calls import OutputSpec, SasCall, param
+from daxa_xmm.emanom import EMANOM_MIN_SAS
+from daxa_xmm.errors import ConfigError
+from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.models import Unit
+from daxa_xmm.sasversion import SasVersion
+from daxa_xmm.steps._common import work_dir
+
+logger = logging.getLogger(__name__)
+
+
+def emanom_log_name(unit: Unit) -> str:
+    """``mos1S001-anom.log``: the name emanom writes in its cwd."""
+    return f"{unit.file_inst}{unit.exp_id}-anom.log"
+
+
+def emanom_calls(
+    layout: ArchiveLayout, unit: Unit, sas_version: SasVersion, timeout_s: float | None = None
+) -> list[SasCall]:
+    """One emanom call on emchain's event list, or ``[]`` (with a warning) before SAS 19.
+
+    Raises:
+        ConfigError: for a unit that is not M1 or M2.
+    """
+    if unit.inst not in ("M1", "M2"):
+        raise ConfigError(f"emanom checks MOS CCDs, not {unit.inst} ({unit.label})")
+    if sas_version < EMANOM_MIN_SAS:
+        logger.warning("emanom needs SAS >= 19.0.0 (found %s): %s is not checked for anomalous CCDs", sas_version, unit.label)
+        return []
+    obsid = unit.obsid
+    return [
+        SasCall(
+            step="emanom",
+            obsid=obsid,
+            unit=unit.label,
+            argv=(
+                "emanom",
+                param("eventfile", layout.mos_events(obsid, unit.inst, unit.exp_id)),
+                param("keepcorner", False),
+            ),
+            cwd=work_dir(layout, obsid, unit.label, "emanom"),
+            env={"SAS_CCF": str(layout.ccf(obsid))},
+            outputs=(OutputSpec(emanom_log_name(unit), layout.emanom_log(obsid, unit.inst, unit.exp_id)),),
+            timeout_s=timeout_s,
+            extra={"exposure": unit.exp_id},
+        )
+    ]

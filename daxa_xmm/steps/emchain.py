@@ -1,0 +1,56 @@
+"""emchain: one MOS event list per sub-exposure.
+
+One call per sub-exposure (``instruments=M1 exposures=S001``) so that each is a unit of
+its own, as epchain's are. No ``ccds``: it breaks FastUncompressed mode (timing on CCD 1,
+imaging elsewhere), whose submode then reads Unknown. ``addtaglenoise=no
+makeflaregti=no``: emanom and espfilt do those jobs, visibly, as their own steps.
+"""
+
+from __future__ import annotations
+
+__all__ = ["emchain_calls"]
+
+from pathlib import Path
+
+from daxa_xmm.calls import OutputSpec, SasCall, param
+from daxa_xmm.errors import ConfigError
+from daxa_xmm.layout import ArchiveLayout, mos_events_name
+from daxa_xmm.models import Unit
+from daxa_xmm.steps._common import sas_env, work_dir
+
+
+def emchain_calls(
+    layout: ArchiveLayout, unit: Unit, summary: Path, timeout_s: float | None = None
+) -> list[SasCall]:
+    """One emchain call for a MOS sub-exposure.
+
+    Raises:
+        ConfigError: for a unit that is not M1 or M2.
+    """
+    if unit.inst not in ("M1", "M2"):
+        raise ConfigError(f"emchain processes M1/M2, not {unit.inst} ({unit.label})")
+    obsid = unit.obsid
+    return [
+        SasCall(
+            step="emchain",
+            obsid=obsid,
+            unit=unit.label,
+            argv=(
+                "emchain",
+                param("odf", summary),
+                param("instruments", unit.inst),
+                param("exposures", unit.exp_id),
+                param("addtaglenoise", False),
+                param("makeflaregti", False),
+            ),
+            cwd=work_dir(layout, obsid, unit.label, "emchain"),
+            env=sas_env(layout, obsid, summary),
+            outputs=(
+                OutputSpec(
+                    mos_events_name(obsid, unit.inst, unit.exp_id), layout.mos_events(obsid, unit.inst, unit.exp_id)
+                ),
+            ),
+            timeout_s=timeout_s,
+            extra={"exposure": unit.exp_id, "mode": unit.mode, "filter": unit.filter},
+        )
+    ]

@@ -1,0 +1,119 @@
+"""merge_subexposures: one event list per instrument, merged over its sub-exposures.
+
+``merge set1=A set2=B outset=C`` merges two lists, so N lists take N-1 chained calls in
+one working folder: ``merge_1.fits = A+B``, ``merge_2.fits = merge_1+C``, ..., the last
+outset being the product. A single sub-exposure is not merged at all: the plan says so
+explicitly (:class:`MergePlan` with ``single_source`` set and no calls) and
+:func:`place_single` copies it to its destination atomically; the cleaned per-exposure
+list stays where it was, since later re-runs and users may still read it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MergePlan", "merge_calls", "place_single"]
+
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from daxa_xmm.calls import OutputSpec, SasCall, param
+from daxa_xmm.errors import ConfigError
+from daxa_xmm.layout import ArchiveLayout, check_obsid
+from daxa_xmm.steps._common import work_dir
+
+
+@dataclass(frozen=True)
+class MergePlan:
+    """How one instrument's list is made.
+
+    Attributes:
+        calls: chained merge calls (empty when there is a single source).
+        single_source: the only sub-exposure list, to be copied (not merged), else None.
+        dest: the merged list's final path.
+    """
+
+    calls: tuple[SasCall, ...]
+    single_source: Path | None
+    dest: Path
+
+
+def merge_calls(
+    layout: ArchiveLayout,
+    obsid: str,
+    unit_label: str,
+    sources: Sequence[Path],
+    dest: Path,
+    timeout_s: float | None = None,
+) -> MergePlan:
+    """Plan the merge of ``sources`` into ``dest``.
+
+    Args:
+        layout: the archive layout.
+        obsid: the ObsID.
+        unit_label: e.g. ``0201903501PN-clean``; names the working folder.
+        sources: the sub-exposure lists, in order.
+        dest: the final merged list.
+        timeout_s: wall-clock limit per call.
+
+    Raises:
+        ConfigError: when there is nothing to merge.
+    """
+    check_obsid(obsid)
+    if not sources:
+        raise ConfigError(f"{unit_label}: no event lists to merge")
+    if len(sources) == 1:
+        return MergePlan(calls=(), single_source=Path(sources[0]), dest=Path(dest))
+    cwd = work_dir(layout, obsid, unit_label, "merge")
+    calls = []
+    current: Path | str = sources[0]
+    n = len(sources) - 1
+    for i, nxt in enumerate(sources[1:], start=1):
+        last = i == n
+        out = Path(dest).name if last else f"merge_{i}.fits"
+        calls.append(
+            SasCall(
+                step="merge_subexposures",
+                obsid=obsid,
+                unit=unit_label,
+                argv=("merge", param("set1", current), param("set2", nxt), param("outset", out)),
+                cwd=cwd,
+                env={"SAS_CCF": str(layout.ccf(obsid))},
+                outputs=(OutputSpec(out, Path(dest) if last else None),),
+                timeout_s=timeout_s,
+                clean_cwd=i == 1,
+                extra={"sources": [str(s) for s in sources], "link": i, "of": n},
+            )
+        )
+        current = out
+    return MergePlan(calls=tuple(calls), single_source=None, dest=Path(dest))
+
+
+def place_single(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
+    """Copy the only sub-exposure list to the merged name, atomically.
+
+    The copy is written beside ``dest`` under a temporary name, fsync'ed, then renamed over
+    ``dest``: a reader sees the old file or the complete new one. ``source`` is left in
+    place.
+
+    Returns:
+        ``dest``.
+    """
+    src, target = Path(source), Path(dest)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(src, "rb") as inp, open(tmp, "xb") as out:
+            shutil.copyfileobj(inp, out, 1024 * 1024)
+            out.flush()
+            os.fsync(out.fileno())
+        shutil.copystat(src, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return target

@@ -1,0 +1,152 @@
+"""The seed API: DAXA's names and parameters, per-observation isolation, argument checks."""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+from pathlib import Path
+
+import astropy.units as u
+import pytest
+
+from daxa_xmm import seed
+from daxa_xmm.archive import Archive
+from daxa_xmm.calls import StepPlan
+from daxa_xmm.errors import ConfigError
+from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.plan import EXAMPLE_SUMMARY
+
+GOOD, BAD, MISSING = "0123456789", "0000000002", "0000000003"
+
+
+@pytest.fixture()
+def archive(tmp_path: Path) -> Archive:
+    """Three ObsIDs: one with a good summary, one with a corrupt one, one with none."""
+    layout = ArchiveLayout(tmp_path / "raw", tmp_path / "out")
+    for o in (GOOD, BAD, MISSING):
+        (tmp_path / "raw" / o).mkdir(parents=True)
+    shutil.copy(EXAMPLE_SUMMARY, tmp_path / "raw" / GOOD / f"0001_{GOOD}_SCX00000SUM.ASC")
+    (layout.obs_dir(GOOD)).mkdir(parents=True)
+    shutil.copy(EXAMPLE_SUMMARY, layout.obs_dir(GOOD) / EXAMPLE_SUMMARY.name)
+    layout.obs_dir(BAD).mkdir(parents=True)
+    (layout.obs_dir(BAD) / f"0002_{BAD}_SCX00000SUM.SAS").write_text("this is not a summary\n")
+    return Archive(layout, "22.1.0")
+
+
+SEEDS = [
+    seed.epchain, seed.emchain, seed.rgs_events, seed.rgs_angles, seed.cleaned_rgs_event_lists, seed.emanom,
+    seed.espfilt, seed.cleaned_evt_lists, seed.merge_subexposures, seed.generate_images_expmaps,
+]
+
+
+@pytest.mark.parametrize("fn", SEEDS, ids=lambda f: f.__name__)
+def test_bad_observation_is_isolated(archive: Archive, fn) -> None:
+    plan = fn(archive)
+    assert isinstance(plan, StepPlan) and len(tuple(plan)) == 7
+    assert plan.calls(), "the good observation is planned"
+    assert set(plan.commands) == {GOOD, BAD, MISSING}
+    for obsid in (BAD, MISSING):
+        assert plan.commands[obsid] == {}
+        assert "error" in plan.extra_info[obsid]
+    assert "run odf_ingest first" in plan.extra_info[MISSING]["error"]
+
+
+def test_cif_build_and_odf_ingest(archive: Archive) -> None:
+    cif = seed.cif_build(archive, analysis_date="2020-01-01", timeout=2 * u.hour)
+    (call,) = cif.commands[GOOD][GOOD]
+    assert "observationdate=2001-01-01" in call.argv and "analysisdate=2020-01-01" in call.argv
+    assert call.timeout_s == 7200 and cif.timeout == 2 * u.hour
+    assert "error" in cif.extra_info[BAD]  # no SUM.ASC in its ODF folder
+    odf = seed.odf_ingest(archive)
+    assert odf.commands[GOOD][GOOD][0].outputs[0].name == f"0001_{GOOD}_SCX00000SUM.SAS"
+
+
+def test_seven_tuple_unpacks(archive: Archive) -> None:
+    commands, final_paths, extra, message, cores, hide, timeout = seed.epchain(
+        archive, num_cores=3, disable_progress=True
+    )
+    assert set(commands[GOOD]) == {f"{GOOD}PNS003", f"{GOOD}PNU002"}
+    assert cores == 3 and hide is True and timeout is None and "PN" in message
+    assert final_paths[GOOD][f"{GOOD}PNS003"][0].name == f"P{GOOD}PNS003OOEVLI0000.FIT"
+    assert extra[GOOD][f"{GOOD}PNS003"]["oot_evt_list"].endswith("OOEVLI0000.FIT")
+
+
+def test_process_unscheduled_false_drops_u_exposures(archive: Archive) -> None:
+    plan = seed.epchain(archive, process_unscheduled=False)
+    assert set(plan.commands[GOOD]) == {f"{GOOD}PNS003"}
+
+
+def test_merge_single_and_multiple(archive: Archive) -> None:
+    plan = seed.merge_subexposures(archive)
+    assert len(plan.commands[GOOD][f"{GOOD}PN-clean"]) == 1  # S003 + U002
+    assert plan.commands[GOOD][f"{GOOD}M1-clean"] == []
+    info = plan.extra_info[GOOD][f"{GOOD}M1-clean"]
+    assert info["single_source"].endswith("_mos1_S001_clean_evts.fits")
+    assert plan.final_paths[GOOD][f"{GOOD}M1-clean"] == [Path(info["dest"])]
+
+
+def test_images_default_bands(archive: Archive) -> None:
+    plan = seed.generate_images_expmaps(archive)
+    assert sorted(plan.commands[GOOD]) == sorted(
+        f"{GOOD}{i}-{b}" for i in ("PN", "M1", "M2") for b in ("0.50-2.00keV", "2.00-10.00keV")
+    )
+
+
+def test_cleaned_evt_lists_energy_and_anomalous_ccds(archive: Archive, tmp_path: Path) -> None:
+    log = archive.layout.emanom_log(GOOD, "M1", "S001")
+    log.parent.mkdir(parents=True)
+    log.write_text("".join(f"CCD: {c}  Hardness: 0.5  Status: {s}\n" for c, s in zip(range(1, 8), "GGBGOIU")))
+    plan = seed.cleaned_evt_lists(archive, lo_en=0.5 * u.keV, hi_en="2 keV", filt_mos_anom_state=True)
+    m1 = plan.commands[GOOD][f"{GOOD}M1S001"][0]
+    expr = next(a for a in m1.argv if a.startswith("expression="))
+    assert "(PI in [500:2000])" in expr
+    # M2 has no emanom log: an honest error for that unit, not an unfiltered list
+    assert plan.commands[GOOD][f"{GOOD}M2S002"] == []
+    assert "emanom log" in plan.extra_info[GOOD][f"{GOOD}M2S002"]["error"]
+    assert expr.endswith("(CCDNR in 1,2,4,6,7)")  # B (3) and O (5) dropped
+
+
+@pytest.mark.parametrize(
+    ("fn", "kwargs", "words"),
+    [
+        (seed.epchain, dict(timeout=5 * u.m), "timeout"),
+        (seed.epchain, dict(timeout=5), "timeout"),
+        (seed.epchain, dict(num_cores=0), "num_cores"),
+        (seed.cleaned_evt_lists, dict(lo_en=0.5, hi_en=2.0), "lo_en"),
+        (seed.cleaned_evt_lists, dict(lo_en=0.5 * u.keV), "lo_en and hi_en"),
+        (seed.espfilt, dict(method="median"), "method"),
+        (seed.espfilt, dict(with_binning=0.5 * u.s), "binsize_s"),
+        (seed.espfilt, dict(with_smoothing=3 * u.keV), "with_smoothing"),
+        (seed.espfilt, dict(filter_lo_en=9 * u.keV), "filter_hi_ev"),
+        (seed.espfilt, dict(range_scale={"pn": 1}), "range_scale"),
+        (seed.generate_images_expmaps, dict(lo_en=u.Quantity([0.5], "keV")), "same number"),
+        (seed.cif_build, dict(analysis_date="soon"), "analysis_date"),
+    ],
+)
+def test_argument_errors_name_the_argument(archive: Archive, fn, kwargs: dict, words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        fn(archive, **kwargs)
+
+
+def test_not_an_archive() -> None:
+    with pytest.raises(ConfigError, match="Archive"):
+        seed.epchain("archive")  # type: ignore[arg-type]
+
+
+def test_signatures_match_daxa() -> None:
+    def params(fn) -> dict:
+        return {k: v.default for k, v in inspect.signature(fn).parameters.items()}
+
+    assert params(seed.cif_build) == {
+        "obs_archive": inspect.Parameter.empty, "num_cores": seed.NUM_CORES, "disable_progress": False,
+        "analysis_date": "now", "timeout": None,
+    }
+    assert list(params(seed.espfilt)) == [
+        "obs_archive", "method", "with_smoothing", "with_binning", "ratio", "filter_lo_en", "filter_hi_en",
+        "range_scale", "allowed_sigma", "gauss_fit_lims", "num_cores", "disable_progress", "timeout",
+    ]
+    p = params(seed.cleaned_evt_lists)
+    assert p["acc_mos_anom_states"] == ("G", "I", "U") and p["filt_mos_anom_state"] is False
+    for fn in (seed.epchain, seed.emchain, seed.rgs_events, seed.rgs_angles, seed.cleaned_rgs_event_lists):
+        assert list(params(fn)) == ["obs_archive", "process_unscheduled", "num_cores", "disable_progress", "timeout"]
+    assert seed.NUM_CORES >= 1
