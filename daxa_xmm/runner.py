@@ -288,11 +288,13 @@ def _label(call: SasCall) -> str:
     return f"{call.task} [{call.unit}]"
 
 
-def _prepare_cwd(call: SasCall) -> Path:
-    """Give the call a clean start: an emptied cwd, or at least no stale outputs in it.
+def _prepare_cwd(call: SasCall) -> tuple[Path, dict[str, int]]:
+    """Give the call a clean start, and note what its outputs looked like before it ran.
 
-    A stale output left by an earlier (failed or older) run would otherwise pass the
-    "every output exists" check although this run never wrote it.
+    With ``clean_cwd`` the folder is emptied. Without it the call reuses files an earlier
+    call left there, possibly updating one in place (rgsproc's later stages rewrite the
+    event list of the first): those are kept, and their modification times returned, so
+    that an output this run did not touch is not mistaken for a new one.
     """
     cwd = Path(call.cwd)
     if call.clean_cwd and cwd.exists():
@@ -304,13 +306,20 @@ def _prepare_cwd(call: SasCall) -> Path:
             raise LayoutError(f"refusing to empty {cwd} as the working directory of {_label(call)}")
         shutil.rmtree(cwd)
     cwd.mkdir(parents=True, exist_ok=True)
+    before: dict[str, int] = {}
     for out in call.outputs:
-        stale = cwd / out.name
-        if stale.is_dir() and not stale.is_symlink():
-            shutil.rmtree(stale)
-        else:
-            stale.unlink(missing_ok=True)
-    return cwd
+        with contextlib.suppress(FileNotFoundError):
+            before[out.name] = (cwd / out.name).stat().st_mtime_ns
+    return cwd, before
+
+
+def _fresh(path: Path, mtime_before: int | None) -> bool:
+    """True when ``path`` exists and was written since the call started."""
+    try:
+        mtime = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
+    return mtime_before is None or mtime != mtime_before
 
 
 def _exit_text(code: int) -> str:
@@ -359,7 +368,7 @@ def run_sas(
         KeyboardInterrupt: re-raised after the process group has been killed.
     """
     label = _label(call)
-    cwd = _prepare_cwd(call)
+    cwd, before = _prepare_cwd(call)
     logs = Path(log_dir) if log_dir is not None else cwd
     logs.mkdir(parents=True, exist_ok=True)
     stdout_log = logs / f"{call.unit}-{call.step}.stdout.log"
@@ -403,7 +412,7 @@ def run_sas(
     elif error is not None:
         res = result("failed", code, records, f"{error} (exit status 0)")
     else:
-        missing = [o.name for o in call.outputs if not (cwd / o.name).exists()]
+        missing = [o.name for o in call.outputs if not _fresh(cwd / o.name, before.get(o.name))]
         if missing:
             res = result("failed", code, records,
                          f"{_MISSING}{'s' if len(missing) > 1 else ''} {', '.join(missing)} "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from daxa_xmm.calls import OutputSpec, SasCall, param
 from daxa_xmm.errors import ConfigError
-from daxa_xmm.layout import ArchiveLayout, mos_events_name
+from daxa_xmm.layout import ArchiveLayout, attitude_name, mos_events_name
 from daxa_xmm.models import Unit
 from daxa_xmm.steps._common import sas_env, work_dir
 
@@ -49,6 +49,8 @@ def emchain_calls(
                 OutputSpec(
                     mos_events_name(obsid, unit.inst, unit.exp_id), layout.mos_events(obsid, unit.inst, unit.exp_id)
                 ),
+                # emchain runs atthkgen too: a MOS-only observation still gets its attitude
+                OutputSpec(attitude_name(obsid), layout.attitude(obsid)),
             ),
             timeout_s=timeout_s,
             extra={"exposure": unit.exp_id, "mode": unit.mode, "filter": unit.filter},

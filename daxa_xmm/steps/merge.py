@@ -76,7 +76,8 @@ def merge_calls(
         out = Path(dest).name if last else f"merge_{i}.fits"
         calls.append(
             SasCall(
-                step="merge_subexposures",
+                # one manifest key per link: the last link is the step's product
+                step="merge_subexposures" if last else f"merge_subexposures_{i}",
                 obsid=obsid,
                 unit=unit_label,
                 argv=("merge", param("set1", current), param("set2", nxt), param("outset", out)),

@@ -162,7 +162,7 @@ def test_missing_output_fails_and_nothing_is_moved(tmp_path: Path) -> None:
     assert not info.value.transient
 
 
-def test_stale_outputs_are_removed_before_running(tmp_path: Path) -> None:
+def test_stale_outputs_are_not_mistaken_for_new_ones(tmp_path: Path) -> None:
     env = _fake(tmp_path, "epchain", "pass\n")
     cwd = tmp_path / "work"
     cwd.mkdir()
@@ -176,6 +176,23 @@ def test_stale_outputs_are_removed_before_running(tmp_path: Path) -> None:
     assert "P0201903501PNS003PIEVLI0000.FIT" in res.message
     assert not dest.exists()
     assert (cwd / "intermediate.FIT").exists()  # clean_cwd=False keeps what it should
+
+
+def test_an_output_updated_in_place_counts_as_written(tmp_path: Path) -> None:
+    # rgsproc's angles stage rewrites the event list its events stage left in the cwd
+    env = _fake(tmp_path, "rgsproc", """
+        text = open("P0201903501R1S004EVENLI0000.FIT").read()
+        open("P0201903501R1S004EVENLI0000.FIT", "w").write(text + " +angles")
+    """)
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    evt = cwd / "P0201903501R1S004EVENLI0000.FIT"
+    evt.write_text("events")
+    os.utime(evt, ns=(1, 1))  # an old file: the rewrite must change its time
+    call = _call(tmp_path, "rgsproc", clean_cwd=False, outputs=(OutputSpec(evt.name),))
+    res = run_sas(call, extra_env=env)
+    assert res.ok, res.message
+    assert evt.read_text() == "events +angles"
 
 
 def test_clean_cwd_empties_the_folder(tmp_path: Path) -> None:

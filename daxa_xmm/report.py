@@ -1,0 +1,166 @@
+"""The archive report: what ran, what failed and why, from the manifests.
+
+Built from the per-observation manifests (the record users trust), never from in-memory
+state, so a report after a resumed or partly failed run tells the whole truth. Written as
+``report.json`` for programs and ``report.html`` for people, atomically.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ObservationSummary", "ArchiveReport", "build_report", "write_report", "observation_rows"]
+
+import html
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from daxa_xmm.atomic import atomic_write_json, atomic_write_text
+from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.manifest import load_manifest
+
+
+class ObservationSummary(BaseModel):
+    """One observation's line in the report, plus its step rows."""
+
+    obsid: str
+    status: str = Field(description="ok | partial | failed")
+    message: str = ""
+    rows: list[dict[str, Any]] = Field(default_factory=list)
+    pictures: list[str] = Field(default_factory=list, description="quick-look PNGs, relative to the report")
+    products: list[str] = Field(default_factory=list)
+
+
+class ArchiveReport(BaseModel):
+    """Everything the archive-level report shows."""
+
+    created: datetime
+    archive: str
+    out: str
+    sas_version: str
+    observations: list[ObservationSummary]
+    counts: dict[str, int]
+
+
+def observation_rows(layout: ArchiveLayout, obsid: str) -> list[dict[str, Any]]:
+    """One row per (unit, step): status, duration, SAS errors and warnings, message."""
+    manifest = load_manifest(layout.manifest(obsid), obsid)
+    rows = []
+    for rec in sorted(manifest.records.values(), key=lambda r: (r.started or datetime.min.replace(tzinfo=timezone.utc), r.unit, r.step)):
+        rows.append(
+            {
+                "unit": rec.unit,
+                "step": rec.step,
+                "status": rec.status,
+                "duration_s": rec.duration_s,
+                "attempts": rec.attempts,
+                "errors": "; ".join(f"{e['task']}: {e['name']}: {e['message']}" for e in rec.errors),
+                "warnings": "; ".join(f"{w['task']}: {w['name']}" for w in rec.warnings),
+                "message": rec.message,
+                "products": [str(p) for p in rec.products],
+            }
+        )
+    return rows
+
+
+def build_report(
+    layout: ArchiveLayout, outcomes: list[dict[str, Any]], sas_version: str, pictures: dict[str, list[str]] | None = None
+) -> ArchiveReport:
+    """Combine the flow's per-observation outcomes with their manifests."""
+    pictures = pictures or {}
+    observations = []
+    for outcome in outcomes:
+        obsid = outcome["obsid"]
+        rows = observation_rows(layout, obsid) if layout.manifest(obsid).exists() else []
+        products = sorted({p for r in rows for p in r["products"]})
+        observations.append(
+            ObservationSummary(
+                obsid=obsid,
+                status=outcome["status"],
+                message=outcome.get("message", ""),
+                rows=rows,
+                pictures=pictures.get(obsid, []),
+                products=products,
+            )
+        )
+    counts: dict[str, int] = {}
+    for o in observations:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    return ArchiveReport(
+        created=datetime.now(timezone.utc),
+        archive=str(layout.raw_root),
+        out=str(layout.out_root),
+        sas_version=sas_version,
+        observations=observations,
+        counts=counts,
+    )
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.2em .5em;font-size:90%}
+.ok{color:#176f2c}.failed,.timeout,.upstream_failed{color:#b00020}.partial,.skipped{color:#a05a00}
+img{max-width:360px;margin:.3em;border:1px solid #ddd}
+"""
+
+
+def _html(report: ArchiveReport) -> str:
+    e = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>daxa-xmm report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>daxa-xmm processing report</h1>",
+        f"<p>Archive <code>{e(report.archive)}</code> &rarr; <code>{e(report.out)}</code><br>",
+        f"SAS {e(report.sas_version)} &middot; {e(report.created.isoformat(timespec='seconds'))} &middot; ",
+        ", ".join(f"<span class='{e(k)}'>{v} {e(k)}</span>" for k, v in sorted(report.counts.items())),
+        "</p><table><tr><th>ObsID</th><th>status</th><th>message</th></tr>",
+    ]
+    for o in report.observations:
+        parts.append(
+            f"<tr><td><a href='#{e(o.obsid)}'>{e(o.obsid)}</a></td><td class='{e(o.status)}'>{e(o.status)}</td>"
+            f"<td>{e(o.message)}</td></tr>"
+        )
+    parts.append("</table>")
+    for o in report.observations:
+        parts.append(f"<h2 id='{e(o.obsid)}'>{e(o.obsid)} <small class='{e(o.status)}'>{e(o.status)}</small></h2>")
+        if o.message:
+            parts.append(f"<p>{e(o.message)}</p>")
+        for pic in o.pictures:
+            parts.append(f"<a href='{e(pic)}'><img src='{e(pic)}' alt='{e(Path(pic).name)}'></a>")
+        parts.append("<table><tr><th>unit</th><th>step</th><th>status</th><th>s</th><th>tries</th><th>SAS errors</th><th>warnings</th><th>message</th></tr>")
+        for r in o.rows:
+            dur = "" if r["duration_s"] is None else f"{r['duration_s']:.1f}"
+            parts.append(
+                f"<tr><td>{e(r['unit'])}</td><td>{e(r['step'])}</td><td class='{e(r['status'])}'>{e(r['status'])}</td>"
+                f"<td>{dur}</td><td>{r['attempts']}</td><td>{e(r['errors'])}</td><td>{e(r['warnings'])}</td>"
+                f"<td>{e(r['message'])}</td></tr>"
+            )
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(report: ArchiveReport, out_root: Path) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.html`` into ``out_root`` atomically."""
+    out_root.mkdir(parents=True, exist_ok=True)
+    js = atomic_write_json(out_root / "report.json", report.model_dump(mode="json"))
+    page = atomic_write_text(out_root / "report.html", _html(report))
+    return js, page
+
+
+def markdown_summary(report: ArchiveReport) -> str:
+    """The archive summary as markdown, for a Prefect artifact."""
+    lines = [
+        f"# daxa-xmm: {len(report.observations)} observations",
+        "",
+        ", ".join(f"**{v}** {k}" for k, v in sorted(report.counts.items())),
+        "",
+        "| ObsID | status | message |",
+        "|---|---|---|",
+    ]
+    for o in report.observations:
+        lines.append(f"| {o.obsid} | {o.status} | {o.message.replace('|', '/')} |")
+    lines.append("")
+    lines.append(f"Report: `{Path(report.out) / 'report.html'}`")
+    return "\n".join(lines)

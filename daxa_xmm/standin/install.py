@@ -1,0 +1,110 @@
+"""Install the SAS stand-in: executables named like SAS's tasks, a SAS_DIR and a CCF folder.
+
+The demo and the tests put ``root/bin`` first on PATH, so the pipeline finds ``epchain``
+and friends exactly as it would find a real SAS install, with SAS_DIR and SAS_CCFPATH set
+the way ``setsas.sh`` sets them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["TASKS", "install_standin", "DEFAULT_VERSION"]
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+DEFAULT_VERSION = "22.1.0-a8f2c2afa-20250304"
+
+#: The SAS tasks the stand-in provides.
+TASKS = (
+    "sasversion", "cifbuild", "odfingest", "epchain", "emchain", "rgsproc",
+    "emanom", "espfilt", "evselect", "merge", "eexpmap",
+)
+
+#: A few calibration files with real CCF names (INSTRUMENT_TYPE_ISSUE.CCF).
+CCF_FILES = (
+    "EPN_QUANTUMEF_0019.CCF", "EPN_FILTERTRANSX_0014.CCF", "EPN_LINCOORD_0007.CCF",
+    "EMOS1_QUANTUMEF_0019.CCF", "EMOS1_ADUCONV_0079.CCF", "EMOS1_BADPIX_0031.CCF",
+    "EMOS2_QUANTUMEF_0019.CCF", "EMOS2_ADUCONV_0080.CCF",
+    "RGS1_EFFAREACORR_0009.CCF", "RGS2_EFFAREACORR_0009.CCF",
+    "XRT1_XPSF_0017.CCF", "XRT3_XPSF_0015.CCF", "XMM_MISCDATA_0022.CCF", "XMM_BORESIGHT_0032.CCF",
+)
+
+_SCRIPT = """#!{python}
+# SAS stand-in task '{task}' (daxa_xmm.standin); not ESA's SAS.
+import sys
+from daxa_xmm.standin.cli import main
+raise SystemExit(main({task!r}, sys.argv[1:]))
+"""
+
+
+def _write_exe(path: Path, text: str) -> None:
+    """Write an executable script atomically."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    tmp.chmod(tmp.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    os.replace(tmp, path)
+
+
+def _write_ccf(path: Path, instrument: str, typeid: str, issue: int) -> None:
+    """A small but real FITS calibration file with the CCF identification keywords."""
+    from astropy.io import fits
+
+    hdr = fits.Header()
+    hdr["TELESCOP"] = ("XMM", "XMM mission")
+    hdr["INSTRUME"] = (instrument, "Instrument")
+    hdr["CCFTYPE"] = (typeid, "Calibration data type")
+    hdr["CCFISSUE"] = (issue, "Constituent issue number")
+    hdr["SCOPE"] = (instrument, "Calibration scope")
+    hdr["TYPEID"] = (typeid, "Calibration data type")
+    hdr["ISSUE"] = (issue, "Constituent issue number")
+    hdr["VALDATE"] = ("2000-01-01T00:00:00", "Start of validity")
+    hdr["DATE"] = ("2020-01-01T00:00:00", "Creation date")
+    hdr["CREATOR"] = ("daxa_xmm.standin", "Not a real CCF: SAS stand-in")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fits.PrimaryHDU(header=hdr).writeto(tmp, overwrite=True)
+    os.replace(tmp, path)
+
+
+def install_standin(root: Path, *, sas_version: str = DEFAULT_VERSION) -> dict[str, str]:
+    """Create the stand-in under ``root`` and return the environment additions.
+
+    Args:
+        root: where to put ``bin/``, ``xmmsas_<version>/`` and ``ccf/``.
+        sas_version: what ``sasversion`` reports (``22.1.0-...`` or an old
+            ``xmmsas_20211130_0941-20.0.0`` tag); tasks whose behaviour depends on the
+            version (espfilt) follow it.
+
+    Returns:
+        ``PATH`` (bin prepended to the current PATH), ``SAS_DIR``, ``SAS_PATH``,
+        ``SAS_CCFPATH`` and ``DAXA_STANDIN_SAS_VERSION``.
+    """
+    root = Path(root).resolve()
+    bindir = root / "bin"
+    bindir.mkdir(parents=True, exist_ok=True)
+    for task in TASKS:
+        _write_exe(bindir / task, _SCRIPT.format(python=sys.executable, task=task))
+    tag = sas_version if sas_version.startswith("xmmsas_") else f"xmmsas_{sas_version}"
+    sas_dir = root / tag
+    sas_dir.mkdir(exist_ok=True)
+    (sas_dir / "setsas.sh").write_text(
+        "# SAS stand-in (daxa_xmm.standin): the variables a real setsas.sh exports.\n"
+        f'export SAS_DIR="{sas_dir}"\nexport SAS_PATH="{sas_dir}"\n'
+        f'export PATH="{bindir}:$PATH"\n'
+    )
+    (sas_dir / "VERSION").write_text(sas_version + "\n")
+    ccfdir = root / "ccf"
+    ccfdir.mkdir(exist_ok=True)
+    for name in CCF_FILES:
+        path = ccfdir / name
+        if not path.exists():
+            inst, typeid, issue = name[: -len(".CCF")].rsplit("_", 2)[0], *name[: -len(".CCF")].rsplit("_", 2)[1:]
+            _write_ccf(path, inst, typeid, int(issue))
+    return {
+        "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "SAS_DIR": str(sas_dir),
+        "SAS_PATH": str(sas_dir),
+        "SAS_CCFPATH": str(ccfdir),
+        "DAXA_STANDIN_SAS_VERSION": sas_version,
+    }

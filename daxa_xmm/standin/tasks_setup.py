@@ -1,0 +1,258 @@
+"""Stand-in sasversion, cifbuild and odfingest: the per-observation set-up tasks."""
+
+from __future__ import annotations
+
+__all__ = ["sasversion", "cifbuild", "cifbuild_output", "odfingest", "odfingest_output"]
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+
+from daxa_xmm.standin.common import TASK_VERSIONS, SasExit, TaskContext, atomic_path, build_tag, is_yes
+from daxa_xmm.standin.odf import INSTRUMENT_ORDER, read_odf
+
+
+def sasversion(args: dict[str, str], ctx: TaskContext) -> int:
+    """Print SAS's release block (new form) or the old ``[xmmsas_...]`` tag."""
+    version = ctx.sas_version()
+    if version.startswith("xmmsas_"):
+        print(f"sasversion:- sasversion (sasversion-{TASK_VERSIONS['sasversion']}) [{version}]")
+        return 0
+    lines = [
+        "sasversion:- XMM-Newton SAS release and build information:",
+        "",
+        f"SAS release: {version}",
+        "Compiled on: Tue Mar  4 07:29:35 UTC 2025",
+        "Compiled by: daxa_xmm.standin",
+        "Platform   : Ubuntu22.04",
+        "",
+        "SAS-related environment variables that are set:",
+        "",
+    ]
+    for var in ("SAS_DIR", "SAS_PATH", "SAS_CCFPATH", "SAS_CCF", "SAS_ODF"):
+        if ctx.env.get(var):
+            lines.append(f"{var} = {ctx.env[var]}")
+    print("\n".join(lines))
+    return 0
+
+
+# ---------------------------------------------------------------------------- cifbuild
+
+def cifbuild_output(ctx: TaskContext) -> Path:
+    """The calindexset path."""
+    return ctx.path(ctx.param("calindexset"))
+
+
+_CCF_NAME = re.compile(r"^(?P<scope>[A-Z0-9]+)_(?P<type>[A-Z0-9]+)_(?P<issue>\d{4})\.CCF$", re.IGNORECASE)
+
+
+def _date_arg(value: str, what: str) -> dt.datetime:
+    """``now`` or ``YYYY-MM-DD[Thh:mm:ss[.sss]]``; else SAS's InvalidDate error."""
+    if value == "now":
+        return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    for fmt in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+        try:
+            return dt.datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+    raise SasExit("InvalidDate", f"{what} '{value}' is not a valid date (YYYY-MM-DD[Thh:mm:ss])")
+
+
+def cifbuild(args: dict[str, str], ctx: TaskContext) -> int:
+    """Write a CALINDEX FITS table listing the newest issue of each CCF type found."""
+    import numpy as np
+    from astropy.io import fits
+
+    if is_yes(ctx.param("withccfpath")):
+        ccfpath = ctx.param("ccfpath")
+    else:
+        ccfpath = ctx.env.get("SAS_CCFPATH", "")
+        if not ccfpath:
+            raise SasExit("SAS_CCFPATHUndefined", "The environment variable SAS_CCFPATH is not set")
+    if is_yes(ctx.param("withobservationdate")):
+        obsdate = _date_arg(ctx.param("observationdate"), "observationdate")
+    else:
+        odf = ctx.env.get("SAS_ODF", "")
+        if not odf:
+            raise SasExit("SAS_ODFUndefined", "withobservationdate=no needs SAS_ODF (the ODF folder or its summary file)")
+        odfdir = Path(odf)
+        odfdir = odfdir if odfdir.is_dir() else odfdir.parent
+        start = read_odf(odfdir).observation().get("start", "")
+        obsdate = _date_arg(start, "observation start")
+    analdate = _date_arg(ctx.param("analysisdate"), "analysisdate")
+    newest: dict[tuple[str, str], tuple[int, Path]] = {}
+    for folder in ccfpath.split(":"):
+        d = Path(folder)
+        if not d.is_dir():
+            continue
+        for p in d.iterdir():
+            m = _CCF_NAME.match(p.name)
+            if m:
+                key = (m["scope"].upper(), m["type"].upper())
+                issue = int(m["issue"])
+                if key not in newest or issue > newest[key][0]:
+                    newest[key] = (issue, p)
+    if not newest:
+        raise SasExit("NoCCFFound", f"No CCF constituents found in '{ccfpath}'")
+    rows = sorted(newest.items())
+    full = is_yes(ctx.param("fullpath"))
+    fname = [str(p.resolve()) if full else p.name for _, (_, p) in rows]
+    n = len(rows)
+    cols = [
+        fits.Column("TELESCOP", "4A", array=np.array(["XMM"] * n)),
+        fits.Column("SCOPE", "6A", array=np.array([k[0] for k, _ in rows])),
+        fits.Column("TYPEID", "32A", array=np.array([k[1] for k, _ in rows])),
+        fits.Column("ISSUE", "I", array=np.array([v[0] for _, v in rows], dtype=np.int16)),
+        fits.Column("VALDATE", "19A", unit="yyyy:dd:mmZhh:mm:ss", array=np.array(["2000-01-01T00:00:00"] * n)),
+        fits.Column("VALDATE-END", "19A", unit="yyyy:dd:mmZhh:mm:ss", array=np.array([""] * n)),
+        fits.Column("FNAME", "256A", array=np.array(fname)),
+        fits.Column("DATE", "19A", unit="yyyy:dd:mmZhh:mm:ss", array=np.array(["2020-01-01T00:00:00"] * n)),
+        fits.Column("FSIZE", "J", unit="byte", array=np.array([v[1].stat().st_size for _, v in rows], dtype=np.int32)),
+        fits.Column("SUBDATE", "19A", unit="yyyy:dd:mmZhh:mm:ss", array=np.array(["2020-01-01T00:00:00"] * n)),
+        fits.Column("EXTSEQU", "32A", array=np.array(["ANY"] * n)),
+        fits.Column("EXTSEQID", "256A", array=np.array([""] * n)),
+        fits.Column("MD5", "32A", array=np.array(["0" * 32] * n)),
+        fits.Column("CREATOR", "64A", array=np.array(["daxa_xmm.standin"] * n)),
+    ]
+    table = fits.BinTableHDU.from_columns(cols, name="CALINDEX")
+    table.header["CATEGORY"] = "XMMCCF"
+    table.header["OBSVDATE"] = obsdate.strftime("%Y-%m-%dT%H:%M:%S")
+    table.header["ANALDATE"] = analdate.strftime("%Y-%m-%dT%H:%M:%S")
+    primary = fits.PrimaryHDU()
+    creator = ctx.creator(TASK_VERSIONS["cifbuild"])
+    primary.header["XPROC0"] = " ".join(["cifbuild", *ctx.argv]) + f" # {creator.split(' ', 1)[1]}"
+    primary.header["CREATOR"] = creator
+    primary.header["DATE"] = (dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000"), "creation date")
+    out = cifbuild_output(ctx)
+    with atomic_path(out) as tmp:
+        fits.HDUList([primary, table]).writeto(tmp, output_verify="silentfix")
+    return 0
+
+
+# --------------------------------------------------------------------------- odfingest
+
+def _odfdir(ctx: TaskContext) -> Path:
+    """The ODF folder: ``odfdir`` when given (withodfdir=yes or not), else SAS_ODF."""
+    value = ctx.args.get("odfdir") or ctx.env.get("SAS_ODF", "")
+    if not value or value == "$SAS_ODF":
+        raise SasExit("SAS_ODFUndefined", "No ODF directory: set odfdir= or SAS_ODF")
+    p = ctx.path(value)
+    return p if p.is_dir() or not p.exists() else p.parent
+
+
+def _outdir(ctx: TaskContext, odfdir: Path) -> Path:
+    """The output folder: ``outdir`` when given, else the ODF folder (odfingest's default)."""
+    value = ctx.args.get("outdir")
+    return ctx.path(value) if value else odfdir
+
+
+def odfingest_output(ctx: TaskContext) -> Path:
+    """``{rev}_{obsid}_SCX00000SUM.SAS`` in outdir."""
+    odfdir = _odfdir(ctx)
+    asc = sorted(odfdir.glob("*_SCX00000SUM.ASC"))
+    stem = asc[0].name[: -len("SUM.ASC")] if asc else "summary_"
+    return _outdir(ctx, odfdir) / f"{stem}SUM.SAS"
+
+
+_CONFIG_TITLE = {"M1": "EPIC MOS", "M2": "EPIC MOS", "PN": "EPIC PN", "R1": "RGS", "R2": "RGS", "OM": "OM"}
+
+
+def _iso(value: object) -> str:
+    """A DATE-OBS header value as ``YYYY-MM-DDThh:mm:ss.000``."""
+    text = str(value or "").strip()
+    return text if "." in text or not text else f"{text}.000"
+
+
+def odfingest(args: dict[str, str], ctx: TaskContext) -> int:
+    """Write the ODF summary file in odfingest's real layout."""
+    ctx.require_ccf()
+    odfdir = _odfdir(ctx)
+    odf = read_odf(odfdir)
+    outdir = _outdir(ctx, odfdir)
+    if not outdir.is_dir():
+        raise SasExit("OutDirNotFound", f"The output directory '{outdir}' does not exist")
+    out = odfingest_output(ctx)
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000")
+    tag = build_tag(ctx.sas_version())
+    lines = [
+        "// ----------------------------------",
+        "// XMM-Newton Science Analysis System",
+        "// ----------------------------------",
+        "//",
+        "// ODF Summary File",
+        f"// By: odfingest(odfingest-{TASK_VERSIONS['odfingest']}) [{tag}] on {now}",
+        "//",
+        "//",
+        "// Directory where the ODF constituents were found. This may have to be edited to match the local file system structure.",
+        "//",
+        f"PATH {odfdir.resolve()}",
+        "//",
+        "// Observation Record",
+        "//",
+    ]
+    obs = odf.record("OBSERVATION")
+    if obs is None:
+        raise SasExit("NoObservationRecord", "The ODF summary (SUM.ASC) has no OBSERVATION record")
+    lines += [ln.rstrip() for ln in obs]
+    files = sorted({*odf.files, out.name})
+    lines += ["//", "// Number of files in the Observation Summary File, and their names", "//", "FILES",
+              f"{len(files)} / Number of Files"]
+    lines += [f"{name} / ODF Constituent" for name in files]
+    conf = odf.record("CONFIGURATION")
+    if conf is not None:
+        asc_name = next(n for n in odf.files if n.endswith("SUM.ASC"))
+        lines.append(f"// The CONFIGURATION record was extracted from {asc_name}")
+        # odfingest's count covers the copied parameters plus its own three metadata lines
+        params = [ln for ln in conf[2:] if ln.strip()]
+        lines += [conf[0], str(len(params) + 3), *params]
+    lines += [
+        "// odfingest metadata",
+        f"ODFINGEST_VERSION = {TASK_VERSIONS['odfingest']} / odfingest version",
+        f"SAS_MANIFEST = {tag} / SAS Manifest",
+        f"PROCESS_DATE = {now} / Time and Date when summary file produced",
+    ]
+    obs_index = 0
+    for inst in INSTRUMENT_ORDER:
+        exps = [e for e in odf.exposures if e.inst == inst]
+        lines += ["//", "// Instrument Record", "//", "INSTRUMENT", inst,
+                  f"{'Y' if exps else 'N'} / Is this instrument active?",
+                  f"{len(exps)} / Number of exposures for this instrument"]
+        for i, exp in enumerate(exps, start=1):
+            obs_index += 1
+            h = exp.header
+            expid = str(h.get("EXP_ID", f"{odf.obsid}{inst}{exp.expid}")).strip()
+            start, end = _iso(h.get("DATE-OBS")), _iso(h.get("DATE-END"))
+            sched = h.get("SCHEDULD", exp.sched == "S")
+            lines += [
+                "//", "// Exposure Record", f"// Observation Level Exposure Index = {obs_index}",
+                f"// Instrument [{inst}] Level Exposure Identifier = {exp.expid}",
+                f"// Instrument [{inst}] Level Exposure Index = {i}", "//", "EXPOSURE",
+                f"{exp.num} / Exposure Identifier [also {exp.expid}]",
+                f"{'Y' if sched else 'N'} / Is this a scheduled exposure?",
+                f"{str(h.get('EXPTYPE', 'SCIENCE')).strip()} / Exposure Type",
+                f"{expid} / Commanded Exposure Identifier",
+                f"{expid} / Proposal Exposure Identifier",
+                f"{start} / Scheduled Start Time", f"{end} / Scheduled End Time",
+                f"{start} / Actual Start Time", f"{end} / Actual End Time",
+                "//", f"// Configuration Record for {inst}", "//",
+            ]
+            mode = str(h.get("SUBMODE", "UNDEFINED")).strip()
+            unit = "window" if inst == "OM" else "CCD"
+            params = [f"MODE = {mode} / Instrument configuration "]
+            params += [f"CALIBRATION_MODE_{c} = {mode} / Mode used to calibrate events from {unit} {c}" for c in sorted(exp.ccds)]
+            params += [f"DATA_MODE_{c} = {m} / Data mode for {unit} {c}" for c, m in sorted(exp.ccds.items())]
+            if h.get("FILTER") is not None and inst not in ("R1", "R2"):
+                params.append(f"FILTER = {str(h['FILTER']).strip()} // Filter")
+            lines += [f"CONFIGURATION {_CONFIG_TITLE[inst]}", f"{len(params)} / Number of configuration parameters available"]
+            lines += params
+    for name, rec in odf.records:
+        if name in ("PROPOSAL", "DATA QUALITY"):
+            if name == "PROPOSAL":
+                asc_name = next(n for n in odf.files if n.endswith("SUM.ASC"))
+                lines.append(f"// The PROPOSAL record was extracted from {asc_name}")
+            lines += rec
+    with atomic_path(out) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    os.chmod(out, 0o644)
+    return 0

@@ -1,0 +1,183 @@
+"""The one Prefect task behind every SAS step: skip if up to date, run, record, raise.
+
+Every step (cifbuild, epchain, espfilt...) is this task under its own name, so retries,
+the concurrency cap, the manifest and the skip logic are written once. The core does the
+work: :func:`daxa_xmm.runner.run_sas` runs the call in its own process group and kills the
+whole group at the unit's timeout; the task adds Prefect's retries, which a deterministic
+SAS error declines (retrying ``noCounts`` would only repeat it).
+"""
+
+from __future__ import annotations
+
+__all__ = ["ObsContext", "StepSkipped", "sas_task", "run_call_blocking", "retry_if_transient", "with_upstream"]
+
+import dataclasses
+import socket
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from daxa_xmm.calls import SasCall
+from daxa_xmm.errors import DaxaXmmError
+from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.manifest import ManifestStore
+from daxa_xmm.runner import FileSlots, is_transient, raise_for_result, run_sas
+
+#: Which pipeline step (config's ``steps``/``force`` names) a call's step belongs to.
+PIPELINE_STEP: dict[str, str] = {
+    "epchain_oot": "epchain",
+    "rgs_events": "rgsproc",
+    "rgs_angles": "rgsproc",
+    "cleaned_rgs_event_lists": "rgsproc",
+    "cleaned_evt_lists_oot": "cleaned_evt_lists",
+    "image": "generate_images_expmaps",
+    "expmap": "generate_images_expmaps",
+}
+
+
+def pipeline_step(call_step: str) -> str:
+    """``epchain_oot`` -> ``epchain``; ``merge_subexposures_2`` -> ``merge_subexposures``."""
+    if call_step.startswith("merge_subexposures"):
+        return "merge_subexposures"
+    return PIPELINE_STEP.get(call_step, call_step)
+
+
+class StepSkipped(DaxaXmmError, RuntimeError):
+    """A step was not selected (``--steps``) and has no up-to-date products to reuse."""
+
+
+@dataclass(frozen=True)
+class ObsContext:
+    """What every step of one observation shares; small and picklable (Dask ships it).
+
+    Attributes:
+        layout: the archive layout.
+        obsid: the observation.
+        sas_version: the SAS version string (part of every fingerprint).
+        num_cores: at most this many SAS processes at once on one machine.
+        slots_root: folder of the cross-process slot files that enforce ``num_cores``.
+        steps: the selected pipeline steps (None: all).
+        force: pipeline steps to re-run even when up to date.
+        extra_env: variables every SAS call gets (the stand-in's settings, for instance).
+    """
+
+    layout: ArchiveLayout
+    obsid: str
+    sas_version: str
+    num_cores: int
+    slots_root: Path
+    steps: frozenset[str] | None = None
+    force: frozenset[str] = frozenset()
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def store(self) -> ManifestStore:
+        return _store(self.layout.manifest(self.obsid), self.obsid)
+
+    def slots(self) -> FileSlots:
+        # One set of slots per host: num_cores is a property of a machine, and on a cluster
+        # each node caps its own SAS processes (flock is not reliable across NFS hosts).
+        return FileSlots(self.slots_root / socket.gethostname(), self.num_cores)
+
+
+_stores: dict[tuple[str, str], ManifestStore] = {}
+_stores_lock = threading.Lock()
+
+
+def _store(path: Path, obsid: str) -> ManifestStore:
+    """One ManifestStore per manifest per process, so its thread lock is shared."""
+    with _stores_lock:
+        key = (str(path), obsid)
+        if key not in _stores:
+            _stores[key] = ManifestStore(path, obsid)
+        return _stores[key]
+
+
+def with_upstream(call: SasCall, tokens: Iterable[str]) -> SasCall:
+    """``call`` with the identity of the products it reads folded into its fingerprint."""
+    tokens = sorted(set(tokens))
+    if not tokens:
+        return call
+    return dataclasses.replace(call, extra={**call.extra, "upstream": tokens})
+
+
+def _token(store: ManifestStore, call: SasCall) -> str:
+    """This call's product identity: its fingerprint and when it was made.
+
+    A forced re-run with unchanged parameters still changes the token (new end time), so
+    what depends on it re-runs too.
+    """
+    rec = store.get(call.unit, call.step)
+    ended = rec.ended.isoformat() if rec is not None and rec.ended is not None else ""
+    return f"{rec.fingerprint if rec else ''}@{ended}"
+
+
+def run_call_blocking(call: SasCall, ctx: ObsContext, attempt: int = 1) -> dict[str, Any]:
+    """Run (or skip) one call; return ``{"token", "skipped", "products"}``.
+
+    Raises:
+        SasTaskError: (or a subclass) when the call failed; ``transient`` says whether a
+            retry may help.
+        StepSkipped: when the step is not selected and nothing reusable exists.
+    """
+    store = ctx.store()
+    step = pipeline_step(call.step)
+    forced = step in ctx.force
+    selected = ctx.steps is None or step in ctx.steps
+    if not forced and store.is_up_to_date(call, ctx.sas_version):
+        rec = store.get(call.unit, call.step)
+        return {"token": _token(store, call), "skipped": True, "products": [str(p) for p in rec.products]}
+    if not selected and not forced:
+        raise StepSkipped(f"{call.step} [{call.unit}]: step not selected and no up-to-date products to reuse")
+    result = run_sas(call, log_dir=ctx.layout.logs_dir(ctx.obsid), extra_env=ctx.extra_env, slot=ctx.slots())
+    store.record(result, ctx.sas_version, attempts=attempt)
+    raise_for_result(result)
+    return {"token": _token(store, call), "skipped": False, "products": [str(p) for p in result.products]}
+
+
+def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry condition: retry timeouts, signals and OS errors; never a SAS error."""
+    # Prefect hands the raised exception over as the Failed state's data.
+    exc = state.data if isinstance(state.data, BaseException) else None
+    return exc is not None and is_transient(exc)
+
+
+def _run_name() -> str:
+    from prefect.runtime import task_run
+
+    params = task_run.parameters
+    call = params.get("call")
+    return f"{call.step}-{call.unit}" if call is not None else "sas"
+
+
+def sas_task(name: str, retries: int = 2, retry_delay_s: float = 10.0):  # type: ignore[no-untyped-def]
+    """The Prefect task for one SAS step, named ``name`` in the UI.
+
+    Retries use exponential backoff with jitter and only for transient failures. No result
+    persistence and no cache: the manifest is the cache, because it also knows whether the
+    products still exist on disk.
+    """
+
+    @task(
+        name=name,
+        task_run_name=_run_name,
+        retries=retries,
+        retry_delay_seconds=exponential_backoff(backoff_factor=retry_delay_s) if retries else 0,
+        retry_jitter_factor=0.5 if retries else None,
+        retry_condition_fn=retry_if_transient,
+        cache_policy=NO_CACHE,
+        persist_result=False,
+    )
+    async def _sas_step(call: SasCall, ctx: ObsContext) -> dict[str, Any]:
+        import anyio
+        from prefect.runtime import task_run
+
+        attempt = int(task_run.run_count or 1)
+        return await anyio.to_thread.run_sync(run_call_blocking, call, ctx, attempt)
+
+    return _sas_step
