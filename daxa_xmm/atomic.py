@@ -9,7 +9,8 @@ POSIX makes atomic. On any failure the temporary file is removed and the target 
 
 from __future__ import annotations
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "move_into_place"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "move_into_place",
+    "copy_into_place"]
 
 import contextlib
 import errno
@@ -118,6 +119,22 @@ def move_into_place(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -
     else:
         _fsync_dir(target.parent)
         return target
+    copy_into_place(source, target)
+    source.unlink()
+    return target
+
+
+def copy_into_place(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
+    """Copy the file ``src`` to ``dest`` atomically (temp beside ``dest``, fsync, rename).
+
+    A reader of ``dest`` sees the old file or the complete copy, never a part; ``src`` is
+    left in place (a working folder's file that a later call or a resumed run reads).
+
+    Returns:
+        ``dest``.
+    """
+    source, target = Path(src), Path(dest)
+    target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _temp_beside(target)
     try:
         with os.fdopen(fd, "wb") as out, open(source, "rb") as inp:
@@ -131,5 +148,4 @@ def move_into_place(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -
             tmp.unlink()
         raise
     _fsync_dir(target.parent)
-    source.unlink()
     return target

@@ -53,10 +53,13 @@ class OutputSpec:
         name: the file name SAS writes, relative to the call's cwd.
         dest: where the runner moves it (atomically) once the call succeeded; None for an
             intermediate that a later call in the same cwd reads (checked, not moved).
+        copy: copy to ``dest`` instead of moving, when the file must also stay in the cwd
+            (the event list rgsproc's stages share is also the final product).
     """
 
     name: str
     dest: Path | None = None
+    copy: bool = False
 
 
 @dataclass(frozen=True)

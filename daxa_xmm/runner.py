@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ContextManager, Union
 
-from daxa_xmm.atomic import move_into_place
+from daxa_xmm.atomic import copy_into_place, move_into_place
 from daxa_xmm.calls import SasCall, SasResult
 from daxa_xmm.errors import ConfigError, LayoutError, SasOutputMissing, SasTaskError, SasTimeout
 from daxa_xmm.sas_stderr import SasRecord, has_error, parse_sas_stderr
@@ -422,7 +422,8 @@ def run_sas(
             try:
                 for o in call.outputs:
                     if o.dest is not None:
-                        products.append(move_into_place(cwd / o.name, o.dest))
+                        place = copy_into_place if o.copy else move_into_place
+                        products.append(place(cwd / o.name, o.dest))
             except OSError as exc:
                 res = result("failed", code, records, f"{_MOVE}: {exc}", tuple(products))
             else:

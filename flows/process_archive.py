@@ -25,6 +25,7 @@ from prefect.cache_policies import NO_CACHE
 from daxa_xmm.config import STEPS, ProcessingConfig, load_config
 from daxa_xmm.errors import DaxaXmmError, LayoutError, SasNotFoundError
 from daxa_xmm.layout import ArchiveLayout, check_obsid
+from daxa_xmm.locks import ObservationBusy, observation_lock
 from daxa_xmm.quicklook import observation_pictures
 from daxa_xmm.report import build_report, markdown_summary, observation_rows, write_report
 from daxa_xmm.sasenv import detect_sas
@@ -76,9 +77,17 @@ def _context(obsid: str, config: ProcessingConfig, layout: ArchiveLayout, sas_ve
 
 @task(name="observation", task_run_name="observation-{obsid}", cache_policy=NO_CACHE, persist_result=False)
 async def observation_task(obsid: str, config: ProcessingConfig, ctx: ObsContext) -> dict[str, Any]:
-    """Run the per-observation subflow; any failure becomes a ``failed`` outcome, not an exception."""
+    """Run the per-observation subflow; any failure becomes a ``failed`` outcome, not an exception.
+
+    The observation is locked for the run (an ``flock`` on ``<obs>/.lock``, released by the
+    kernel if this process dies, so a killed run leaves no stale lock): a second run on the
+    same archive at once skips it with a clear message instead of corrupting its products.
+    """
     try:
-        outcome = await process_observation(obsid, config, ctx)
+        with observation_lock(ctx.layout.obs_dir(obsid)):
+            outcome = await process_observation(obsid, config, ctx)
+    except ObservationBusy as exc:
+        outcome = ObservationOutcome(obsid=obsid, status="failed", message=str(exc))
     except Exception as exc:  # one bad observation never spoils the others
         outcome = ObservationOutcome(obsid=obsid, status="failed", message=f"{type(exc).__name__}: {exc}")
     return outcome.model_dump()

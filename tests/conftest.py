@@ -17,3 +17,75 @@ def xmm_samples() -> Path:
     if not SAMPLES.is_dir():
         pytest.skip(f"real SAS samples not found at {SAMPLES} (they live in ../shared, outside the repo)")
     return SAMPLES
+
+
+class StandinSAS:
+    """The SAS stand-in installed for one test, with its call log and fault rules.
+
+    Attributes:
+        root: where it is installed.
+        env: the variables it set (PATH, SAS_DIR, SAS_CCFPATH...).
+        call_log: JSONL file of every SAS call made (task, argv, cwd, start, end, exit).
+    """
+
+    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        from daxa_xmm.standin.install import install_standin
+
+        self.root = root
+        self.env = install_standin(root)
+        self.call_log = root / "calls.jsonl"
+        self.faults_file = root / "faults.json"
+        self._mp = monkeypatch
+        for key, value in self.env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("DAXA_STANDIN_LOG", str(self.call_log))
+        monkeypatch.setenv("DAXA_STANDIN_STATE", str(root / "state"))
+        monkeypatch.setenv("DAXA_XMM_SLOTS_DIR", str(root / "slots"))
+
+    def faults(self, rules: list[dict]) -> None:
+        """Inject faults: each rule {"task", "match", "action", ...} (see daxa_xmm.standin.faults)."""
+        import json
+
+        self.faults_file.write_text(json.dumps(rules))
+        self._mp.setenv("DAXA_STANDIN_FAULTS", str(self.faults_file))
+
+    def no_faults(self) -> None:
+        self._mp.delenv("DAXA_STANDIN_FAULTS", raising=False)
+
+    def durations(self, spec: dict) -> None:
+        import json
+
+        self._mp.setenv("DAXA_STANDIN_DURATIONS", json.dumps(spec))
+
+    def calls(self, *, sas_only: bool = True) -> list[dict]:
+        """Every call logged so far (without ``sasversion`` when ``sas_only``)."""
+        from daxa_xmm.standin.faults import read_call_log
+
+        if not self.call_log.exists():
+            return []
+        rows = read_call_log(self.call_log)
+        return [r for r in rows if not (sas_only and r["task"] == "sasversion")]
+
+    def reset_log(self) -> None:
+        self.call_log.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StandinSAS:
+    """The SAS stand-in on PATH for this test only."""
+    return StandinSAS(tmp_path / "sas", monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One Prefect test backend for the whole session (it takes ~10 s to start).
+
+    Heartbeats are turned off: they only serve crash detection on a server, and a sync flow
+    waits up to a second at exit for its heartbeat thread.
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield

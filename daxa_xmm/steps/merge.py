@@ -12,14 +12,12 @@ from __future__ import annotations
 
 __all__ = ["MergePlan", "merge_calls", "place_single"]
 
-import contextlib
 import os
-import secrets
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from daxa_xmm.atomic import copy_into_place
 from daxa_xmm.calls import OutputSpec, SasCall, param
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout, check_obsid
@@ -103,18 +101,4 @@ def place_single(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -
     Returns:
         ``dest``.
     """
-    src, target = Path(source), Path(dest)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(src, "rb") as inp, open(tmp, "xb") as out:
-            shutil.copyfileobj(inp, out, 1024 * 1024)
-            out.flush()
-            os.fsync(out.fileno())
-        shutil.copystat(src, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    return target
+    return copy_into_place(source, dest)

@@ -68,7 +68,8 @@ def rgsproc_calls(
                 ),
                 cwd=cwd,
                 env=sas_env(layout, obsid, summary),
-                outputs=(OutputSpec(evt, dest),),
+                # stage 3's list is the product, and stays for the stages of a resumed run
+                outputs=(OutputSpec(evt, dest, copy=dest is not None),),
                 timeout_s=timeout_s,
                 clean_cwd=stage == "events",
                 extra={"exposure": unit.exp_id, "stage": stage_id},
