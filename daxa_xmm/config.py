@@ -27,7 +27,7 @@ __all__ = [
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -39,19 +39,6 @@ from daxa_xmm.steps.clean_events import CleanEventsConfig
 from daxa_xmm.steps.espfilt import EspfiltConfig
 from daxa_xmm.steps.images import ImageConfig
 
-#: Pipeline steps in the order they run, by their seed names.
-STEPS: tuple[str, ...] = (
-    "cif_build",
-    "odf_ingest",
-    "epchain",
-    "emchain",
-    "rgsproc",
-    "emanom",
-    "espfilt",
-    "cleaned_evt_lists",
-    "merge_subexposures",
-    "generate_images_expmaps",
-)
 StepName = Literal[
     "cif_build",
     "odf_ingest",
@@ -64,6 +51,8 @@ StepName = Literal[
     "merge_subexposures",
     "generate_images_expmaps",
 ]
+#: Pipeline steps in the order they run, by their seed names.
+STEPS: tuple[str, ...] = get_args(StepName)
 Instrument = Literal["PN", "M1", "M2", "R1", "R2"]
 
 

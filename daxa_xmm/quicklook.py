@@ -28,6 +28,17 @@ def _plt():  # type: ignore[no-untyped-def]
     return plt
 
 
+def _save(plt, fig, out: Path) -> Path:  # type: ignore[no-untyped-def]
+    """Write the figure beside ``out`` and rename it into place."""
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(out)
+    return out
+
+
 def _gtis(path: Path) -> np.ndarray:
     from astropy.io import fits
 
@@ -63,13 +74,7 @@ def lightcurve_png(events: Path, gti: Path, out: Path, title: str, bin_s: float 
     ax.set_xlabel("time since start (ks)")
     ax.set_ylabel("rate (ct/s)")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return _save(plt, fig, out)
 
 
 def image_png(image: Path, out: Path, title: str) -> Path | None:
@@ -86,13 +91,7 @@ def image_png(image: Path, out: Path, title: str) -> Path | None:
     ax.imshow(np.log1p(data), origin="lower", cmap="magma")
     ax.set_title(title, fontsize=8)
     ax.set_axis_off()
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return _save(plt, fig, out)
 
 
 def observation_pictures(layout: ArchiveLayout, obsid: str) -> list[Path]:

@@ -1,0 +1,66 @@
+"""The archive report and quick-look pictures, built from manifests and products."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from daxa_xmm.calls import OutputSpec, SasCall, SasResult
+from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.manifest import ManifestStore
+from daxa_xmm.quicklook import observation_pictures
+from daxa_xmm.report import build_report, markdown_summary, write_report
+from daxa_xmm.sas_stderr import SasRecord
+
+OBSID = "0201903501"
+
+
+def _layout(tmp_path: Path) -> ArchiveLayout:
+    return ArchiveLayout(tmp_path / "raw", tmp_path / "out")
+
+
+def _record(layout: ArchiveLayout, step: str, status: str, records: tuple[SasRecord, ...] = ()) -> None:
+    call = SasCall(step=step, obsid=OBSID, unit=f"{OBSID}PNS003", argv=(step, "a=<b>"), cwd=layout.work_dir(OBSID, "w"),
+                   outputs=(OutputSpec("x.fits", layout.events_dir(OBSID) / "x.fits"),))
+    now = time.time()
+    res = SasResult(call=call, status=status, exit_code=0 if status == "ok" else 1, records=records, products=(),
+                    started=now, ended=now + 1.5, stdout_log=None, stderr_log=None, message="" if status == "ok" else "broke")
+    ManifestStore(layout.manifest(OBSID), OBSID).record(res, "22.1.0")
+
+
+def test_report_rows_come_from_the_manifest_and_html_is_escaped(tmp_path: Path) -> None:
+    layout = _layout(tmp_path)
+    _record(layout, "epchain", "ok")
+    err = SasRecord("espfilt", "error", "noCounts", "All histo counts are zero! <script>")
+    _record(layout, "espfilt", "failed", (err,))
+    report = build_report(layout, [{"obsid": OBSID, "status": "partial", "message": "1 unit(s) failed"}], "22.1.0")
+    rows = report.observations[0].rows
+    assert [(r["step"], r["status"]) for r in rows] == [("epchain", "ok"), ("espfilt", "failed")]
+    assert "noCounts" in rows[1]["errors"]
+    js, page = write_report(report, layout.out_root)
+    assert json.loads(js.read_text())["counts"] == {"partial": 1}
+    html = page.read_text()
+    assert "&lt;script&gt;" in html and "<script>" not in html
+    assert "| 0201903501 | partial |" in markdown_summary(report)
+
+
+def test_quicklook_pictures_from_products(tmp_path: Path) -> None:
+    layout = _layout(tmp_path)
+    layout.cleaning_dir(OBSID).mkdir(parents=True)
+    layout.background_dir(OBSID).mkdir(parents=True)
+    layout.images_dir(OBSID).mkdir(parents=True)
+    t = np.sort(np.random.default_rng(1).uniform(0, 10_000, 5000))
+    events = fits.BinTableHDU.from_columns([fits.Column("TIME", "D", array=t)], name="EVENTS")
+    fits.HDUList([fits.PrimaryHDU(), events]).writeto(layout.background_dir(OBSID) / "pnS003-allevc.fits")
+    gti = fits.BinTableHDU.from_columns([fits.Column("START", "D", array=[0.0]), fits.Column("STOP", "D", array=[6000.0])], name="STDGTI")
+    fits.HDUList([fits.PrimaryHDU(), gti]).writeto(layout.cleaning_dir(OBSID) / "pnS003-gti.fits")
+    fits.PrimaryHDU(np.ones((16, 16))).writeto(layout.images_dir(OBSID) / f"{OBSID}_pn_0.50-2.00keVimg.fits")
+    (layout.images_dir(OBSID) / f"{OBSID}_mos1_0.50-2.00keVimg.fits").write_text("not FITS")  # skipped, no crash
+    pics = observation_pictures(layout, OBSID)
+    names = sorted(p.name for p in pics)
+    assert names == ["0201903501_pn_0.50-2.00keVimg.png", "pnS003-lightcurve.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pics)
