@@ -22,6 +22,9 @@ __all__ = [
     "load_config",
     "parse_quantity",
     "default_num_cores",
+    "ARCHIVE_ROOTS_ENV",
+    "allowed_archive_roots",
+    "check_inside_roots",
 ]
 
 import json
@@ -59,6 +62,34 @@ Instrument = Literal["PN", "M1", "M2", "R1", "R2"]
 def default_num_cores() -> int:
     """90% of the machine's cores, at least one (DAXA's default)."""
     return max(1, int(0.9 * (os.cpu_count() or 1)))
+
+
+#: Folders (separated by ``os.pathsep``) that ``archive`` and ``out`` must lie under. A shared
+#: server (a deployment started from the UI) sets it so that a form cannot point the flow at
+#: any folder the worker can write; unset, every path is allowed (a user's own command line).
+ARCHIVE_ROOTS_ENV = "DAXA_XMM_ARCHIVE_ROOTS"
+
+
+def allowed_archive_roots() -> list[Path]:
+    """The resolved folders of ``DAXA_XMM_ARCHIVE_ROOTS``; empty when it is unset."""
+    raw = os.environ.get(ARCHIVE_ROOTS_ENV, "")
+    return [Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip()]
+
+
+def check_inside_roots(path: Path, field: str) -> Path:
+    """Refuse ``path`` unless it lies under one of the allowed roots (symlinks followed).
+
+    Raises:
+        ValueError: naming ``field``, the path and the roots, when ``path`` is outside them.
+    """
+    roots = allowed_archive_roots()
+    if not roots:
+        return path
+    real = Path(path).expanduser().resolve()
+    if any(real == r or r in real.parents for r in roots):
+        return path
+    listed = ", ".join(str(r) for r in roots)
+    raise ValueError(f"{field}: {path} is outside the allowed archive roots ({ARCHIVE_ROOTS_ENV}: {listed})")
 
 
 def parse_quantity(value: Any, unit: str, field: str) -> float:
@@ -231,6 +262,17 @@ class ProcessingConfig(BaseModel):
     disable_progress: bool = Field(False, description="no progress bars")
     task_runner: Literal["threads", "dask"] = Field("threads", description="where observations run")
     dask_address: str | None = Field(None, description="existing Dask scheduler address")
+
+    @field_validator("archive", "out")
+    @classmethod
+    def _inside_roots(cls, v: Path | None, info: Any) -> Path | None:
+        return v if v is None else check_inside_roots(v, info.field_name)
+
+    @model_validator(mode="after")
+    def _default_out_inside_roots(self) -> "ProcessingConfig":
+        if self.out is None:
+            check_inside_roots(self.out_root, "out (default <archive>/../processed)")
+        return self
 
     @field_validator("obsids")
     @classmethod

@@ -43,6 +43,7 @@ from typing import Any, ContextManager, Union
 from daxa_xmm.atomic import copy_into_place, move_into_place
 from daxa_xmm.calls import SasCall, SasResult
 from daxa_xmm.errors import ConfigError, LayoutError, SasOutputMissing, SasTaskError, SasTimeout
+from daxa_xmm.orphans import OWNER_ENV, ensure_watchdog
 from daxa_xmm.sas_stderr import SasRecord, has_error, parse_sas_stderr
 
 log = logging.getLogger(__name__)
@@ -374,6 +375,9 @@ def run_sas(
     stdout_log = logs / f"{call.unit}-{call.step}.stdout.log"
     stderr_log = logs / f"{call.unit}-{call.step}.stderr.log"
     env = {**os.environ, **(extra_env or {}), **call.env}
+    # Marks the task and its children as this process's: if this process is SIGKILLed, its
+    # watchdog (or the next run's sweep) kills them (daxa_xmm.orphans).
+    env[OWNER_ENV] = ensure_watchdog()
     argv = list(call.argv)
 
     def result(status: Any, code: int | None, records: tuple[SasRecord, ...], cause: str = "",

@@ -27,7 +27,7 @@ from daxa_xmm.errors import DaxaXmmError, LayoutError, SasNotFoundError
 from daxa_xmm.layout import ArchiveLayout, check_obsid
 from daxa_xmm.locks import ObservationBusy, observation_lock
 from daxa_xmm.quicklook import observation_pictures
-from daxa_xmm.report import build_report, markdown_summary, observation_rows, write_report
+from daxa_xmm.report import build_report, markdown_summary, write_report
 from daxa_xmm.sasenv import detect_sas
 from flows.process_observation import ObservationOutcome, process_observation
 from flows.progress import progress

@@ -27,7 +27,6 @@ from pydantic import BaseModel
 from daxa_xmm.calls import SasCall
 from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.emanom import emanom_supported, parse_emanom_out
-from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.models import EPIC, Unit
 from daxa_xmm.sasversion import parse_sas_version
 from daxa_xmm.selection import select_units
@@ -97,8 +96,12 @@ class _Chain:
             store.mark(call, status, f"not run: {_short(cause)}", sas_version=self.ctx.sas_version)
 
 
-async def _epic_unit(unit: Unit, ctx: ObsContext, cfg: ProcessingConfig, base: list[str], summary) -> bool:  # type: ignore[no-untyped-def]
-    """One PN or MOS sub-exposure: chain -> [emanom] -> espfilt -> evselect."""
+async def _epic_unit(unit: Unit, ctx: ObsContext, cfg: ProcessingConfig, base: list[str], summary) -> list[str] | None:  # type: ignore[no-untyped-def]
+    """One PN or MOS sub-exposure: chain -> [emanom] -> espfilt -> evselect.
+
+    Returns the identity tokens of what it made (the merge and images read them), or None
+    when the unit failed.
+    """
     layout, timeout = ctx.layout, cfg.timeout_s()
     sasv = parse_sas_version(ctx.sas_version)
     chain = _Chain(ctx, cfg, base)
@@ -122,11 +125,11 @@ async def _epic_unit(unit: Unit, ctx: ObsContext, cfg: ProcessingConfig, base: l
             accepted = parse_emanom_out(log_path, clean_cfg.acc_mos_anom_states)
         stage = planned_clean
         await chain.run(clean_events_calls(layout, unit, clean_cfg, accepted, timeout))
-        return True
+        return chain.tokens
     except Exception as exc:
         chain.fail_rest(_after(stage, [first, espf, planned_clean]), exc)
         log.warning("%s: chain stopped: %s", unit.label, _short(exc))
-        return False
+        return None
 
 
 def _after(stage: list[SasCall], groups: list[list[SasCall]]) -> list[SasCall]:
@@ -135,18 +138,23 @@ def _after(stage: list[SasCall], groups: list[list[SasCall]]) -> list[SasCall]:
     return [c for g in groups[idx + 1 :] for c in g]
 
 
-async def _rgs_unit(unit: Unit, ctx: ObsContext, cfg: ProcessingConfig, base: list[str], summary) -> bool:  # type: ignore[no-untyped-def]
+async def _rgs_unit(unit: Unit, ctx: ObsContext, cfg: ProcessingConfig, base: list[str], summary) -> list[str] | None:  # type: ignore[no-untyped-def]
+    """One RGS sub-exposure: rgsproc's events, angles and filter stages."""
     chain = _Chain(ctx, cfg, base)
     try:
         await chain.run(rgsproc_calls(ctx.layout, unit, summary, timeout_s=cfg.timeout_s()))
-        return True
+        return chain.tokens
     except Exception as exc:
         log.warning("%s: rgsproc stopped: %s", unit.label, _short(exc))
-        return False
+        return None
 
 
 async def _instrument(inst: str, units: list[Unit], ctx: ObsContext, cfg: ProcessingConfig, base: list[str]) -> bool:
-    """Merge one instrument's cleaned sub-exposures, then make its images and exposure maps."""
+    """Merge one instrument's cleaned sub-exposures, then make its images and exposure maps.
+
+    ``base`` holds the tokens of every unit merged, so a re-made sub-exposure list re-makes
+    the merged list and the images even though their argv are unchanged.
+    """
     layout, obsid, timeout = ctx.layout, ctx.obsid, cfg.timeout_s()
     chain = _Chain(ctx, cfg, base)
     try:
@@ -201,9 +209,7 @@ async def process_observation(obsid: str, config: ProcessingConfig, ctx: ObsCont
             await head.run(odfingest_calls(layout, obsid, record.revolution, timeout))
             summary_path = layout.summary(obsid, record.revolution)
             summary = read_odf_summary(summary_path, obs_id=obsid)
-        except (DaxaXmmError, OSError, StepSkipped) as exc:
-            return ObservationOutcome(obsid=obsid, status="failed", message=_short(exc), duration_s=time.time() - t0)
-        except Exception as exc:  # a Prefect failure of cifbuild/odfingest (raised SasTaskError)
+        except Exception as exc:  # a bad ODF or summary, or cifbuild/odfingest failed for good
             return ObservationOutcome(obsid=obsid, status="failed", message=_short(exc), duration_s=time.time() - t0)
 
         units = select_units(summary, instruments=tuple(config.instruments), process_unscheduled=config.process_unscheduled)
@@ -217,13 +223,14 @@ async def process_observation(obsid: str, config: ProcessingConfig, ctx: ObsCont
 
         # Each instrument's merge waits for that instrument's units only.
         async def instrument_after(inst: str, unit_jobs: list[Any], its_units: list[Unit]) -> None:
-            oks = await asyncio.gather(*unit_jobs)
-            for u, ok in zip(its_units, oks):
-                if not ok:
+            unit_tokens = await asyncio.gather(*unit_jobs)
+            for u, tokens in zip(its_units, unit_tokens):
+                if tokens is None:
                     failed.append(u.label)
-            good = [u for u, ok in zip(its_units, oks) if ok]
+            good = [u for u, tokens in zip(its_units, unit_tokens) if tokens is not None]
+            made = [t for tokens in unit_tokens if tokens is not None for t in tokens]
             if inst in EPIC and good:
-                if not await _instrument(inst, good, ctx, config, base):
+                if not await _instrument(inst, good, ctx, config, made):
                     failed.append(f"{obsid}{inst}-merge/images")
 
         by_inst: dict[str, tuple[list[Any], list[Unit]]] = {}

@@ -1,0 +1,152 @@
+"""Fast mode of the SAS stand-in: right output names, placeholder contents, no astropy.
+
+Benchmarks of the orchestration (overhead per call, memory and database size at hundreds
+or thousands of observations, makespan against its lower bound) need SAS calls that cost
+next to nothing, or the stand-in's own work hides what is measured: a normal stand-in call
+imports astropy and numpy (~0.4 s of CPU) and writes real event lists. With
+``DAXA_STANDIN_FAST=1`` every task except ``sasversion`` and ``odfingest`` (whose summary
+file the flow parses) writes its outputs under their real names as tiny header-only FITS
+files carrying the keywords later tasks derive names from (INSTRUME, EXPIDSTR, OBS_ID),
+read back without astropy. Argument checking, faults, durations and the call log are
+unchanged, so a fast call still costs one Python start-up (~40 ms).
+
+Products made this way are placeholders, not science: only the benchmarks use this mode.
+Unset (the default), the stand-in behaves exactly as before.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ENV", "FAST_TASKS", "enabled", "run_fast", "header_cards", "placeholder_fits"]
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from daxa_xmm.standin.common import SasExit, TaskContext, is_yes
+
+#: The environment variable that turns fast mode on (``1``, ``yes``, ``true``).
+ENV = "DAXA_STANDIN_FAST"
+
+#: Tasks fast mode replaces; the others always run for real.
+FAST_TASKS = frozenset({"cifbuild", "epchain", "emchain", "rgsproc", "emanom", "espfilt", "evselect", "merge", "eexpmap"})
+
+_PREFIX = {"EPN": "pn", "EMOS1": "mos1", "EMOS2": "mos2"}
+
+
+def enabled(env: Mapping[str, str]) -> bool:
+    """Whether ``DAXA_STANDIN_FAST`` asks for fast mode."""
+    return env.get(ENV, "").strip().lower() in {"1", "yes", "y", "true"}
+
+
+def _card(key: str, value: str) -> str:
+    return f"{key:<8}= '{value.replace(chr(39), chr(39) * 2):<8}'".ljust(80)
+
+
+def placeholder_fits(path: Path, cards: Mapping[str, str]) -> None:
+    """Write a header-only FITS file with string ``cards``, atomically (fresh mtime)."""
+    lines = [
+        "SIMPLE  =                    T".ljust(80),
+        "BITPIX  =                    8".ljust(80),
+        "NAXIS   =                    0".ljust(80),
+        _card("CREATOR", "daxa_xmm.standin fast mode (placeholder)"),
+    ]
+    lines += [_card(k, str(v)) for k, v in cards.items()]
+    lines.append("END".ljust(80))
+    text = "".join(lines)
+    data = text.ljust(-(-len(text) // 2880) * 2880).encode("ascii")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def header_cards(path: Path) -> dict[str, str]:
+    """String keywords of a FITS primary header, read without astropy (first 10 blocks)."""
+    try:
+        raw = path.read_bytes()[: 2880 * 10].decode("ascii", errors="replace")
+    except OSError as exc:
+        raise SasExit("datasetCouldNotBeRead", f"The dataset '{path}' could not be read: {exc}") from exc
+    out: dict[str, str] = {}
+    for i in range(0, len(raw) - 79, 80):
+        card = raw[i : i + 80]
+        if card.startswith("END "):
+            break
+        if card[8:10] == "= " and "'" in card:
+            value = card[10:].split("'", 1)[1].rsplit("'", 1)[0]
+            out[card[:8].strip()] = value.replace("''", "'").strip()
+    return out
+
+
+def _stem(ctx: TaskContext) -> tuple[str, dict[str, str]]:
+    cards = header_cards(ctx.require_file("eventfile", ctx.param("eventfile")))
+    inst = cards.get("INSTRUME", "")
+    if inst not in _PREFIX:
+        raise SasExit("wrongInstrument", f"unsupported instrument '{inst}' (EPIC PN or MOS event list expected)")
+    return f"{_PREFIX[inst]}{cards.get('EXPIDSTR', '')}", cards
+
+
+def _chains(task: str, ctx: TaskContext) -> None:
+    from daxa_xmm.standin import tasks_chains as tc
+
+    obs, exps = tc.read_summary_exposures(tc._summary(ctx))
+    obsid = obs["obsid"]
+    if task == "epchain":
+        expid = tc._pn_expid(ctx)
+        placeholder_fits(tc.epchain_output(ctx), {"INSTRUME": "EPN", "EXPIDSTR": expid, "OBS_ID": obsid})
+    elif task == "emchain":
+        for inst, expid in tc._mos_units(ctx):
+            for key in [f"{inst}{expid}"] if expid else [k for k in exps if k.startswith(inst)]:
+                placeholder_fits(ctx.cwd / f"P{obsid}{key}MIEVLI0000.FIT",
+                                 {"INSTRUME": "EMOS1" if inst == "M1" else "EMOS2", "EXPIDSTR": key[2:], "OBS_ID": obsid})
+    else:  # rgsproc
+        first, last = tc._stage(ctx, "entrystage"), tc._stage(ctx, "finalstage")
+        for unit in tc._rgs_units(ctx, exps):
+            cards = {"INSTRUME": "RGS1" if unit.startswith("R1") else "RGS2", "EXPIDSTR": unit[2:], "OBS_ID": obsid}
+            names = ["EVENLI"] + (["MERGED", "FLTGTI"] if first <= 3 <= last else [])
+            for kind in names:
+                placeholder_fits(ctx.cwd / f"P{obsid}{unit}{kind}0000.FIT", cards)
+        return
+    placeholder_fits(ctx.cwd / f"P{obsid}OBX000ATTTSR0000.FIT", {"OBS_ID": obsid})
+
+
+def run_fast(task: str, ctx: TaskContext) -> int:
+    """Write ``task``'s outputs as placeholders; returns the exit status (0).
+
+    Raises:
+        SasExit: as the real task would for a missing input or a bad parameter value.
+    """
+    if task == "cifbuild":
+        placeholder_fits(ctx.path(ctx.param("calindexset")), {"CONTENT": "CIF"})
+    elif task in ("epchain", "emchain", "rgsproc"):
+        _chains(task, ctx)
+    elif task == "emanom":
+        stem, _ = _stem(ctx)
+        lines = [f"CCD: {c}  Status: G  Hardness ratio: 0.500  Corner rate: 0.0100" for c in range(1, 8)]
+        tmp = ctx.cwd / f".{stem}-anom.log.tmp{os.getpid()}"
+        tmp.write_text("emanom (fast stand-in)\n" + "\n".join(lines) + "\n")
+        os.replace(tmp, ctx.cwd / f"{stem}-anom.log")
+    elif task == "espfilt":
+        from daxa_xmm.standin.tasks_clean import espfilt_names
+
+        stem, cards = _stem(ctx)
+        names = espfilt_names(stem, ctx.param("elow"), ctx.param("ehigh"), is_yes(ctx.param("withlongnames")))
+        if not is_yes(ctx.param("withoot")):
+            names.pop("allevcoot")
+        for name in names.values():
+            placeholder_fits(ctx.cwd / name, cards)
+    elif task == "evselect":
+        table = ctx.param("table").split(":", 1)[0].split("[", 1)[0]
+        cards = header_cards(ctx.require_file("table", table))
+        for flag, name in (("withfilteredset", "filteredset"), ("withimageset", "imageset"),
+                           ("withspectrumset", "spectrumset"), ("withrateset", "rateset")):
+            if is_yes(ctx.param(flag)) or (name == "filteredset" and ctx.given(name)):
+                placeholder_fits(ctx.path(ctx.param(name)), cards)
+    elif task == "merge":
+        cards = header_cards(ctx.require_file("set1", ctx.param("set1")))
+        ctx.require_file("set2", ctx.param("set2"))
+        placeholder_fits(ctx.path(ctx.param("outset")), cards)
+    elif task == "eexpmap":
+        cards = header_cards(ctx.require_file("imageset", ctx.param("imageset")))
+        placeholder_fits(ctx.path(ctx.param("expimageset")), cards)
+    else:
+        raise SasExit("TaskNotAvailable", f"fast mode has no implementation of {task}")
+    return 0

@@ -1,0 +1,215 @@
+"""The flow both deployments run: ProcessingConfig's fields as parameters, checked at the door.
+
+``archive_flow`` is a thin wrapper around :func:`flows.process_archive.run_archive`:
+
+- its parameters are the top-level fields of :class:`daxa_xmm.config.ProcessingConfig`
+  (sections as the section models), so the Prefect UI shows one form entry per setting with
+  its title, description, default and limits, and a run that overrides one parameter keeps
+  every other one of the deployment (see :mod:`deployments.params`);
+- it validates everything (including the allowed archive roots of
+  ``DAXA_XMM_ARCHIVE_ROOTS``) before SAS is even looked for: a bad form fails the run with
+  a message naming the field and leaves the archive untouched;
+- with ``reprocess`` (the scheduled deployment) it first checks every processed
+  observation's calibration set against today's (:mod:`deployments.calibration`), so that
+  the run that follows re-runs cifbuild and everything downstream only where it changed.
+  New ObsIDs and failed units need nothing special: every run processes the first and
+  re-runs the second, because the manifest only skips what succeeded.
+
+A run whose observations did not all end ``ok`` ends Failed (with the report written), so
+the UI's run list tells at a glance which runs need attention.
+"""
+
+from __future__ import annotations
+
+__all__ = ["archive_flow", "ObsId", "Instrument"]
+
+import json
+import logging
+import socket
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed
+from pydantic import Field, StringConstraints
+
+from daxa_xmm.config import CleanSettings, EspfiltSettings, ImageSettings, ProcessingConfig, StepName
+from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.manifest import load_manifest
+from daxa_xmm.runner import FileSlots
+from deployments.calibration import check_calibration, mark_stale
+from deployments.params import config_from_parameters
+
+log = logging.getLogger(__name__)
+
+#: A 10-digit ObsID; the pattern is part of the form, so the server refuses others at once.
+ObsId = Annotated[str, StringConstraints(pattern=r"^\d{10}$")]
+Instrument = Literal["PN", "M1", "M2", "R1", "R2"]
+_NOT_OK = ("failed", "timeout", "upstream_failed")
+
+
+def _deployment_parameters() -> dict[str, Any]:
+    """The parameters stored on the deployment this run belongs to ({} outside a deployment)."""
+    from prefect.runtime import deployment
+
+    dep_id = deployment.id
+    if not dep_id:
+        return {}
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return dict(client.read_deployment(dep_id).parameters or {})
+
+
+@task(name="calibration-check", task_run_name="calibration-check-{obsid}", cache_policy=NO_CACHE, persist_result=False)
+def calibration_check(layout: ArchiveLayout, obsid: str, num_cores: int, timeout_s: float) -> dict[str, Any] | None:
+    """cifbuild with today's date aside; mark the observation stale when its set changed."""
+    from flows.process_archive import slots_root
+
+    slots = FileSlots(slots_root() / socket.gethostname(), num_cores)
+    change = check_calibration(layout, obsid, slots=slots, timeout_s=timeout_s)
+    if change is None:
+        return None
+    marked = mark_stale(layout, change)
+    return {"obsid": obsid, "change": change.describe(), "marked": marked}
+
+
+def _prepare_reprocessing(config: ProcessingConfig) -> dict[str, Any]:
+    """New ObsIDs, units to retry and calibration changes, before the run; returns a summary."""
+    logger = get_run_logger()
+    layout = ArchiveLayout(config.archive, config.out_root)
+    present = layout.obsids()
+    obsids = [o for o in present if config.obsids is None or o in config.obsids]
+    new, done, retry = [], [], []
+    for obsid in obsids:
+        path = layout.manifest(obsid)
+        if not path.exists():
+            new.append(obsid)
+            continue
+        done.append(obsid)
+        manifest = load_manifest(path, obsid)
+        retry += [f"{r.unit}/{r.step}: {r.status}" for r in manifest.records.values() if r.status in _NOT_OK]
+    changes: list[dict[str, Any]] = []
+    check_errors: list[str] = []
+    if config.analysis_date != "now":
+        logger.info("analysis_date is fixed at %s: calibration sets are not refreshed", config.analysis_date)
+    else:
+        futures = [calibration_check.submit(layout, o, config.num_cores, config.timeout_s()) for o in done]
+        for obsid, fut in zip(done, futures):
+            try:
+                found = fut.result()
+            except Exception as exc:  # a failed check leaves that observation as it was
+                check_errors.append(f"{obsid}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                continue
+            if found is not None:
+                changes.append(found)
+    summary = {"new_obsids": new, "retry_units": retry, "calibration_changed": changes, "check_errors": check_errors}
+    logger.info("reprocessing: %d new ObsID(s), %d unit(s) to retry, %d calibration change(s)",
+                len(new), len(retry), len(changes))
+    return summary
+
+
+def _summary_markdown(summary: dict[str, Any]) -> str:
+    lines = ["# Scheduled reprocessing", ""]
+    lines.append(f"**New ObsIDs** ({len(summary['new_obsids'])}): {', '.join(summary['new_obsids']) or 'none'}")
+    lines.append("")
+    lines.append(f"**Units re-run after a failure** ({len(summary['retry_units'])}):")
+    lines += [f"- {u}" for u in summary["retry_units"]] or ["- none"]
+    lines.append("")
+    lines.append(f"**Calibration changed** ({len(summary['calibration_changed'])}):")
+    lines += [f"- {c['obsid']}: {c['change']}" + ("" if c["marked"] else " (busy: next time)")
+              for c in summary["calibration_changed"]] or ["- none"]
+    if summary["check_errors"]:
+        lines += ["", "**Calibration checks that failed**:"] + [f"- {e}" for e in summary["check_errors"]]
+    return "\n".join(lines)
+
+
+@flow(name="daxa-xmm-archive", log_prints=False)
+def archive_flow(
+    archive: Path,
+    out: Path | None = None,
+    obsids: list[ObsId] | None = None,
+    instruments: list[Instrument] = ["PN", "M1", "M2", "R1", "R2"],  # noqa: B006 (pydantic copies)
+    steps: list[StepName] | None = None,
+    force: list[StepName] = [],  # noqa: B006
+    num_cores: Annotated[int | None, Field(ge=1)] = None,
+    obs_concurrency: Annotated[int | None, Field(ge=1)] = None,
+    timeout: str = "2 h",
+    retries: Annotated[int, Field(ge=0, le=10)] = 2,
+    retry_delay: str = "10 s",
+    process_unscheduled: bool = True,
+    analysis_date: str = "now",
+    espfilt: EspfiltSettings = EspfiltSettings(),
+    clean: CleanSettings = CleanSettings(),
+    images: ImageSettings = ImageSettings(),
+    disable_progress: bool = True,
+    task_runner: Literal["threads", "dask"] = "threads",
+    dask_address: str | None = None,
+    reprocess: bool = False,
+) -> Any:
+    """Process an archive of XMM-Newton ODFs with SAS (daxa-xmm).
+
+    Args:
+        archive: folder of raw ODFs, one sub-folder per 10-digit ObsID; must lie under the
+            server's allowed archive roots (DAXA_XMM_ARCHIVE_ROOTS).
+        out: where products go, one folder per ObsID; empty means <archive>/../processed.
+        obsids: process only these 10-digit ObsIDs; empty means every ObsID in the archive.
+        instruments: instruments to process (PN, M1, M2, R1, R2).
+        steps: run only these steps; empty means all. The others reuse earlier products.
+        force: re-run these steps, and what depends on them, even if up to date.
+        num_cores: at most this many SAS processes at once; empty means 90% of the cores of
+            the machine running the flow.
+        obs_concurrency: observations processed at once; empty means num_cores.
+        timeout: wall-clock limit of one SAS call for one unit, e.g. '2 h'.
+        retries: retries of a transiently failed SAS call (timeout, signal, OS error), 0-10.
+        retry_delay: first retry delay, doubling each retry, e.g. '10 s'.
+        process_unscheduled: also process unscheduled (U) exposures.
+        analysis_date: cifbuild analysis date, 'now' or YYYY-MM-DD (a fixed date pins the
+            calibration set; scheduled reprocessing then leaves it alone).
+        espfilt: flare filtering settings (espfilt); fields left out keep the deployment's values.
+        clean: event cleaning settings (evselect); fields left out keep the deployment's values.
+        images: image and exposure-map settings; fields left out keep the deployment's values.
+        disable_progress: no progress bars (always true on a server: there is no terminal).
+        task_runner: 'threads' on the machine running the flow, or 'dask'.
+        dask_address: scheduler of an existing Dask cluster (tcp://host:8786); empty starts
+            a LocalCluster when task_runner is 'dask'.
+        reprocess: first refresh calibration: rebuild each processed observation's
+            calibration index with today's date and, where it changed, re-run cifbuild and
+            everything downstream (the scheduled deployment sets this).
+
+    Returns:
+        The archive result (report path, outcomes, counts); a Failed state naming the
+        observations that are not ok.
+    """
+    params = dict(locals())
+    params.pop("reprocess")
+    logger = get_run_logger()
+    # Validation first: nothing below runs for a bad form, not even `sasversion`.
+    config = config_from_parameters(_deployment_parameters(), params)
+
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(
+        key="run-settings",
+        markdown="```json\n" + config.model_dump_json(indent=2) + "\n```",
+        description="every setting this run used, after merging with the deployment's",
+    )
+    summary = None
+    if reprocess:
+        summary = _prepare_reprocessing(config)
+        create_markdown_artifact(key="reprocess-summary", markdown=_summary_markdown(summary),
+                                 description="what scheduled reprocessing found")
+
+    from flows.process_archive import run_archive
+
+    result = run_archive(config)
+    if summary is not None:
+        result["reprocess"] = summary
+    bad = [o for o in result["observations"] if o["status"] != "ok"]
+    logger.info("report: %s; %s", result["report"], json.dumps(result["counts"]))
+    if bad:
+        detail = "; ".join(f"{o['obsid']}: {o['status']} {o.get('message', '')}".strip() for o in bad)
+        return Failed(message=f"{len(bad)} of {len(result['observations'])} observation(s) not ok: {detail}. "
+                              f"Report: {result['report']}")
+    return result

@@ -1,0 +1,115 @@
+"""Resume: a re-run makes exactly the SAS calls whose inputs, parameters or outcome changed.
+
+After a failure only the failed call and what reads its products run again; after a
+parameter change only that step and what is downstream of it; ``force`` re-runs a step and
+its downstream even when nothing changed. Everything is read from the stand-in's call log
+and the manifests.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from daxa_xmm.synth import ExposureSpec, ObsSpec, write_archive, write_odf
+from flows.process_archive import run_archive
+from tests.integration.flowkit import call_keys, calls_of, config, manifest_records
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+A, B = "0100000001", "0100000002"
+
+
+def _two_mos1_archive(root: Path) -> None:
+    """A: MOS1 S001 and U002 (merged together) and MOS2 S002; B: MOS2 S002 only."""
+    write_odf(root, A, ObsSpec(exposures=(ExposureSpec("M1", "S001"), ExposureSpec("M1", "U002"), ExposureSpec("M2", "S002"))))
+    write_odf(root, B, ObsSpec(revolution="0829", exposures=(ExposureSpec("M2", "S002"),)))
+
+
+def test_failed_unit_then_rerun_runs_only_that_unit_and_its_dependants(tmp_path: Path, standin) -> None:
+    _two_mos1_archive(tmp_path / "archive")
+    out = tmp_path / "processed"
+    failing = f"{A}M1S001"
+    standin.faults([{"task": "espfilt", "match": f"{failing}-espfilt", "action": "fail",
+                     "name": "noCounts", "message": "All histo counts are zero!"}])
+    first = run_archive(config(tmp_path))
+
+    status = {o["obsid"]: o["status"] for o in first["observations"]}
+    assert status == {A: "partial", B: "ok"}, first
+    recs = manifest_records(out, A)
+    assert recs[f"{failing}/espfilt"]["status"] == "failed"
+    assert recs[f"{failing}/espfilt"]["attempts"] == 1
+    assert any(e.get("name") == "noCounts" for e in recs[f"{failing}/espfilt"]["errors"])
+    assert recs[f"{failing}/cleaned_evt_lists"]["status"] == "upstream_failed"
+    # what ran before the failure, and every other unit, completed
+    assert recs[f"{failing}/emchain"]["status"] == "ok"
+    for unit in (f"{A}M1U002", f"{A}M2S002"):
+        for step in ("emchain", "emanom", "espfilt", "cleaned_evt_lists"):
+            assert recs[f"{unit}/{step}"]["status"] == "ok", (unit, step)
+    assert all(r["status"] == "ok" for r in manifest_records(out, B).values())
+    # MOS1 was merged and imaged from the good sub-exposure, MOS2 from its only one
+    assert recs[f"{A}M1-0.50-2.00keV/image"]["status"] == "ok"
+    assert recs[f"{A}M2-0.50-2.00keV/image"]["status"] == "ok"
+    assert f"{A}M1-clean/merge_subexposures" not in recs  # one good source: placed, not merged
+    assert len(calls_of(standin.calls(), "espfilt", f"{failing}-espfilt")) == 1
+
+    standin.no_faults()
+    standin.reset_log()
+    second = run_archive(config(tmp_path))
+    assert [o["status"] for o in second["observations"]] == ["ok", "ok"], second
+    keys = Counter(call_keys(standin.calls(), out))
+    # the failed espfilt, its cleaned list, now a real merge of both MOS1 sub-exposures,
+    # and MOS1's image and exposure map: nothing of MOS2, of B, nor anything upstream
+    assert keys == Counter({
+        f"{failing}/espfilt": 1,
+        f"{failing}/cleaned_evt_lists": 1,
+        f"{A}M1-clean/merge_subexposures": 1,
+        f"{A}M1-0.50-2.00keV/image": 1,
+        f"{A}M1-0.50-2.00keV/expmap": 1,
+    })
+    assert all(r["status"] == "ok" for r in manifest_records(out, A).values())
+
+
+def test_parameter_change_reruns_that_step_and_downstream_and_force_does_too(tmp_path: Path, standin) -> None:
+    (obsid,) = write_archive(tmp_path / "archive", 1, mix="standard")
+    out = tmp_path / "processed"
+    unit = f"{obsid}M1S001"
+    downstream_of_espfilt = Counter({
+        f"{unit}/espfilt": 1,
+        f"{unit}/cleaned_evt_lists": 1,
+        f"{obsid}M1-0.50-2.00keV/image": 1,
+        f"{obsid}M1-0.50-2.00keV/expmap": 1,
+    })
+    run_archive(config(tmp_path, instruments=["M1"]))
+    assert all(r["status"] == "ok" for r in manifest_records(out, obsid).values())
+
+    # 1. a changed espfilt parameter: espfilt and everything after it, nothing before
+    standin.reset_log()
+    run_archive(config(tmp_path, instruments=["M1"], espfilt={"allowed_sigma": 4.0}))
+    calls = standin.calls()
+    assert Counter(call_keys(calls, out)) == downstream_of_espfilt
+    (espf,) = calls_of(calls, "espfilt", unit)
+    assert "allowsigma=4" in espf["argv"] or "allowsigma=4.0" in espf["argv"], espf["argv"]
+
+    # 2. same parameters again: nothing at all
+    standin.reset_log()
+    run_archive(config(tmp_path, instruments=["M1"], espfilt={"allowed_sigma": 4.0}))
+    assert standin.calls() == []
+
+    # 3. force espfilt with unchanged parameters: espfilt and downstream again
+    standin.reset_log()
+    run_archive(config(tmp_path, instruments=["M1"], espfilt={"allowed_sigma": 4.0}, force=["espfilt"]))
+    assert Counter(call_keys(standin.calls(), out)) == downstream_of_espfilt
+
+    # 4. a cleaning energy range: the cleaned list and its products, not espfilt
+    standin.reset_log()
+    run_archive(config(tmp_path, instruments=["M1"], espfilt={"allowed_sigma": 4.0},
+                       clean={"lo_en": "0.3 keV", "hi_en": "10 keV"}))
+    calls = standin.calls()
+    assert Counter(call_keys(calls, out)) == downstream_of_espfilt - Counter({f"{unit}/espfilt": 1})
+    (clean,) = calls_of(calls, "evselect", f"{unit}-cleaned_evt_lists")
+    expr = next(a for a in clean["argv"] if a.startswith("expression="))
+    assert "300" in expr and "10000" in expr, expr
+    assert all(r["status"] == "ok" for r in manifest_records(out, obsid).values())

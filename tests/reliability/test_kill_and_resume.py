@@ -1,0 +1,120 @@
+"""The whole run SIGKILLed half way, then started again (issue 7, DESIGN section 5).
+
+The run is the real command, ``python -m flows.process_archive``, in its own process group,
+pointed at the session's Prefect test backend. One observation is made to sit in a slow
+SAS call (a stand-in ``sleep`` fault) while the other finishes; the flow process is then
+SIGKILLed: no Python runs in it, so nothing it does on exit can help. Expected:
+
+- no SAS process of the first run survives it (the runner's watchdog, daxa_xmm.orphans);
+- what the first run left is consistent: manifests parse, every product they call ``ok``
+  is readable FITS, no temporary file is left among the products;
+- the second run is not blocked by a stale lock, redoes no call the first run recorded as
+  ``ok`` (from the stand-in's call log), and completes everything.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from daxa_xmm.synth import write_archive
+from tests.reliability._support import check_products_readable, manifest, sas_processes_of_log, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
+
+
+def _cli_env() -> dict[str, str]:
+    """The test's environment (stand-in on PATH) plus the harness's API: no server start."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = dict(os.environ)
+    env.update(
+        PREFECT_API_URL=str(PREFECT_API_URL.value()),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_LOGGING_LEVEL="WARNING",
+        DO_NOT_TRACK="1",
+    )
+    return env
+
+
+def _start_cli(archive: Path, out: Path, log: Path) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "flows.process_archive", str(archive), "--out", str(out),
+            "--instruments", "PN", "M1", "--num-cores", "2", "--obs-concurrency", "2", "--no-progress"]
+    return subprocess.Popen(argv, env=_cli_env(), stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _ok_argvs(out: Path, obsids: list[str]) -> set[tuple[str, ...]]:
+    """argv of every call the manifests record as ok."""
+    done = set()
+    for obsid in obsids:
+        if (out / obsid / "manifest.json").exists():
+            for rec in manifest(out, obsid)["records"].values():
+                if rec["status"] == "ok":
+                    done.add(tuple(rec["argv"]))
+    return done
+
+
+def test_sigkill_mid_run_then_restart_resumes_cleanly(tmp_path: Path, standin) -> None:
+    archive, out = tmp_path / "archive", tmp_path / "processed"
+    first, second = write_archive(archive, 2, mix="standard")
+    # `second`'s MOS1 chain sits in emchain for a minute: the run is caught mid-way.
+    standin.faults([{"task": "emchain", "match": f"{second}/work", "action": "sleep", "seconds": 120}])
+    busy_log = out / second / "logs" / f"{second}M1S001-emchain.stderr.log"
+
+    run1 = _start_cli(archive, out, tmp_path / "run1.log")
+    try:
+        def mid_way() -> bool:
+            if run1.poll() is not None:
+                raise AssertionError(f"run 1 ended early: {(tmp_path / 'run1.log').read_text()[-3000:]}")
+            if not busy_log.exists() or "Executing" not in busy_log.read_text(errors="replace"):
+                return False
+            done = _ok_argvs(out, [first, second])
+            # the first observation has its images, the second its PN images
+            return sum(1 for a in done if a[0] == "eexpmap") >= 4
+
+        wait_for(mid_way, 240, "run 1 to be mid-way")
+        sas_running = sas_processes_of_log(standin.call_log)
+        assert sas_running, "a SAS process must be running when the run is killed"
+        os.kill(run1.pid, signal.SIGKILL)
+        run1.wait()
+    finally:
+        if run1.poll() is None:
+            os.killpg(run1.pid, signal.SIGKILL)
+            run1.wait()
+
+    # 1. No SAS process of the first run survives it.
+    wait_for(lambda: not sas_processes_of_log(standin.call_log), 30,
+             f"SAS processes {sas_running} of the killed run to be gone")
+    # 2. What it left is consistent.
+    assert check_products_readable(out, [first, second]) > 10
+    done_before = _ok_argvs(out, [first, second])
+    calls_before = len(standin.calls())
+    assert not any(a[0] == "emchain" and f"{second}" in " ".join(a) for a in done_before)
+
+    # 3. Restart (no more fault): no stale lock, nothing finished is redone, all completes.
+    standin.no_faults()
+    run2 = _start_cli(archive, out, tmp_path / "run2.log")
+    try:
+        code = run2.wait(timeout=300)
+    finally:
+        if run2.poll() is None:
+            os.killpg(run2.pid, signal.SIGKILL)
+            run2.wait()
+    text = (tmp_path / "run2.log").read_text()
+    assert code == 0, text[-3000:]
+    assert "another run" not in text
+    redone = [c for c in standin.calls()[calls_before:] if (c["task"], *c["argv"]) in done_before]
+    assert not redone, f"finished calls were run again: {[(c['task'], c['cwd']) for c in redone]}"
+    new_calls = standin.calls()[calls_before:]
+    assert any(c["task"] == "emchain" for c in new_calls), "the interrupted MOS chain must be run again"
+    for obsid in (first, second):
+        statuses = {r["status"] for r in manifest(out, obsid)["records"].values()}
+        assert statuses == {"ok"}, (obsid, statuses)
+    check_products_readable(out, [first, second])
+    assert not sas_processes_of_log(standin.call_log)
