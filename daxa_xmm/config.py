@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -305,12 +306,15 @@ class ProcessingConfig(BaseModel):
 
     def timeout_s(self) -> float:
         value = parse_quantity(self.timeout, "s", "timeout")
-        if value <= 0:
-            raise ConfigError(f"timeout: {self.timeout!r} must be positive")
+        if not math.isfinite(value) or value <= 0:  # NaN passes a plain `<= 0` test
+            raise ConfigError(f"timeout: {self.timeout!r} must be a positive, finite time")
         return value
 
     def retry_delay_s(self) -> float:
-        return parse_quantity(self.retry_delay, "s", "retry_delay")
+        value = parse_quantity(self.retry_delay, "s", "retry_delay")
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"retry_delay: {self.retry_delay!r} must be a finite time >= 0")
+        return value
 
     def step_selected(self, step: str) -> bool:
         return self.steps is None or step in self.steps

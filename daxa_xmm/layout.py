@@ -38,14 +38,15 @@ from pathlib import Path
 from daxa_xmm.errors import LayoutError
 from daxa_xmm.models import FILE_INST
 
-_OBSID = re.compile(r"^\d{10}$")
+# ASCII digits only, whole string: `\d` also takes non-ASCII digits and `$` a final newline.
+_OBSID = re.compile(r"[0-9]{10}")
 #: What we accept as ODF constituents: plain FITS/ASC as the XSA delivers them, or gzipped.
 ODF_SUFFIXES: tuple[str, ...] = (".FIT", ".ASC", ".SAS", ".FIT.gz", ".ASC.gz", ".fit", ".asc")
 
 
 def check_obsid(obsid: str) -> str:
     """Return ``obsid`` if it is exactly 10 digits, else raise LayoutError naming it."""
-    if not isinstance(obsid, str) or not _OBSID.match(obsid):
+    if not isinstance(obsid, str) or not _OBSID.fullmatch(obsid):
         raise LayoutError(f"ObsID {obsid!r} is not 10 digits (e.g. '0201903501')")
     return obsid
 
@@ -86,7 +87,7 @@ class ArchiveLayout:
         """ObsIDs present in the raw archive (folders named with 10 digits), sorted."""
         if not self.raw_root.is_dir():
             raise LayoutError(f"archive folder {self.raw_root} does not exist")
-        return sorted(p.name for p in self.raw_root.iterdir() if p.is_dir() and _OBSID.match(p.name))
+        return sorted(p.name for p in self.raw_root.iterdir() if p.is_dir() and _OBSID.fullmatch(p.name))
 
     def odf_dir(self, obsid: str) -> Path:
         """The folder holding the ODF constituents of ``obsid``."""

@@ -231,7 +231,7 @@ def _observation(path: Path, rec: SummaryRecord, obs_id: str | None, versions: t
         {"obsid": "Observation Identifier", "rev": "Revolution Identifier", "start": "Start Time", "end": "End Time"},
     )
     obs_line, obsid = f["obsid"]
-    if not re.fullmatch(r"\d{10}", obsid):
+    if not re.fullmatch(r"[0-9]{10}", obsid):
         raise SummaryParseError(path, f"ObsID must be 10 digits, got {obsid!r}", obs_line)
     if obs_id is not None and obsid != obs_id:
         raise SummaryParseError(path, f"summary is for ObsID {obsid}, expected {obs_id}", obs_line)

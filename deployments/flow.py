@@ -186,7 +186,9 @@ def archive_flow(
     params.pop("reprocess")
     logger = get_run_logger()
     # Validation first: nothing below runs for a bad form, not even `sasversion`.
-    config = config_from_parameters(_deployment_parameters(), params)
+    deployment = _deployment_parameters()
+    deployment.pop("reprocess", None)  # the flow's own switch, not a setting
+    config = config_from_parameters(deployment, params)
 
     from prefect.artifacts import create_markdown_artifact
 

@@ -78,7 +78,9 @@ def config_from_parameters(deployment: Mapping[str, Any], run: Mapping[str, Any]
 
 def _explain(exc: ValidationError) -> str:
     """``field.sub: message; ...``; a whole-model error keeps its own message (it names the field)."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg'].removeprefix('Value error, ')}"
-        for err in exc.errors()
-    )
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(msg if not where or msg.startswith(f"{where}:") else f"{where}: {msg}")
+    return "; ".join(parts)

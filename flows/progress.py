@@ -26,6 +26,12 @@ class Progress:
         self._obs: dict[str, Any] = {}
         self.calls_done = 0
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Dask pickles the observation task by value, and with it this module-level object
+        # (a thread lock, a live rich display): unpickle as the receiving process's own
+        # display, which is what "only the archive bar moves on a cluster" means.
+        return (_process_progress, ())
+
     @property
     def enabled(self) -> bool:
         return self._rich is not None
@@ -84,3 +90,8 @@ class Progress:
 
 #: The process-wide progress display.
 progress = Progress()
+
+
+def _process_progress() -> Progress:
+    """This process's display (what a pickled :class:`Progress` becomes when unpickled)."""
+    return progress

@@ -12,6 +12,8 @@ from __future__ import annotations
 __all__ = ["ObsContext", "StepSkipped", "sas_task", "run_call_blocking", "retry_if_transient", "with_upstream"]
 
 import dataclasses
+import logging
+import os
 import socket
 import threading
 from collections.abc import Iterable
@@ -24,10 +26,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from daxa_xmm.calls import SasCall
+from daxa_xmm.ccf import ccf_stale_reason
 from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.manifest import ManifestStore
 from daxa_xmm.runner import FileSlots, is_transient, raise_for_result, run_sas
+
+log = logging.getLogger(__name__)
 
 #: Which pipeline step (config's ``steps``/``force`` names) a call's step belongs to.
 PIPELINE_STEP: dict[str, str] = {
@@ -117,6 +122,21 @@ def _token(store: ManifestStore, call: SasCall) -> str:
     return f"{rec.fingerprint if rec else ''}@{ended}"
 
 
+def _stale_ccf(call: SasCall, ctx: ObsContext) -> bool:
+    """True for a cifbuild whose ccf.cif lists a vanished CCF or predates newer calibration.
+
+    Rebuilding it changes its token, so everything downstream is reprocessed too.
+    """
+    if call.step != "cif_build":
+        return False
+    paths = ctx.extra_env.get("SAS_CCFPATH") or os.environ.get("SAS_CCFPATH", "")
+    reason = ccf_stale_reason(ctx.layout.ccf(ctx.obsid), [Path(p) for p in paths.split(os.pathsep) if p],
+                              analysis_now=call.extra.get("analysis_date", "now") == "now")
+    if reason and ctx.layout.ccf(ctx.obsid).exists():
+        log.warning("%s: rebuilding the calibration index: %s", ctx.obsid, reason)
+    return reason is not None
+
+
 def run_call_blocking(call: SasCall, ctx: ObsContext, attempt: int = 1) -> dict[str, Any]:
     """Run (or skip) one call; return ``{"token", "skipped", "products"}``.
 
@@ -127,7 +147,7 @@ def run_call_blocking(call: SasCall, ctx: ObsContext, attempt: int = 1) -> dict[
     """
     store = ctx.store()
     step = pipeline_step(call.step)
-    forced = step in ctx.force
+    forced = step in ctx.force or _stale_ccf(call, ctx)
     selected = ctx.steps is None or step in ctx.steps
     if not forced and store.is_up_to_date(call, ctx.sas_version):
         rec = store.get(call.unit, call.step)

@@ -216,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             result["flow"] = run_flow(archive, work / "out-flow", ns.cap, ns.obs_concurrency, call_log)
             print(f"flow: span {result['flow']['sas_span_s']:.1f} s, lower bound {result['flow']['lower_bound']['lower_bound_s']:.1f} s, "
                   f"ratio {result['flow']['ratio_span_to_lb']:.3f}", flush=True)
-        straggler = obsids[len(obsids) // 2 - 1]  # a 'standard' observation (one PN sub-exposure)
+        # The 20th observation of 40: a 'multi_pn' one (three PN sub-exposures, each epchain slow).
+        straggler = obsids[max(len(obsids) // 2 - 1, 0)]
         extra = (ns.straggler_factor - 1) * (sum(DURATIONS["epchain"]) / 2) * ns.scale
         faults = [{"task": "epchain", "match": straggler, "action": "sleep", "seconds": extra}]
         os.environ["DAXA_STANDIN_FAULTS"] = json.dumps(faults)

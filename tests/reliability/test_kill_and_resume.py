@@ -44,7 +44,7 @@ def _cli_env() -> dict[str, str]:
 
 def _start_cli(archive: Path, out: Path, log: Path) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "flows.process_archive", str(archive), "--out", str(out),
-            "--instruments", "PN", "M1", "--num-cores", "2", "--obs-concurrency", "2", "--no-progress"]
+            "--instruments", "M1", "M2", "--num-cores", "2", "--obs-concurrency", "2", "--no-progress"]
     return subprocess.Popen(argv, env=_cli_env(), stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
 
@@ -63,9 +63,9 @@ def _ok_argvs(out: Path, obsids: list[str]) -> set[tuple[str, ...]]:
 def test_sigkill_mid_run_then_restart_resumes_cleanly(tmp_path: Path, standin) -> None:
     archive, out = tmp_path / "archive", tmp_path / "processed"
     first, second = write_archive(archive, 2, mix="standard")
-    # `second`'s MOS1 chain sits in emchain for a minute: the run is caught mid-way.
-    standin.faults([{"task": "emchain", "match": f"{second}/work", "action": "sleep", "seconds": 120}])
-    busy_log = out / second / "logs" / f"{second}M1S001-emchain.stderr.log"
+    # `second`'s MOS2 chain sits in emchain for minutes: the run is caught mid-way.
+    standin.faults([{"task": "emchain", "match": f"{second}M2S002-emchain", "action": "sleep", "seconds": 300}])
+    busy_log = out / second / "logs" / f"{second}M2S002-emchain.stdout.log"
 
     run1 = _start_cli(archive, out, tmp_path / "run1.log")
     try:
@@ -75,7 +75,7 @@ def test_sigkill_mid_run_then_restart_resumes_cleanly(tmp_path: Path, standin) -
             if not busy_log.exists() or "Executing" not in busy_log.read_text(errors="replace"):
                 return False
             done = _ok_argvs(out, [first, second])
-            # the first observation has its images, the second its PN images
+            # the first observation has its images, the second its MOS1 images
             return sum(1 for a in done if a[0] == "eexpmap") >= 4
 
         wait_for(mid_way, 240, "run 1 to be mid-way")
@@ -95,7 +95,7 @@ def test_sigkill_mid_run_then_restart_resumes_cleanly(tmp_path: Path, standin) -
     assert check_products_readable(out, [first, second]) > 10
     done_before = _ok_argvs(out, [first, second])
     calls_before = len(standin.calls())
-    assert not any(a[0] == "emchain" and f"{second}" in " ".join(a) for a in done_before)
+    assert not any(a[0] == "emchain" and "instruments=M2" in a and second in " ".join(a) for a in done_before)
 
     # 3. Restart (no more fault): no stale lock, nothing finished is redone, all completes.
     standin.no_faults()
@@ -112,7 +112,7 @@ def test_sigkill_mid_run_then_restart_resumes_cleanly(tmp_path: Path, standin) -
     redone = [c for c in standin.calls()[calls_before:] if (c["task"], *c["argv"]) in done_before]
     assert not redone, f"finished calls were run again: {[(c['task'], c['cwd']) for c in redone]}"
     new_calls = standin.calls()[calls_before:]
-    assert any(c["task"] == "emchain" for c in new_calls), "the interrupted MOS chain must be run again"
+    assert any(c["task"] == "emchain" and f"{second}M2S002" in c["cwd"] for c in new_calls), "the interrupted chain must run again"
     for obsid in (first, second):
         statuses = {r["status"] for r in manifest(out, obsid)["records"].values()}
         assert statuses == {"ok"}, (obsid, statuses)

@@ -1,0 +1,63 @@
+"""Each benchmark script runs on a tiny size and writes its result fields; no time is asserted.
+
+The benchmarks themselves never run in the test suite (minutes each, and timings on a shared
+machine are not test material); this only keeps the scripts from rotting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.benchmark, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(module: str, *args: str, tmp: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DAXA_", "SAS_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", f"tests.benchmarks.{module}", "--out", str(tmp / "res"), "--work", str(tmp / "work"), *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def _machine_ok(result: dict) -> None:
+    assert result["machine"]["nproc"] >= 1 and result["machine"]["date"] and result["command"].startswith("python -m")
+
+
+def test_makespan_runs_tiny(tmp_path: Path) -> None:
+    _run("makespan", "--n", "2", "--scale", "0.02", "--skip", "flow_straggler", tmp=tmp_path)
+    result = json.loads((tmp_path / "res" / "makespan.json").read_text())
+    _machine_ok(result)
+    flow = result["flow"]
+    assert flow["counts"] == {"ok": 2}
+    assert flow["calls"] > 10 and flow["lower_bound"]["lower_bound_s"] > 0 and flow["ratio_span_to_lb"] > 0
+    assert flow["lower_bound"]["critical_path_s"] <= flow["lower_bound"]["work_s"]
+    assert result["barrier_straggler"]["calls"] > 10 and "epchain" in result["barrier_straggler"]["stage_s"]
+
+
+def test_overhead_runs_tiny(tmp_path: Path) -> None:
+    _run("overhead", "--n", "1", "--cap", "1", "--obs-concurrency", "1", tmp=tmp_path)
+    result = json.loads((tmp_path / "res" / "overhead-1.json").read_text())
+    _machine_ok(result)
+    assert result["counts"] == {"ok": 1} and result["calls"] > 10
+    for key in ("overhead_per_call_s", "flow_cpu_per_call_s", "peak_rss_flow_mb", "prefect_home_bytes"):
+        assert isinstance(result[key], (int, float)), key
+    assert result["prefect_home_bytes"] > 0
+
+
+def test_timeout_latency_runs_tiny(tmp_path: Path) -> None:
+    _run("timeout_latency", "--repeats", "1", "--timeout", "0.5", tmp=tmp_path)
+    result = json.loads((tmp_path / "res" / "timeout_latency.json").read_text())
+    _machine_ok(result)
+    assert len(result["cases"]) == 3
+    for case in result["cases"].values():
+        assert case["all_timed_out"] and case["processes_left"] == 0
+        assert case["max_deadline_to_gone_s"] is not None

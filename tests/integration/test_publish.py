@@ -1,0 +1,58 @@
+"""What a run publishes: Prefect artifacts, quick-look pictures, the HTML report."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+
+from daxa_xmm.synth import write_archive
+from flows.process_archive import process_archive, task_runner_for
+from tests.integration.flowkit import config
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+async def _artifacts(flow_run_id):  # type: ignore[no-untyped-def]
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    async with get_client() as client:
+        return await client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+
+
+def test_artifacts_pictures_and_report(tmp_path: Path, standin) -> None:
+    (obsid,) = write_archive(tmp_path / "archive", 1, mix="standard")
+    cfg = config(tmp_path, instruments=["PN", "M1"])
+    state = process_archive.with_options(task_runner=task_runner_for(cfg))(cfg, return_state=True)
+    result = state.result()
+    assert result["counts"] == {"ok": 1}, result
+
+    # --- Prefect artifacts of this flow run, read back through the API
+    arts = {a.key: a for a in asyncio.run(_artifacts(state.state_details.flow_run_id))}
+    assert {f"obs-{obsid}", "archive-summary"} <= set(arts), sorted(arts)
+    table = arts[f"obs-{obsid}"]
+    assert table.type == "table"
+    rows = table.data if isinstance(table.data, list) else __import__("json").loads(table.data)
+    steps = {(r["unit"], r["step"], r["status"]) for r in rows}
+    assert (f"{obsid}PNS003", "espfilt", "ok") in steps and (f"{obsid}M1S001", "cleaned_evt_lists", "ok") in steps
+    summary = arts["archive-summary"]
+    assert summary.type == "markdown" and obsid in summary.data and "ok" in summary.data
+
+    # --- quick-look pictures: espfilt light curves and band images, PNG files
+    out = tmp_path / "processed"
+    qdir = out / obsid / "quicklook"
+    pngs = {p.name for p in qdir.glob("*.png")}
+    for name in ("pnS003-lightcurve.png", "mos1S001-lightcurve.png", f"{obsid}_pn_0.50-2.00keVimg.png",
+                 f"{obsid}_mos1_0.50-2.00keVimg.png"):
+        assert name in pngs, sorted(pngs)
+    for p in qdir.glob("*.png"):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # --- linked from report.html, by paths that resolve from the report's folder
+    page = (out / "report.html").read_text()
+    links = set(re.findall(r"<img src='([^']+)'", page))
+    assert {f"{obsid}/quicklook/{n}" for n in pngs} <= links, (sorted(links), sorted(pngs))
+    assert all((out / link).is_file() for link in links)
