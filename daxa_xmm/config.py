@@ -81,7 +81,8 @@ def check_inside_roots(path: Path, field: str) -> Path:
     """Refuse ``path`` unless it lies under one of the allowed roots (symlinks followed).
 
     Raises:
-        ValueError: naming ``field``, the path and the roots, when ``path`` is outside them.
+        ValueError: naming ``field`` (when given), the path and the roots, when ``path`` is
+            outside them.
     """
     roots = allowed_archive_roots()
     if not roots:
@@ -90,7 +91,8 @@ def check_inside_roots(path: Path, field: str) -> Path:
     if any(real == r or r in real.parents for r in roots):
         return path
     listed = ", ".join(str(r) for r in roots)
-    raise ValueError(f"{field}: {path} is outside the allowed archive roots ({ARCHIVE_ROOTS_ENV}: {listed})")
+    where = f"{field}: " if field else ""
+    raise ValueError(f"{where}{path} is outside the allowed archive roots ({ARCHIVE_ROOTS_ENV}: {listed})")
 
 
 def parse_quantity(value: Any, unit: str, field: str) -> float:
@@ -267,7 +269,8 @@ class ProcessingConfig(BaseModel):
     @field_validator("archive", "out")
     @classmethod
     def _inside_roots(cls, v: Path | None, info: Any) -> Path | None:
-        return v if v is None else check_inside_roots(v, info.field_name)
+        # pydantic names the field itself (loc); the message need not repeat it
+        return v if v is None else check_inside_roots(v, "")
 
     @model_validator(mode="after")
     def _default_out_inside_roots(self) -> "ProcessingConfig":

@@ -54,6 +54,7 @@ class FilterExpressionError(DaxaXmmError, ValueError):
 
     def __init__(self, expression: str, message: str, position: int | None = None) -> None:
         self.expression = expression
+        self.reason = message
         self.position = position
         text = f"invalid filter expression: {message}\n  {expression}"
         if position is not None:

@@ -52,6 +52,7 @@ _ALLOWED = frozenset(
 )
 _RANGE = re.compile(r"[\[(][^\[\]()'\"]*:[^\[\]()'\"]*[\])]")
 _IN = re.compile(r"(?<![\w.#])in\b\s*", re.IGNORECASE)
+_MACRO = re.compile(r"#[A-Za-z_][A-Za-z0-9_]*")
 _GTI = re.compile(r"(?<![\w.#])gti\s*\(\s*([^,()]*)\s*,", re.IGNORECASE)
 _GTI_FILE = re.compile(r"^(?:[\w./+-]+|'[\w./+-]+'|\"[\w./+-]+\")$")
 _OPEN = {"(": ")", "[": "]"}
@@ -153,7 +154,25 @@ def validate_expression(expr: str) -> str:
         name = m.group(1).strip()
         if not name or not _GTI_FILE.match(name):
             raise FilterExpressionError(expr, f"gti() file name {name!r} is not a plain path", m.start(1))
+    _check_grammar(expr)
     return expr
+
+
+def _check_grammar(expr: str) -> None:
+    """Parse ``expr`` with the selection-language grammar (``PATTERN <== 4`` fails here).
+
+    The grammar is the one the SAS stand-in evaluates with (daxa_xmm.standin.expression),
+    so an expression accepted here is one the stand-in's evselect can run. ``#NAME`` flag
+    macros are defined in each event list's header, not known yet: they are masked as
+    ``true`` of the same width, which keeps error positions right.
+    """
+    from daxa_xmm.standin.expression import ExpressionError, parse
+
+    masked = _MACRO.sub(lambda m: "true".ljust(len(m.group())), expr)
+    try:
+        parse(masked)
+    except ExpressionError as exc:
+        raise FilterExpressionError(expr, exc.reason, exc.position) from None
 
 
 def to_ev(value: Any, name: str) -> float | None:

@@ -153,7 +153,8 @@ def archive_flow(
     Args:
         archive: folder of raw ODFs, one sub-folder per 10-digit ObsID; must lie under the
             server's allowed archive roots (DAXA_XMM_ARCHIVE_ROOTS).
-        out: where products go, one folder per ObsID; empty means <archive>/../processed.
+        out: where products go, one folder per ObsID; empty means the folder 'processed'
+            beside the archive.
         obsids: process only these 10-digit ObsIDs; empty means every ObsID in the archive.
         instruments: instruments to process (PN, M1, M2, R1, R2).
         steps: run only these steps; empty means all. The others reuse earlier products.

@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = ["ObsContext", "StepSkipped", "sas_task", "run_call_blocking", "retry_if_transient", "with_upstream"]
 
 import dataclasses
+import hashlib
 import logging
 import os
 import socket
@@ -26,7 +27,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from daxa_xmm.calls import SasCall
-from daxa_xmm.ccf import ccf_stale_reason
+from daxa_xmm.ccf import ccf_stale_reason, listed_ccfs
 from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.manifest import ManifestStore
@@ -111,12 +112,31 @@ def with_upstream(call: SasCall, tokens: Iterable[str]) -> SasCall:
     return dataclasses.replace(call, extra={**call.extra, "upstream": tokens})
 
 
+def _calibration_identity(call: SasCall) -> str | None:
+    """For cifbuild: a hash of the calibration set its ccf.cif lists (scope, type, issue).
+
+    What cifbuild's dependants read is that set, not the run: re-running cifbuild (a new
+    analysis date, a scheduled refresh) re-runs everything downstream only when the set
+    actually changed.
+    """
+    if call.step != "cif_build" or not call.products:
+        return None
+    try:
+        entries = sorted({(scope, typeid, issue) for scope, typeid, issue, _ in listed_ccfs(call.products[0])})
+    except OSError:
+        return None
+    return "calindex:" + hashlib.sha256(repr(entries).encode()).hexdigest()[:16]
+
+
 def _token(store: ManifestStore, call: SasCall) -> str:
     """This call's product identity: its fingerprint and when it was made.
 
     A forced re-run with unchanged parameters still changes the token (new end time), so
     what depends on it re-runs too.
     """
+    identity = _calibration_identity(call)
+    if identity is not None:
+        return identity
     rec = store.get(call.unit, call.step)
     ended = rec.ended.isoformat() if rec is not None and rec.ended is not None else ""
     return f"{rec.fingerprint if rec else ''}@{ended}"

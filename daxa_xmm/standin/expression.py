@@ -313,6 +313,8 @@ class _Parser:
             if len(args_list) not in (3, 5):
                 raise self.error("circle() takes (x0, y0, r[, X, Y])", name)
             return Node("circle", None, tuple(args_list), name.pos)
+        if low in _REGIONS:  # selectlib's other shapes: valid syntax, not evaluated here
+            return Node("region", low, tuple(args_list), name.pos)
         if low in _FUNCS:
             if len(args_list) != 1:
                 raise self.error(f"{low}() takes one argument", name)
@@ -374,6 +376,8 @@ class _Parser:
         return _Interval(lo, hi, lo_closed, hi_closed)
 
 
+#: Region shapes of SAS's selection language besides circle: parsed, not evaluated.
+_REGIONS = frozenset({"box", "ellipse", "annulus", "elliptannulus", "polygon", "pie", "sector", "point"})
 _FUNCS: dict[str, Callable[[Any], Any]] = {
     "abs": np.abs, "sqrt": np.sqrt, "exp": np.exp, "log": np.log, "log10": np.log10,
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "int": np.trunc,
@@ -539,6 +543,8 @@ def _eval(env: _Env, node: Node) -> Any:  # noqa: C901 - one dispatch on node ki
         except Exception as exc:  # any I/O or format problem is the expression's error
             raise env.fail(node, f"cannot read GTI table {node.value!r}: {exc}", "GtiTable") from None
         return _in_gti(values, intervals)
+    if k == "region":
+        raise env.fail(node, f"the stand-in does not evaluate the region shape {node.value}()", "notSupported")
     if k == "circle":
         x0, y0, r, x, y = (_num(env, a) for a in node.args)
         return np.asarray((np.asarray(x, float) - x0) ** 2 + (np.asarray(y, float) - y0) ** 2 <= float(r) ** 2)

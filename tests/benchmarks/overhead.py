@@ -149,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         proc_sum = sum(r["proc_s"] for r in rows)
         flow_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
         result.update({
-            "counts": res["counts"], "calls": n, "calls_per_observation": n / ns.n,
+            "counts": res["counts"],
+            "failures": [{"obsid": o["obsid"], "status": o["status"], "message": o.get("message", ""), "failed": o.get("failed", [])}
+                         for o in res["observations"] if o["status"] != "ok"][:20],
+            "calls": n, "calls_per_observation": n / ns.n,
             "wall_s": wall, "sas_span_s": span, "startup_and_report_s": wall - span,
             "sum_standin_self_s": self_sum, "sum_process_wall_s": proc_sum,
             "overhead_per_call_s": (span - self_sum / ns.cap) / n,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -9,9 +10,17 @@ import pytest
 
 from daxa_xmm.synth import write_archive
 from flows.process_archive import run_archive
-from tests.integration.flowkit import config, harness_api_url, manifest_records
+from tests.integration.flowkit import config, manifest_records
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.dask]
+
+
+async def _flow_runs(name: str):  # type: ignore[no-untyped-def]
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    async with get_client() as client:
+        return await client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])))
 
 
 def _products(out: Path, obsid: str) -> dict[str, list[str]]:
@@ -21,13 +30,17 @@ def _products(out: Path, obsid: str) -> dict[str, list[str]]:
 
 def test_dask_runner_makes_the_same_products_as_threads(tmp_path: Path, standin, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("prefect_dask")
-    write_archive(tmp_path / "archive", 1, mix="standard")
-    # Dask workers are new processes: they see os.environ as it is when the cluster starts,
-    # not the harness's in-process settings, so they are pointed at the harness's API here.
-    # (The stand-in's variables reach them both through os.environ and ObsContext.extra_env.)
-    monkeypatch.setenv("PREFECT_API_URL", harness_api_url())
+    write_archive(tmp_path / "archive", 1, mix="standard", start_obsid=300000001)  # a name no other test uses
+    # Dask workers are new processes. Nothing is set here for them: prefect-dask ships the
+    # caller's Prefect settings context with each task (so the harness's API URL reaches the
+    # workers), and the stand-in's variables travel in ObsContext.extra_env. The check that
+    # the subflow ran against the harness (not a worker's own temporary server) is below.
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
     dask = run_archive(config(tmp_path, out="dask", instruments=["M1"], task_runner="dask", obs_concurrency=1))
     assert [o["status"] for o in dask["observations"]] == ["ok"], dask
+    (obsid,) = [o["obsid"] for o in dask["observations"]]
+    subflows = asyncio.run(_flow_runs(f"obs-{obsid}"))
+    assert [r.state.type.value for r in subflows] == ["COMPLETED"], "the worker's subflow is not in the harness's API"
     dask_pids = {c["pid"] for c in standin.calls()}
 
     threads = run_archive(config(tmp_path, out="threads", instruments=["M1"]))

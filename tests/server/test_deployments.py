@@ -221,19 +221,3 @@ def test_scheduled_reprocessing_new_obsids_failed_units_and_changed_calibration(
     assert (out / first / "ccf.cif").read_bytes() != ccf_before
     summary = served.artifacts(done["id"])["reprocess-summary"]["data"]
     assert "+EPN_QUANTUMEF_0020" in summary and "-EPN_QUANTUMEF_0019" in summary
-
-
-def test_stop_process_escalates_to_sigkill(tmp_path: Path) -> None:
-    """The helper every fixture relies on: a process that ignores SIGTERM is still stopped."""
-    import subprocess
-    import sys
-
-    from tests.server.conftest import stop_process
-
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(600)"
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, start_new_session=True)
-    assert proc.stdout.readline().strip() == b"up"
-    stop_process(proc, grace_s=1.0)
-    assert proc.returncode == -9
-    with pytest.raises(ProcessLookupError):
-        os.killpg(proc.pid, 0)

@@ -142,3 +142,18 @@ def test_validator_on_arbitrary_unicode(expr: str) -> None:
         validate_expression(expr)
     except FilterExpressionError:
         pass
+
+
+@pytest.mark.parametrize(
+    ("expr", "position"),
+    [("PATTERN <== 4", 10), ("PATTERN <= 4 &&", 15), ("PI in [500:2000] PATTERN", 17), ("&& FLAG == 0", 0)],
+)
+def test_grammar_errors_point_at_the_token(expr: str, position: int) -> None:
+    with pytest.raises(FilterExpressionError) as info:
+        validate_expression(expr)
+    assert info.value.position == position
+
+
+def test_region_shapes_are_valid_syntax() -> None:
+    expr = "!(CIRCLE(100,-200,17700,DETX,DETY)||BOX(-20,-17000,6500,500,0,DETX,DETY))"
+    assert validate_expression(expr) == expr

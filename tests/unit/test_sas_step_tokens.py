@@ -1,0 +1,57 @@
+"""The identity tokens that decide what a re-run redoes (tasks/sas_step.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from astropy.io import fits
+
+from daxa_xmm.calls import OutputSpec, SasCall
+from tasks.sas_step import _calibration_identity, pipeline_step, with_upstream
+
+
+def _cif(path: Path, issues: list[int]) -> Path:
+    cols = [
+        fits.Column("SCOPE", "8A", array=["EPN"] * len(issues)),
+        fits.Column("TYPEID", "16A", array=["QUANTUMEF"] * len(issues)),
+        fits.Column("ISSUE", "J", array=issues),
+        fits.Column("FNAME", "40A", array=[f"EPN_QUANTUMEF_{i:04d}.CCF" for i in issues]),
+    ]
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols, name="CALINDEX")]).writeto(path, overwrite=True)
+    return path
+
+
+def _cifbuild(cif: Path, date: str) -> SasCall:
+    return SasCall(step="cif_build", obsid="0201903501", unit="0201903501",
+                   argv=("cifbuild", f"analysisdate={date}"), cwd=cif.parent, outputs=(OutputSpec("ccf.cif", cif),))
+
+
+def test_cifbuild_token_follows_the_calibration_set_not_the_run(tmp_path: Path) -> None:
+    cif = _cif(tmp_path / "ccf.cif", [19])
+    first = _calibration_identity(_cifbuild(cif, "2026-01-01"))
+    again = _calibration_identity(_cifbuild(_cif(cif, [19]), "2026-11-24"))
+    assert first is not None and first == again  # same set: downstream stays
+    newer = _calibration_identity(_cifbuild(_cif(cif, [20]), "2026-11-24"))
+    assert newer != first  # newer calibration: downstream re-runs
+
+
+def test_unreadable_index_falls_back_and_other_steps_have_none(tmp_path: Path) -> None:
+    bad = tmp_path / "ccf.cif"
+    bad.write_text("not FITS")
+    assert _calibration_identity(_cifbuild(bad, "now")) is None
+    call = SasCall(step="espfilt", obsid="0201903501", unit="u", argv=("espfilt",), cwd=tmp_path)
+    assert _calibration_identity(call) is None
+
+
+def test_upstream_tokens_change_the_fingerprint() -> None:
+    call = SasCall(step="espfilt", obsid="0201903501", unit="u", argv=("espfilt",), cwd=Path("/x"))
+    assert with_upstream(call, []).fingerprint("22") == call.fingerprint("22")
+    assert with_upstream(call, ["a"]).fingerprint("22") != with_upstream(call, ["b"]).fingerprint("22")
+    assert with_upstream(call, ["a", "b"]).fingerprint("22") == with_upstream(call, ["b", "a"]).fingerprint("22")
+
+
+def test_pipeline_step_names() -> None:
+    assert pipeline_step("epchain_oot") == "epchain"
+    assert pipeline_step("merge_subexposures_2") == "merge_subexposures"
+    assert pipeline_step("expmap") == "generate_images_expmaps"
+    assert pipeline_step("espfilt") == "espfilt"
