@@ -5,6 +5,7 @@ crashes are retried, and one bad observation or unit never stops the rest of the
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -131,8 +132,6 @@ def test_one_corrupt_odf_summary_fails_only_its_observation(tmp_path: Path, stan
 
 def test_the_liveness_check_sees_a_hung_standin(tmp_path: Path, standin) -> None:
     """:func:`_alive` must tell a live hung stand-in from a gone one, or the test above proves nothing."""
-    import subprocess
-
     standin.faults([{"task": "espfilt", "match": "", "action": "hang"}])
     proc = subprocess.Popen(["espfilt", "eventfile=x.fits"], cwd=tmp_path, env=dict(os.environ),  # noqa: S603, S607
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def test_artifacts_pictures_and_report(tmp_path: Path, standin) -> None:
     assert {f"obs-{obsid}", "archive-summary"} <= set(arts), sorted(arts)
     table = arts[f"obs-{obsid}"]
     assert table.type == "table"
-    rows = table.data if isinstance(table.data, list) else __import__("json").loads(table.data)
+    rows = table.data if isinstance(table.data, list) else json.loads(table.data)
     steps = {(r["unit"], r["step"], r["status"]) for r in rows}
     assert (f"{obsid}PNS003", "espfilt", "ok") in steps and (f"{obsid}M1S001", "cleaned_evt_lists", "ok") in steps
     summary = arts["archive-summary"]
