@@ -14,6 +14,7 @@ __all__ = ["process_archive", "run_archive", "main", "plan_archive"]
 import argparse
 import logging
 import os
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -169,17 +170,28 @@ def run_archive(config: ProcessingConfig) -> dict[str, Any]:
 def plan_archive(config: ProcessingConfig, sas_version: str) -> str:
     """Every SAS call the run would make, as text; runs nothing.
 
+    The calls come from :mod:`daxa_xmm.pipeline`, as the flow's do, with the run's settings.
     Steps after odfingest are planned from the observation's summary when an earlier run
-    made one; otherwise they are listed as waiting for it (which exposures are processed is
-    only known once odfingest has read the ODF).
+    made one; otherwise the plan says they wait for it.
     """
-    from daxa_xmm.archive import Archive
-    from daxa_xmm.plan import format_plan, plan_observation
+    from daxa_xmm.pipeline import plan_observation
+    from daxa_xmm.sasversion import parse_sas_version
 
     layout = ArchiveLayout(config.archive, config.out_root)
-    obsids = _obsids(config, layout)
-    archive = Archive(layout, sas_version, obsids=obsids)
-    return format_plan(plan_observation(archive))
+    version = parse_sas_version(sas_version)
+    lines = [f"# dry run: SAS {version}, nothing is run"]
+    for obsid in _obsids(config, layout):
+        lines.append(f"\n# ObsID {obsid}")
+        for note, call in plan_observation(layout, obsid, config, version):
+            if note:
+                lines.append(f"#   {note}")
+            if call is not None:
+                lines.append(f"[{call.step} {call.unit}]")
+                lines.append(f"    $ {shlex.join(call.argv)}")
+                lines.append(f"      cwd: {call.cwd}")
+                for key, value in sorted(call.env.items()):
+                    lines.append(f"      env: {key}={value}")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- command line

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -28,18 +29,10 @@ from daxa_xmm.calls import SasCall
 from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.emanom import emanom_supported, parse_emanom_out
 from daxa_xmm.models import EPIC, Unit
+from daxa_xmm.pipeline import epic_unit_calls, head_calls, instrument_calls, rgs_unit_calls
 from daxa_xmm.sasversion import parse_sas_version
 from daxa_xmm.selection import select_units
-from daxa_xmm.steps.cifbuild import cifbuild_calls
-from daxa_xmm.steps.clean_events import clean_events_calls
-from daxa_xmm.steps.emanom import emanom_calls
-from daxa_xmm.steps.emchain import emchain_calls
-from daxa_xmm.steps.epchain import epchain_calls
-from daxa_xmm.steps.espfilt import espfilt_calls
-from daxa_xmm.steps.images import image_expmap_calls
-from daxa_xmm.steps.merge import merge_calls, place_single
-from daxa_xmm.steps.odfingest import odfingest_calls
-from daxa_xmm.steps.rgsproc import rgsproc_calls
+from daxa_xmm.steps.merge import place_single
 from daxa_xmm.summary import read_observation_record, read_odf_summary
 from flows.progress import progress
 from tasks.sas_step import ObsContext, StepSkipped, sas_task, with_upstream
@@ -96,53 +89,37 @@ class _Chain:
             store.mark(call, status, f"not run: {_short(cause)}", sas_version=self.ctx.sas_version)
 
 
-async def _epic_unit(unit: Unit, ctx: ObsContext, cfg: ProcessingConfig, base: list[str], summary) -> list[str] | None:  # type: ignore[no-untyped-def]
+async def _epic_unit(unit: Unit, ctx: ObsContext, cfg: ProcessingConfig, base: list[str], summary: Path) -> list[str] | None:
     """One PN or MOS sub-exposure: chain -> [emanom] -> espfilt -> evselect.
 
     Returns the identity tokens of what it made (the merge and images read them), or None
     when the unit failed.
     """
-    layout, timeout = ctx.layout, cfg.timeout_s()
     sasv = parse_sas_version(ctx.sas_version)
     chain = _Chain(ctx, cfg, base)
-    clean_cfg = cfg.clean.to_step()
-    if unit.inst == "PN":
-        first = epchain_calls(layout, unit, summary, sasv, timeout)
-    else:
-        first = emchain_calls(layout, unit, summary, timeout)
-        if emanom_supported(sasv):
-            first += emanom_calls(layout, unit, sasv, timeout)
-    espf = espfilt_calls(layout, unit, cfg.espfilt.to_step(), sasv, timeout)
-    planned_clean = clean_events_calls(layout, unit, clean_cfg, None, timeout)
-    stage = first
+    groups = epic_unit_calls(ctx.layout, unit, cfg, sasv, summary)
+    done = 0
     try:
-        await chain.run(first)
-        stage = espf
-        await chain.run(espf)
-        accepted = None
-        if unit.inst != "PN" and clean_cfg.filt_mos_anom_state and emanom_supported(sasv):
-            log_path = layout.emanom_log(unit.obsid, unit.inst, unit.exp_id)
-            accepted = parse_emanom_out(log_path, clean_cfg.acc_mos_anom_states)
-        stage = planned_clean
-        await chain.run(clean_events_calls(layout, unit, clean_cfg, accepted, timeout))
+        for i, group in enumerate(groups):
+            if i == 2 and unit.inst != "PN" and cfg.clean.filt_mos_anom_state and emanom_supported(sasv):
+                # the cleaning expression keeps only the CCDs emanom accepted
+                log_path = ctx.layout.emanom_log(unit.obsid, unit.inst, unit.exp_id)
+                accepted = parse_emanom_out(log_path, cfg.clean.acc_mos_anom_states)
+                group = epic_unit_calls(ctx.layout, unit, cfg, sasv, summary, accepted)[2]
+            await chain.run(group)
+            done = i + 1
         return chain.tokens
     except Exception as exc:
-        chain.fail_rest(_after(stage, [first, espf, planned_clean]), exc)
+        chain.fail_rest([c for g in groups[done + 1 :] for c in g], exc)
         log.warning("%s: chain stopped: %s", unit.label, _short(exc))
         return None
 
 
-def _after(stage: list[SasCall], groups: list[list[SasCall]]) -> list[SasCall]:
-    """The calls of the groups after ``stage``."""
-    idx = next(i for i, g in enumerate(groups) if g is stage)
-    return [c for g in groups[idx + 1 :] for c in g]
-
-
-async def _rgs_unit(unit: Unit, ctx: ObsContext, cfg: ProcessingConfig, base: list[str], summary) -> list[str] | None:  # type: ignore[no-untyped-def]
+async def _rgs_unit(unit: Unit, ctx: ObsContext, cfg: ProcessingConfig, base: list[str], summary: Path) -> list[str] | None:
     """One RGS sub-exposure: rgsproc's events, angles and filter stages."""
     chain = _Chain(ctx, cfg, base)
     try:
-        await chain.run(rgsproc_calls(ctx.layout, unit, summary, timeout_s=cfg.timeout_s()))
+        await chain.run(rgs_unit_calls(ctx.layout, unit, cfg, summary))
         return chain.tokens
     except Exception as exc:
         log.warning("%s: rgsproc stopped: %s", unit.label, _short(exc))
@@ -155,28 +132,21 @@ async def _instrument(inst: str, units: list[Unit], ctx: ObsContext, cfg: Proces
     ``base`` holds the tokens of every unit merged, so a re-made sub-exposure list re-makes
     the merged list and the images even though their argv are unchanged.
     """
-    layout, obsid, timeout = ctx.layout, ctx.obsid, cfg.timeout_s()
+    merges, bands = instrument_calls(ctx.layout, ctx.obsid, inst, units, cfg)
     chain = _Chain(ctx, cfg, base)
     try:
-        for kind, oot in (("clean", False), ("clean_oot", True)):
-            if oot and inst != "PN":
-                continue
-            sources = [layout.clean_events(obsid, inst, u.exp_id, oot=oot) for u in units]
-            plan = merge_calls(layout, obsid, f"{obsid}{inst}-{kind}", sources, layout.merged_events(obsid, inst, kind), timeout)
+        for plan in merges:
             if plan.single_source is not None:
                 place_single(plan.single_source, plan.dest)
             else:
                 await chain.run(plan.calls)
-        img_chain = [c for lo, hi in cfg.images.bands_ev() for c in image_expmap_calls(layout, obsid, inst, lo, hi, cfg.images.to_step(), timeout)]
-        # bands are independent of each other
-        pairs = [img_chain[i : i + 2] for i in range(0, len(img_chain), 2)]
-        results = await asyncio.gather(*(_Chain(ctx, cfg, chain.tokens).run(p) for p in pairs), return_exceptions=True)
+        results = await asyncio.gather(*(_Chain(ctx, cfg, chain.tokens).run(p) for p in bands), return_exceptions=True)
         bad = [r for r in results if isinstance(r, BaseException)]
         if bad:
             raise bad[0]
         return True
     except Exception as exc:
-        log.warning("%s %s: merge/images stopped: %s", obsid, inst, _short(exc))
+        log.warning("%s %s: merge/images stopped: %s", ctx.obsid, inst, _short(exc))
         return False
 
 
@@ -198,15 +168,14 @@ async def process_observation(obsid: str, config: ProcessingConfig, ctx: ObsCont
         some failed, ``failed`` when nothing past the summary could run.
     """
     t0 = time.time()
-    layout, timeout = ctx.layout, config.timeout_s()
+    layout = ctx.layout
     failed: list[str] = []
     progress.observation_started(obsid)
     try:
         try:
             record = read_observation_record(layout.odf_sum_asc(obsid))
             head = _Chain(ctx, config)
-            await head.run(cifbuild_calls(layout, obsid, record.start, config.cifbuild(), timeout))
-            await head.run(odfingest_calls(layout, obsid, record.revolution, timeout))
+            await head.run(head_calls(layout, record, config))
             summary_path = layout.summary(obsid, record.revolution)
             summary = read_odf_summary(summary_path, obs_id=obsid)
         except Exception as exc:  # a bad ODF or summary, or cifbuild/odfingest failed for good
@@ -232,6 +201,10 @@ async def process_observation(obsid: str, config: ProcessingConfig, ctx: ObsCont
             if inst in EPIC and good:
                 if not await _instrument(inst, good, ctx, config, made):
                     failed.append(f"{obsid}{inst}-merge/images")
+            elif inst in EPIC:  # record that its merge and images could not be made
+                merges, bands = instrument_calls(layout, obsid, inst, its_units, config)
+                not_made = [c for p in merges for c in p.calls] + [c for pair in bands for c in pair]
+                _Chain(ctx, config).fail_rest(not_made, RuntimeError(f"no {inst} sub-exposure was processed"))
 
         by_inst: dict[str, tuple[list[Any], list[Unit]]] = {}
         for u, job in zip(units, jobs):

@@ -49,6 +49,12 @@ def test_dry_run_plans_without_running_then_plans_every_step_after_a_run(tmp_pat
     # every call the real run made (with the default settings) is in the plan, verbatim
     missing = sorted(made - planned)
     assert not missing, f"{len(missing)} call(s) of the run are not in the dry run, e.g. {missing[:3]}"
+    # the dry run honours the run's settings: MOS1 only plans no PN or RGS call
+    only_m1 = run_cli([*args, "--instruments", "M1"], cwd=tmp_path, env=cli_env())
+    assert only_m1.returncode == 0, only_m1.stderr
+    m1_tasks = {a.split()[0] for a in _planned_argvs(only_m1.stdout)}
+    assert "emchain" in m1_tasks and not {"epchain", "rgsproc"} & m1_tasks
+    assert made <= _planned_argvs(only_m1.stdout)
 
 
 def test_demo_runs_then_a_second_demo_makes_no_sas_call(tmp_path: Path) -> None:
