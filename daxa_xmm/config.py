@@ -230,7 +230,8 @@ class ProcessingConfig(BaseModel):
         steps: run only these steps; the others reuse products of an earlier run.
         force: re-run these steps (and what depends on them) even if up to date.
         num_cores: at most this many SAS processes at once on this machine.
-        obs_concurrency: observations processed at once (default: num_cores).
+        obs_concurrency: observations processed at once (default: twice num_cores, so that
+            the SAS slots stay busy while an observation is between two SAS calls).
         timeout: wall-clock limit of one SAS call for one unit, e.g. '2 h'.
         retries: retries of a transiently failed SAS call (timeout, signal, OS error).
         retry_delay: first retry delay; doubles each retry.
@@ -253,7 +254,7 @@ class ProcessingConfig(BaseModel):
     steps: list[StepName] | None = Field(None, description="run only these steps (default: all)")
     force: list[StepName] = Field([], description="re-run these steps even if up to date")
     num_cores: int = Field(default_factory=default_num_cores, ge=1, description="max SAS processes at once")
-    obs_concurrency: int | None = Field(None, ge=1, description="observations at once (default: num_cores)")
+    obs_concurrency: int | None = Field(None, ge=1, description="observations at once (default: 2 x num_cores)")
     timeout: str = Field("2 h", description="time limit of one SAS call, per unit")
     retries: int = Field(2, ge=0, le=10, description="retries of transient failures")
     retry_delay: str = Field("10 s", description="first retry delay (doubles each retry)")

@@ -161,7 +161,7 @@ def archive_flow(
         force: re-run these steps, and what depends on them, even if up to date.
         num_cores: at most this many SAS processes at once; empty means 90% of the cores of
             the machine running the flow.
-        obs_concurrency: observations processed at once; empty means num_cores.
+        obs_concurrency: observations processed at once; empty means twice num_cores.
         timeout: wall-clock limit of one SAS call for one unit, e.g. '2 h'.
         retries: retries of a transiently failed SAS call (timeout, signal, OS error), 0-10.
         retry_delay: first retry delay, doubling each retry, e.g. '10 s'.

@@ -149,7 +149,7 @@ def process_archive(config: ProcessingConfig) -> dict[str, Any]:
 
 def task_runner_for(config: ProcessingConfig):  # type: ignore[no-untyped-def]
     """Threads on this machine, or Dask (an existing scheduler, or a LocalCluster)."""
-    workers = config.obs_concurrency or config.num_cores
+    workers = config.obs_concurrency or 2 * config.num_cores
     if config.task_runner == "dask":
         from prefect_dask import DaskTaskRunner
 
@@ -208,7 +208,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", nargs="+", choices=STEPS, default=None, help="re-run these steps even if up to date")
     p.add_argument("--config", type=Path, help="YAML or JSON file of settings (see ProcessingConfig)")
     p.add_argument("--num-cores", type=int, help="max SAS processes at once (default: 90%% of cores)")
-    p.add_argument("--obs-concurrency", type=int, help="observations at once (default: num-cores)")
+    p.add_argument("--obs-concurrency", type=int, help="observations at once (default: 2 x num-cores)")
     p.add_argument("--timeout", help="time limit of one SAS call per unit, e.g. '2 h'")
     p.add_argument("--retries", type=int, help="retries of transient failures (default 2)")
     p.add_argument("--dry-run", action="store_true", help="print every SAS call it would make; run none")

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from daxa_xmm.calls import SasCall
 from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.emanom import emanom_supported, parse_emanom_out
+from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.models import EPIC, Unit
 from daxa_xmm.pipeline import epic_unit_calls, head_calls, instrument_calls, rgs_unit_calls
 from daxa_xmm.sasversion import parse_sas_version
@@ -56,6 +57,31 @@ def _task(name: str, retries: int, delay_s: float):  # type: ignore[no-untyped-d
     return sas_task(name, retries, delay_s)
 
 
+#: Attempts at a step when the orchestrator itself fails (not SAS: SAS failures are the
+#: task's own retries). Prefect's SQLite backend answers 503 under many concurrent writes.
+ORCHESTRATION_ATTEMPTS = 3
+ORCHESTRATION_DELAY_S = 2.0
+
+
+async def _orchestrated(step_task: Any, call: SasCall, ctx: ObsContext) -> dict[str, Any]:
+    """Run one step's task, trying again when Prefect (not SAS) failed to run it.
+
+    A step whose SAS call already finished is skipped on the next attempt (the manifest
+    records it first), so trying again never repeats finished work.
+    """
+    for attempt in range(1, ORCHESTRATION_ATTEMPTS + 1):
+        try:
+            return await step_task(call, ctx)
+        except (DaxaXmmError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # e.g. httpx.HTTPStatusError 503 from the Prefect API
+            if attempt == ORCHESTRATION_ATTEMPTS:
+                raise
+            log.warning("%s [%s]: Prefect failed to run the step (%s); trying again", call.step, call.unit, _short(exc))
+            await asyncio.sleep(ORCHESTRATION_DELAY_S * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 class _Chain:
     """Runs calls in order for one unit, carrying the identity of what each call read."""
 
@@ -71,7 +97,7 @@ class _Chain:
             step_task = _task(call.step, self.cfg.retries, self.cfg.retry_delay_s())
             progress.started(self.ctx.obsid, call)
             try:
-                out = await step_task(call, self.ctx)
+                out = await _orchestrated(step_task, call, self.ctx)
             except Exception as exc:
                 self.fail_rest(calls[i + 1 :], exc)
                 raise

@@ -1,0 +1,51 @@
+"""A step whose Prefect run fails (not SAS: the API answering 503) is tried again."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+import flows.process_observation as po
+from daxa_xmm.calls import SasCall
+from daxa_xmm.errors import SasTaskError
+
+CALL = SasCall(step="espfilt", obsid="0201903501", unit="0201903501PNS003", argv=("espfilt",), cwd=Path("/x"))
+
+
+class _Flaky:
+    def __init__(self, failures: list[BaseException]) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    async def __call__(self, call: SasCall, ctx: object) -> dict:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return {"token": "t", "products": []}
+
+
+@pytest.fixture(autouse=True)
+def _no_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(po, "ORCHESTRATION_DELAY_S", 0.0)
+
+
+def test_orchestration_failures_are_tried_again() -> None:
+    step = _Flaky([RuntimeError("503 Service Unavailable"), RuntimeError("503 Service Unavailable")])
+    assert asyncio.run(po._orchestrated(step, CALL, None))["token"] == "t"
+    assert step.calls == 3
+
+
+def test_orchestration_gives_up_after_its_attempts() -> None:
+    step = _Flaky([RuntimeError("503")] * po.ORCHESTRATION_ATTEMPTS)
+    with pytest.raises(RuntimeError):
+        asyncio.run(po._orchestrated(step, CALL, None))
+    assert step.calls == po.ORCHESTRATION_ATTEMPTS
+
+
+def test_sas_failures_are_not_tried_again_here() -> None:
+    step = _Flaky([SasTaskError("noCounts", task="espfilt")])
+    with pytest.raises(SasTaskError):
+        asyncio.run(po._orchestrated(step, CALL, None))
+    assert step.calls == 1
