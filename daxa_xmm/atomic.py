@@ -18,7 +18,9 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 from typing import Any
 
 
@@ -52,6 +54,29 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _replace_with(target: Path, write: Callable[[BinaryIO], object], like: Path | None = None) -> Path:
+    """Write a temp file beside ``target`` with ``write``, fsync it, rename it over ``target``.
+
+    ``like``: copy its permissions and times onto the new file. On any failure the temp file
+    is removed and ``target`` is as it was.
+    """
+    fd, tmp = _temp_beside(target)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            write(out)
+            out.flush()
+            os.fsync(out.fileno())
+        if like is not None:
+            shutil.copystat(like, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_dir(target.parent)
+    return target
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically; create the parent folder if needed.
 
@@ -62,20 +87,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     Returns:
         The target path.
     """
-    target = Path(path)
-    fd, tmp = _temp_beside(target)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_dir(target.parent)
-    return target
+    return _replace_with(Path(path), lambda out: out.write(data))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
@@ -135,17 +147,5 @@ def copy_into_place(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -
     """
     source, target = Path(src), Path(dest)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _temp_beside(target)
-    try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as inp:
-            shutil.copyfileobj(inp, out, 1024 * 1024)
-            out.flush()
-            os.fsync(out.fileno())
-        shutil.copystat(source, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_dir(target.parent)
-    return target
+    with open(source, "rb") as inp:
+        return _replace_with(target, lambda out: shutil.copyfileobj(inp, out, 1024 * 1024), like=source)
