@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = ["process_archive", "run_archive", "main", "plan_archive"]
 
 import argparse
+import asyncio
 import logging
 import os
 import shlex
@@ -30,7 +31,12 @@ from daxa_xmm.locks import ObservationBusy, observation_lock
 from daxa_xmm.quicklook import observation_pictures
 from daxa_xmm.report import build_report, markdown_summary, write_report
 from daxa_xmm.sasenv import detect_sas
-from flows.process_observation import ObservationOutcome, process_observation
+from flows.process_observation import (
+    ORCHESTRATION_ATTEMPTS,
+    ORCHESTRATION_DELAY_S,
+    ObservationOutcome,
+    process_observation,
+)
 from flows.progress import progress
 from tasks.sas_step import ObsContext
 
@@ -76,6 +82,25 @@ def _context(obsid: str, config: ProcessingConfig, layout: ArchiveLayout, sas_ve
     )
 
 
+async def _subflow_with_retries(obsid: str, config: ProcessingConfig, ctx: ObsContext) -> ObservationOutcome:
+    """The subflow, started again when Prefect itself failed to run it (an API 503).
+
+    The manifest makes this cheap and safe: what finished is skipped on the next attempt.
+    Problems of the data or of SAS never come here as exceptions; they are outcomes.
+    """
+    for attempt in range(1, ORCHESTRATION_ATTEMPTS + 1):
+        try:
+            return await process_observation(obsid, config, ctx)
+        except DaxaXmmError:
+            raise
+        except Exception as exc:
+            if attempt == ORCHESTRATION_ATTEMPTS:
+                raise
+            log.warning("%s: Prefect failed to run the observation (%s); trying again", obsid, exc)
+            await asyncio.sleep(ORCHESTRATION_DELAY_S * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 @task(name="observation", task_run_name="observation-{obsid}", cache_policy=NO_CACHE, persist_result=False)
 async def observation_task(obsid: str, config: ProcessingConfig, ctx: ObsContext) -> dict[str, Any]:
     """Run the per-observation subflow; any failure becomes a ``failed`` outcome, not an exception.
@@ -86,7 +111,7 @@ async def observation_task(obsid: str, config: ProcessingConfig, ctx: ObsContext
     """
     try:
         with observation_lock(ctx.layout.obs_dir(obsid)):
-            outcome = await process_observation(obsid, config, ctx)
+            outcome = await _subflow_with_retries(obsid, config, ctx)
     except ObservationBusy as exc:
         outcome = ObservationOutcome(obsid=obsid, status="failed", message=str(exc))
     except Exception as exc:  # one bad observation never spoils the others

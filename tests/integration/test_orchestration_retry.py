@@ -49,3 +49,20 @@ def test_sas_failures_are_not_tried_again_here() -> None:
     with pytest.raises(SasTaskError):
         asyncio.run(po._orchestrated(step, CALL, None))
     assert step.calls == 1
+
+
+def test_an_observation_whose_subflow_prefect_failed_is_started_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    import flows.process_archive as pa
+
+    attempts: list[int] = []
+
+    async def flaky_subflow(obsid: str, config: object, ctx: object) -> po.ObservationOutcome:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise RuntimeError("Server error '503 Service Unavailable' for url '.../api/task_runs/'")
+        return po.ObservationOutcome(obsid=obsid, status="ok")
+
+    monkeypatch.setattr(pa, "process_observation", flaky_subflow)
+    monkeypatch.setattr(pa, "ORCHESTRATION_DELAY_S", 0.0)
+    outcome = asyncio.run(pa._subflow_with_retries("0201903501", None, None))  # type: ignore[arg-type]
+    assert outcome.status == "ok" and len(attempts) == 3
