@@ -53,6 +53,7 @@ _ALLOWED = frozenset(
 _RANGE = re.compile(r"[\[(][^\[\]()'\"]*:[^\[\]()'\"]*[\])]")
 _IN = re.compile(r"(?<![\w.#])in\b\s*", re.IGNORECASE)
 _MACRO = re.compile(r"#[A-Za-z_][A-Za-z0-9_]*")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _GTI = re.compile(r"(?<![\w.#])gti\s*\(\s*([^,()]*)\s*,", re.IGNORECASE)
 _GTI_FILE = re.compile(r"^(?:[\w./+-]+|'[\w./+-]+'|\"[\w./+-]+\")$")
 _OPEN = {"(": ")", "[": "]"}
@@ -161,14 +162,17 @@ def validate_expression(expr: str) -> str:
 def _check_grammar(expr: str) -> None:
     """Parse ``expr`` with the selection-language grammar (``PATTERN <== 4`` fails here).
 
-    The grammar is the one the SAS stand-in evaluates with (daxa_xmm.standin.expression),
-    so an expression accepted here is one the stand-in's evselect can run. ``#NAME`` flag
+    The grammar is the one the SAS stand-in evaluates with (daxa_xmm.standin.expression).
+    ``#NAME`` flag
     macros are defined in each event list's header, not known yet: they are masked as
     ``true`` of the same width, which keeps error positions right.
     """
     from daxa_xmm.standin.expression import ExpressionError, parse
 
     masked = _MACRO.sub(lambda m: "true".ljust(len(m.group())), expr)
+    # a quoted string is one operand (SAS compares string columns with it): the grammar
+    # only needs to see a value there, so each becomes a number of the same width
+    masked = _QUOTED.sub(lambda m: "0".ljust(len(m.group())), masked)
     try:
         parse(masked)
     except ExpressionError as exc:

@@ -233,6 +233,9 @@ NASTY = [
     "PI > 200 && CCDNR == 'unterminated",
     "gti($(touch PWNED),TIME)",
     "gti(../../etc/passwd;x,TIME)",
+    # legal SAS syntax (a quoted string operand) that a shell would run: must stay data
+    "PI > 200 && CCDNR == 'rm -rf / && touch PWNED'",
+    "PI > 200 || FLAG == \"touch PWNED | sh\"",
 ]
 
 
