@@ -26,7 +26,10 @@ ARTIFACTS = Path(os.environ.get("DAXA_XMM_TEST_ARTIFACTS", Path(__file__).parent
 
 def test_run_page_shows_the_form_with_every_setting(served: Served) -> None:
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        pytest.fail(f"{CHROMIUM} is missing: run .ci/install-browser.sh (apt-get install -y chromium)")
+        why = f"{CHROMIUM} is missing: run .ci/install-browser.sh (apt-get install -y chromium)"
+        if os.environ.get("CI"):  # CI installs it: missing there is a failure, not a skip
+            pytest.fail(why)
+        pytest.skip(why)
     from playwright.sync_api import sync_playwright
 
     url = f"{served.server.url}/deployments/deployment/{served.on_demand['id']}/run"
