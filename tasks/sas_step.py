@@ -129,7 +129,8 @@ def _calibration_identity(call: SasCall) -> str | None:
 
 
 def _token(store: ManifestStore, call: SasCall) -> str:
-    """This call's product identity: its fingerprint and when it was made.
+    """This call's product identity: for cifbuild its calibration set, else its fingerprint
+    and when it was made.
 
     A forced re-run with unchanged parameters still changes the token (new end time), so
     what depends on it re-runs too.
@@ -145,7 +146,8 @@ def _token(store: ManifestStore, call: SasCall) -> str:
 def _stale_ccf(call: SasCall, ctx: ObsContext) -> bool:
     """True for a cifbuild whose ccf.cif lists a vanished CCF or predates newer calibration.
 
-    Rebuilding it changes its token, so everything downstream is reprocessed too.
+    When the rebuilt index lists another calibration set, its token changes and everything
+    downstream is reprocessed too.
     """
     if call.step != "cif_build":
         return False
