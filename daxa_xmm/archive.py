@@ -110,6 +110,6 @@ class Archive:
                 return self.summary(obsid).observation.start
             raise
         try:
-            return read_observation_record(asc).start
+            return read_observation_record(asc, obs_id=obsid).start
         except OSError as exc:
             raise SummaryParseError(asc, f"cannot read: {exc}") from None

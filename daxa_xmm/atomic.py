@@ -9,8 +9,8 @@ POSIX makes atomic. On any failure the temporary file is removed and the target 
 
 from __future__ import annotations
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "move_into_place",
-    "copy_into_place"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_stream",
+    "move_into_place", "copy_into_place"]
 
 import contextlib
 import errno
@@ -88,6 +88,12 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         The target path.
     """
     return _replace_with(Path(path), lambda out: out.write(data))
+
+
+def atomic_write_stream(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
+    """Write ``path`` atomically with ``write(out)``, for content too large to hold in memory
+    (an ODF constituent being gunzipped)."""
+    return _replace_with(Path(path), write)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:

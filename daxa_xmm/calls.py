@@ -9,7 +9,7 @@ environment; they return :class:`SasCall` objects. The runner turns one into a
 
 from __future__ import annotations
 
-__all__ = ["OutputSpec", "SasCall", "SasResult", "StepPlan", "render_bool", "param"]
+__all__ = ["FailureKind", "OutputKind", "OutputSpec", "SasCall", "SasResult", "StepPlan", "render_bool", "param"]
 
 import hashlib
 import json
@@ -45,21 +45,47 @@ def param(name: str, value: object, style: BoolStyle = "yes/no") -> str:
     return f"{name}={text}"
 
 
+#: Why a call failed. ``start``: the executable could not be started; ``exit``: non-zero
+#: exit status or a signal; ``error_record``: SAS printed ``** task: error``; ``missing_input``:
+#: a file the call modifies was absent before it ran; ``missing_output``: exit 0 but an
+#: expected file is absent; ``move``: the product could not be moved into place;
+#: ``timeout``: killed at its limit.
+FailureKind = Literal["start", "exit", "error_record", "missing_input", "missing_output", "move", "timeout"]
+
+#: ``create``: the call writes the file anew (any earlier copy is removed before it runs, so
+#: a file present afterwards is this run's; merge, for one, refuses an existing outset).
+#: ``modify``: the call updates a file that must already exist (rgsproc's angles stage
+#: rewrites the merged list stage 1 wrote; emanom writes keywords into its input).
+OutputKind = Literal["create", "modify"]
+
+
 @dataclass(frozen=True)
 class OutputSpec:
-    """One file a SAS call must leave in its working directory.
+    """One file a SAS call must leave behind, and where it goes.
 
     Attributes:
-        name: the file name SAS writes, relative to the call's cwd.
-        dest: where the runner moves it (atomically) once the call succeeded; None for an
-            intermediate that a later call in the same cwd reads (checked, not moved).
+        name: the file name SAS writes, relative to the call's cwd (or an absolute path,
+            for a file modified where it lies).
+        dest: where the runner moves it (atomically) once the call succeeded; None for a
+            file that stays where it is (an intermediate a later call in the same cwd
+            reads, or a file modified in place).
         copy: copy to ``dest`` instead of moving, when the file must also stay in the cwd
-            (the event list rgsproc's stages share is also the final product).
+            (a later call of the chain reads it there).
+        kind: ``create`` or ``modify`` (see :data:`OutputKind`).
+        alt_names: other names under which releases of SAS are known to write this file,
+            where the sources disagree; the first of ``name, *alt_names`` present is taken.
     """
 
     name: str
     dest: Path | None = None
     copy: bool = False
+    kind: OutputKind = "create"
+    alt_names: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name the file may carry, preferred first."""
+        return (self.name, *self.alt_names)
 
 
 @dataclass(frozen=True)
@@ -79,6 +105,10 @@ class SasCall:
         timeout_s: wall-clock limit for this unit, None for no limit.
         clean_cwd: empty ``cwd`` first; False when this call reuses files an earlier call
             left there (epchain after its out-of-time run, rgsproc's later stages).
+        reads_cwd_of: the step of the earlier call (same unit, same cwd) whose leftover
+            files this call reads, e.g. ``epchain_oot`` for the normal epchain run. When
+            those files are gone (scratch cleaned, a crash), the earlier call is redone
+            first instead of this one failing.
         extra: JSON-ready facts for the plan and manifest (exposure, CCDs, band...).
     """
 
@@ -91,6 +121,7 @@ class SasCall:
     outputs: tuple[OutputSpec, ...] = ()
     timeout_s: float | None = None
     clean_cwd: bool = True
+    reads_cwd_of: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -144,6 +175,11 @@ class SasResult:
         started, ended: UNIX times.
         stdout_log, stderr_log: where the SAS output was written.
         message: why it failed, for humans; empty when ok.
+        failure: what kind of failure it was (None when ok); retry decisions read this,
+            never the message.
+        modified: files the call changed where they lie (``modify`` outputs).
+        leftovers: names of the files left in the cwd after an ok call; a later call
+            that reads them (``reads_cwd_of``) checks they are still there.
     """
 
     call: SasCall
@@ -156,6 +192,9 @@ class SasResult:
     stdout_log: Path | None
     stderr_log: Path | None
     message: str = ""
+    failure: FailureKind | None = None
+    modified: tuple[Path, ...] = ()
+    leftovers: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -26,6 +26,7 @@ __all__ = [
     "EMANOM_MIN_SAS",
     "parse_emanom_states",
     "parse_emanom_out",
+    "keep_ccds",
     "emanom_supported",
 ]
 
@@ -113,6 +114,31 @@ def parse_emanom_out(
     """
     wanted = _check_states(acceptable_states)
     return [ccd for ccd, state in parse_emanom_states(log_file_path).items() if state in wanted]
+
+
+def keep_ccds(
+    log_file_path: str | Path, ccds: Iterable[int], acceptable_states: str | Iterable[str] = ("G", "I", "U")
+) -> list[int]:
+    """The CCDs of a MOS exposure to keep in its cleaned list, given emanom's verdict.
+
+    emanom judges chips 2-7 only (chip 1, the central CCD, has no corner data), so a CCD
+    the log does not mention was not judged and is kept; only a CCD whose state is not
+    acceptable is dropped. Reading the log alone (DAXA's way) would drop the central CCD.
+
+    Args:
+        log_file_path: the emanom log.
+        ccds: the exposure's imaging CCDs.
+        acceptable_states: the states to keep, from G, I, B, O, U.
+
+    Returns:
+        The CCDs to keep, ascending.
+
+    Raises:
+        EmanomParseError: as :func:`parse_emanom_out`.
+    """
+    wanted = _check_states(acceptable_states)
+    states = parse_emanom_states(log_file_path)
+    return sorted(c for c in set(ccds) if states.get(c) is None or states[c] in wanted)
 
 
 def emanom_supported(sas_version: SasVersion | str | tuple[int, ...]) -> bool:

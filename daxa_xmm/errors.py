@@ -20,6 +20,7 @@ __all__ = [
     "SasTaskError",
     "SasTimeout",
     "SasOutputMissing",
+    "SasInputMissing",
 ]
 
 from collections.abc import Sequence
@@ -139,3 +140,7 @@ class SasTimeout(SasTaskError, TimeoutError):
 
 class SasOutputMissing(SasTaskError):
     """SAS exited 0 without error records but an expected output is missing."""
+
+
+class SasInputMissing(SasTaskError):
+    """A file the call modifies in place was absent, so the call was not run."""

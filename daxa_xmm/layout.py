@@ -7,6 +7,7 @@ to stay inside its root: an ObsID like ``../x`` or a symlink leading out is refu
 Layout of the output tree (one folder per ObsID)::
 
     <out>/<obsid>/ccf.cif                       cifbuild
+    <out>/<obsid>/odf/                          the ODF, unpacked, when it came gzipped
     <out>/<obsid>/<rev>_<obsid>_SCX00000SUM.SAS odfingest
     <out>/<obsid>/events/                       chains, cleaned and merged event lists
     <out>/<obsid>/cleaning/                     emanom logs, espfilt GTIs and histograms
@@ -29,6 +30,7 @@ __all__ = [
     "pn_events_name",
     "mos_events_name",
     "rgs_events_name",
+    "rgs_merged_name",
 ]
 
 import re
@@ -107,11 +109,33 @@ class ArchiveLayout:
         )
 
     def odf_sum_asc(self, obsid: str) -> Path:
-        """The ODF's own summary ``{rev}_{obsid}_SCX00000SUM.ASC``."""
-        for p in self.odf_files(obsid):
+        """The ODF's own summary ``{rev}_{obsid}_SCX00000SUM.ASC`` (in the unpacked copy
+        when the archive only holds it gzipped)."""
+        files = self.odf_files(obsid)
+        if not any(p.name.endswith("_SCX00000SUM.ASC") for p in files) and self.odf_unpacked_dir(obsid).is_dir():
+            files = sorted(self.odf_unpacked_dir(obsid).iterdir())
+        for p in files:
             if p.name.endswith("_SCX00000SUM.ASC"):
                 return p
-        raise LayoutError(f"ObsID {obsid}: no *_SCX00000SUM.ASC in {self.odf_dir(obsid)} (not an ODF?)")
+        gz = " (it is gzipped: unpacked when the observation is processed)" if any(
+            p.name.endswith("_SCX00000SUM.ASC.gz") for p in self.odf_files(obsid)) else ""
+        raise LayoutError(f"ObsID {obsid}: no *_SCX00000SUM.ASC in {self.odf_dir(obsid)}{gz or ' (not an ODF?)'}")
+
+    def odf_is_gzipped(self, obsid: str) -> bool:
+        """Whether any ODF constituent of ``obsid`` is gzipped (``*.gz``); False without a folder."""
+        if not self.odf_dir(obsid).is_dir():
+            return False
+        return any(p.name.endswith(".gz") for p in self.odf_files(obsid))
+
+    def odf_unpacked_dir(self, obsid: str) -> Path:
+        """``<out>/<obsid>/odf/``: the ODF with its gzipped constituents unpacked (the
+        archive itself is never written to)."""
+        return self.obs_dir(obsid) / "odf"
+
+    def odf_input_dir(self, obsid: str) -> Path:
+        """The folder SAS reads the ODF from: the archive's own, or the unpacked copy
+        when constituents are gzipped (:func:`daxa_xmm.odf_input.unpack_odf` makes it)."""
+        return self.odf_unpacked_dir(obsid) if self.odf_is_gzipped(obsid) else self.odf_dir(obsid)
 
     def revolution(self, obsid: str) -> str:
         """The 4-digit revolution, read from the ODF file names (``0828_0201903501_...``)."""
@@ -195,8 +219,10 @@ class ArchiveLayout:
         return self.events_dir(obsid) / f"{obsid}_{FILE_INST[inst]}_{exp_id}_{kind}_evts.fits"
 
     def merged_events(self, obsid: str, inst: str, kind: str = "clean") -> Path:
-        """Merged list per instrument; ``kind`` is ``clean``, ``clean_oot`` or ``allevc``."""
-        return self.events_dir(obsid) / f"{obsid}_{FILE_INST[inst]}_merged_{kind}_evts.fits"
+        """Merged list per instrument; ``kind`` is ``clean`` or ``clean_oot`` (events/), or
+        ``allevc`` or ``allevcoot`` (espfilt's all-good lists, background/)."""
+        folder = self.background_dir(obsid) if kind.startswith("allevc") else self.events_dir(obsid)
+        return folder / f"{obsid}_{FILE_INST[inst]}_merged_{kind}_evts.fits"
 
     def image(self, obsid: str, inst: str, lo_ev: float, hi_ev: float) -> Path:
         return self.images_dir(obsid) / f"{obsid}_{FILE_INST[inst]}_{band_label(lo_ev, hi_ev)}img.fits"
@@ -223,4 +249,11 @@ def mos_events_name(obsid: str, inst: str, exp_id: str) -> str:
 
 
 def rgs_events_name(obsid: str, inst: str, exp_id: str) -> str:
+    """The filtered list rgsproc's ``3:filter`` stage writes (DAXA's cleaned_rgs_event_lists)."""
     return f"P{obsid}{inst}{exp_id}EVENLI0000.FIT"
+
+
+def rgs_merged_name(obsid: str, inst: str, exp_id: str) -> str:
+    """The merged list rgsproc's ``1:events`` stage writes and ``2:angles`` updates in place
+    (DAXA 0.3.7 ``assemble.py``, rgs_events: ``P{obsid}{inst}{exp}merged0000.FIT``)."""
+    return f"P{obsid}{inst}{exp_id}merged0000.FIT"

@@ -18,6 +18,7 @@ __all__ = [
     "StepRecord",
     "Manifest",
     "record_key",
+    "missing_leftovers",
     "load_manifest",
     "save_manifest",
     "record_result",
@@ -36,7 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -87,6 +88,9 @@ class StepRecord(BaseModel):
     message: str = Field(default="", description="Why it failed or was skipped, for humans.")
     log_files: list[Path] = Field(default_factory=list, description="stdout and stderr logs.")
     products: list[Path] = Field(default_factory=list, description="Final product paths (empty unless ok).")
+    facts: dict[str, Any] = Field(default_factory=dict, description="What the call was about (exposure, band, CCDs...) and what it found out (cifbuild's analysis date).")
+    modified: list[Path] = Field(default_factory=list, description="Files the call changed where they lie (e.g. emanom's keywords in the emchain list).")
+    leftovers: list[str] | None = Field(default=None, description="Files left in the cwd for the next call of the chain; None in records of older versions.")
     attempts: int = Field(default=0, description="How many runs this outcome took (retries included).")
 
     @property
@@ -168,7 +172,9 @@ def save_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> Path:
 
 
 # --------------------------------------------------------------------------- records
-def record_result(manifest: Manifest, result: SasResult, sas_version: str, attempts: int = 1) -> StepRecord:
+def record_result(
+    manifest: Manifest, result: SasResult, sas_version: str, attempts: int = 1, facts: dict[str, Any] | None = None
+) -> StepRecord:
     """Record the outcome of a run in ``manifest`` (in memory) and return the record.
 
     Args:
@@ -176,8 +182,11 @@ def record_result(manifest: Manifest, result: SasResult, sas_version: str, attem
         result: what :func:`daxa_xmm.runner.run_sas` returned.
         sas_version: the SAS version string the call ran under; part of the fingerprint.
         attempts: how many runs it took (1 plus retries).
+        facts: JSON-ready facts; the call's ``extra`` (less its upstream tokens) by default.
     """
     call = result.call
+    if facts is None:
+        facts = {k: v for k, v in call.extra.items() if k != "upstream"}
     return manifest.put(StepRecord(
         step=call.step,
         unit=call.unit,
@@ -196,6 +205,9 @@ def record_result(manifest: Manifest, result: SasResult, sas_version: str, attem
         message=result.message,
         log_files=[p for p in (result.stdout_log, result.stderr_log) if p is not None],
         products=list(result.products),
+        facts=facts,
+        modified=list(result.modified),
+        leftovers=list(result.leftovers) if result.ok else None,
         attempts=attempts,
     ))
 
@@ -234,18 +246,34 @@ def is_up_to_date(manifest: Manifest, call: SasCall, sas_version: str) -> bool:
     """True when ``call`` need not run again.
 
     That is: its last record is ``ok``, was made with the same fingerprint (same argv,
-    environment, outputs, upstream fingerprints and SAS version), and every output still
-    exists: each product at its destination, and each intermediate (``dest`` None) in the
-    call's cwd, since a later call in that cwd reads it.
+    environment, outputs, upstream fingerprints and SAS version), and every product still
+    exists at its destination. Files left in the working folder are not asked for: they
+    matter only when a later call that reads them must run (:func:`missing_leftovers`),
+    so a run whose scratch was cleaned afterwards stays free to re-run.
     """
     rec = manifest.get(call.unit, call.step)
     if rec is None or rec.status != "ok" or rec.fingerprint != call.fingerprint(sas_version):
         return False
-    for out in call.outputs:
-        where = out.dest if out.dest is not None else Path(call.cwd) / out.name
-        if not where.exists():
-            return False
-    return all(Path(p).exists() for p in rec.products)
+    return all(Path(p).exists() for p in (*call.products, *rec.products))
+
+
+def missing_leftovers(manifest: Manifest, call: SasCall) -> list[str]:
+    """Files that ``call`` reads from an earlier call's working folder and that are gone.
+
+    ``call.reads_cwd_of`` names the earlier step (the OOT epchain run for the normal one,
+    rgsproc's previous stage, the previous merge link). What that step left in the cwd is
+    in its record; a record without that list (older versions) asks only for a non-empty
+    folder. Returns ``[]`` when nothing is missing or the call reads no earlier cwd.
+    """
+    if call.reads_cwd_of is None:
+        return []
+    cwd = Path(call.cwd)
+    rec = manifest.get(call.unit, call.reads_cwd_of)
+    if rec is None or rec.status != "ok":
+        return [f"<output of {call.reads_cwd_of}>"]
+    if rec.leftovers is None:
+        return [] if cwd.is_dir() and any(cwd.iterdir()) else [f"{cwd}/*"]
+    return [name for name in rec.leftovers if not (cwd / name).exists()]
 
 
 # --------------------------------------------------------------------------- store
@@ -312,9 +340,11 @@ class ManifestStore:
         """The current record of ``step`` for ``unit``."""
         return self.snapshot().get(unit, step)
 
-    def record(self, result: SasResult, sas_version: str, attempts: int = 1) -> StepRecord:
+    def record(
+        self, result: SasResult, sas_version: str, attempts: int = 1, facts: dict[str, Any] | None = None
+    ) -> StepRecord:
         """:func:`record_result`, saved."""
-        return self.update(lambda m: record_result(m, result, sas_version, attempts))
+        return self.update(lambda m: record_result(m, result, sas_version, attempts, facts))
 
     def mark(self, call: SasCall, status: StepStatus, message: str = "", *, sas_version: str = "") -> StepRecord:
         """:func:`mark`, saved."""

@@ -91,7 +91,8 @@ class OdfSummary(BaseModel):
                         "scheduled": e.scheduled,
                         "type": e.type,
                         "mode": e.mode,
-                        "filter": e.filter,
+                        # DAXA: None when the summary has no FILTER line (the core says UNDEFINED)
+                        "filter": None if e.filter == "UNDEFINED" else e.filter,
                         "ccd_modes": dict(e.ccd_modes),
                     }
                     for exp_id, e in inst.exposures.items()

@@ -18,7 +18,7 @@ from daxa_xmm.emanom import emanom_supported
 from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.models import EPIC, ObservationRecord, Unit
-from daxa_xmm.sasversion import SasVersion
+from daxa_xmm.sasversion import SasVersion, parse_sas_version
 from daxa_xmm.selection import select_units
 from daxa_xmm.steps.cifbuild import cifbuild_calls
 from daxa_xmm.steps.clean_events import clean_events_calls
@@ -27,7 +27,7 @@ from daxa_xmm.steps.emchain import emchain_calls
 from daxa_xmm.steps.epchain import epchain_calls
 from daxa_xmm.steps.espfilt import espfilt_calls
 from daxa_xmm.steps.images import image_expmap_calls
-from daxa_xmm.steps.merge import MergePlan, merge_calls
+from daxa_xmm.steps.merge import MergePlan, merge_calls, merge_streams
 from daxa_xmm.steps.odfingest import odfingest_calls
 from daxa_xmm.steps.rgsproc import rgsproc_calls
 from daxa_xmm.summary import read_observation_record, read_odf_summary
@@ -72,23 +72,31 @@ def rgs_unit_calls(layout: ArchiveLayout, unit: Unit, config: ProcessingConfig, 
 
 
 def instrument_calls(
-    layout: ArchiveLayout, obsid: str, inst: str, units: Sequence[Unit], config: ProcessingConfig
+    layout: ArchiveLayout,
+    obsid: str,
+    inst: str,
+    units: Sequence[Unit],
+    config: ProcessingConfig,
+    sas_version: SasVersion | str,
 ) -> tuple[list[MergePlan], list[list[SasCall]]]:
-    """One EPIC instrument's merges (clean, and PN's out-of-time lists) and its band products.
+    """One EPIC instrument's merges (cleaned and all-good lists, PN's out-of-time ones too)
+    and its band products, made with the run's own selection expression.
 
     Returns:
         The merge plans, then one ``[image, expmap]`` pair per band (bands are independent).
     """
     timeout = config.timeout_s()
-    merges = []
-    for kind, oot in (("clean", False), ("clean_oot", True)):
-        if oot and inst != "PN":
-            continue
-        sources = [layout.clean_events(obsid, inst, u.exp_id, oot=oot) for u in units]
-        dest = layout.merged_events(obsid, inst, kind)
-        merges.append(merge_calls(layout, obsid, f"{obsid}{inst}-{kind}", sources, dest, timeout))
+    sasv = parse_sas_version(sas_version) if isinstance(sas_version, str) else sas_version
+    merges = [
+        merge_calls(layout, obsid, f"{obsid}{inst}-{kind}", sources, layout.merged_events(obsid, inst, kind), timeout)
+        for kind, sources in merge_streams(layout, obsid, inst, [u.exp_id for u in units],
+                                           oot_allevc=sasv >= (20, 0, 0))
+    ]
     image_cfg = config.images.to_step()
-    bands = [image_expmap_calls(layout, obsid, inst, lo, hi, image_cfg, timeout) for lo, hi in config.images.bands_ev()]
+    clean = config.clean.to_step()
+    user_expr = clean.pn_filt_expr if inst == "PN" else clean.mos_filt_expr
+    bands = [image_expmap_calls(layout, obsid, inst, lo, hi, image_cfg, timeout, user_expr=user_expr)
+             for lo, hi in config.images.bands_ev()]
     return merges, bands
 
 
@@ -102,7 +110,7 @@ def plan_observation(
     """
     out: list[tuple[str, SasCall | None]] = []
     try:
-        record = read_observation_record(layout.odf_sum_asc(obsid))
+        record = read_observation_record(layout.odf_sum_asc(obsid), obs_id=obsid)
     except DaxaXmmError as exc:
         return [(f"cannot plan {obsid}: {exc}", None)]
     out += [("", c) for c in head_calls(layout, record, config)]
@@ -125,7 +133,7 @@ def plan_observation(
         its = [u for u in units if u.inst == inst]
         if not its:
             continue
-        merges, bands = instrument_calls(layout, obsid, inst, its, config)
+        merges, bands = instrument_calls(layout, obsid, inst, its, config, sas_version)
         for plan in merges:
             if plan.single_source is not None:
                 out.append((f"{inst}: one sub-exposure, copied not merged: {plan.single_source} -> {plan.dest}", None))

@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any, ContextManager, Union
 
 from daxa_xmm.atomic import copy_into_place, move_into_place
-from daxa_xmm.calls import SasCall, SasResult
-from daxa_xmm.errors import ConfigError, LayoutError, SasOutputMissing, SasTaskError, SasTimeout
+from daxa_xmm.calls import FailureKind, OutputSpec, SasCall, SasResult
+from daxa_xmm.errors import ConfigError, LayoutError, SasInputMissing, SasOutputMissing, SasTaskError, SasTimeout
 from daxa_xmm.orphans import OWNER_ENV, ensure_watchdog
 from daxa_xmm.sas_stderr import SasRecord, has_error, parse_sas_stderr
 
@@ -55,9 +55,6 @@ SlotLike = Union[ContextManager[Any], Callable[[], ContextManager[Any]]]
 #: How long to wait, after SIGKILL, for the kernel to take a group down before giving up.
 _SETTLE_S = 10.0
 _POLL_S = 0.02
-#: Message prefixes :func:`raise_for_result` uses to tell failures apart.
-_MISSING = "missing output"
-_MOVE = "could not move output"
 _START = "could not start"
 
 
@@ -289,13 +286,13 @@ def _label(call: SasCall) -> str:
     return f"{call.task} [{call.unit}]"
 
 
-def _prepare_cwd(call: SasCall) -> tuple[Path, dict[str, int]]:
-    """Give the call a clean start, and note what its outputs looked like before it ran.
+def _prepare_cwd(call: SasCall) -> Path:
+    """Give the call a clean start.
 
     With ``clean_cwd`` the folder is emptied. Without it the call reuses files an earlier
-    call left there, possibly updating one in place (rgsproc's later stages rewrite the
-    event list of the first): those are kept, and their modification times returned, so
-    that an output this run did not touch is not mistaken for a new one.
+    call left there; only the earlier copies of the files it *creates* are removed, so a
+    file present afterwards was written by this run (and merge, which refuses an existing
+    outset, can be tried again after a failure).
     """
     cwd = Path(call.cwd)
     if call.clean_cwd and cwd.exists():
@@ -307,20 +304,24 @@ def _prepare_cwd(call: SasCall) -> tuple[Path, dict[str, int]]:
             raise LayoutError(f"refusing to empty {cwd} as the working directory of {_label(call)}")
         shutil.rmtree(cwd)
     cwd.mkdir(parents=True, exist_ok=True)
-    before: dict[str, int] = {}
     for out in call.outputs:
-        with contextlib.suppress(FileNotFoundError):
-            before[out.name] = (cwd / out.name).stat().st_mtime_ns
-    return cwd, before
+        if out.kind == "create":
+            for name in out.names:
+                with contextlib.suppress(FileNotFoundError):
+                    (cwd / name).unlink()
+    return cwd
 
 
-def _fresh(path: Path, mtime_before: int | None) -> bool:
-    """True when ``path`` exists and was written since the call started."""
-    try:
-        mtime = path.stat().st_mtime_ns
-    except FileNotFoundError:
-        return False
-    return mtime_before is None or mtime != mtime_before
+def _found(cwd: Path, out: OutputSpec) -> Path | None:
+    """The first of the output's names present in ``cwd``, or None."""
+    return next((cwd / n for n in out.names if (cwd / n).exists()), None)
+
+
+def _leftovers(cwd: Path) -> tuple[str, ...]:
+    """Names of the files left in ``cwd`` (top level) for the next call of the chain."""
+    with contextlib.suppress(OSError):
+        return tuple(sorted(e.name for e in os.scandir(cwd) if e.is_file()))
+    return ()
 
 
 def _exit_text(code: int) -> str:
@@ -369,7 +370,7 @@ def run_sas(
         KeyboardInterrupt: re-raised after the process group has been killed.
     """
     label = _label(call)
-    cwd, before = _prepare_cwd(call)
+    cwd = _prepare_cwd(call)
     logs = Path(log_dir) if log_dir is not None else cwd
     logs.mkdir(parents=True, exist_ok=True)
     stdout_log = logs / f"{call.unit}-{call.step}.stdout.log"
@@ -379,14 +380,22 @@ def run_sas(
     # watchdog (or the next run's sweep) kills them (daxa_xmm.orphans).
     env[OWNER_ENV] = ensure_watchdog()
     argv = list(call.argv)
+    started = ended = time.time()
 
     def result(status: Any, code: int | None, records: tuple[SasRecord, ...], cause: str = "",
-               products: tuple[Path, ...] = ()) -> SasResult:
+               failure: FailureKind | None = None, **done: Any) -> SasResult:
         return SasResult(
-            call=call, status=status, exit_code=code, records=records, products=products,
-            started=started, ended=ended, stdout_log=stdout_log, stderr_log=stderr_log,
-            message=f"{label}: {cause}" if cause else "",
+            call=call, status=status, exit_code=code, records=records,
+            products=done.pop("products", ()), started=started, ended=ended,
+            stdout_log=stdout_log, stderr_log=stderr_log,
+            message=f"{label}: {cause}" if cause else "", failure=failure, **done,
         )
+
+    absent = [str(cwd / o.name) for o in call.outputs if o.kind == "modify" and _found(cwd, o) is None]
+    if absent:
+        stderr_log.write_text(f"daxa-xmm: not run: missing input {', '.join(absent)}\n")
+        return result("failed", None, (), f"missing input {', '.join(absent)} (the call modifies it; not run)",
+                      "missing_input")
 
     log.info("running %s: %s", label, call.describe())
     with _gate(slot):
@@ -401,37 +410,37 @@ def run_sas(
                 err.write(f"daxa-xmm: {_START} {argv[0]!r}: {exc}\n".encode())
                 ended = time.time()
                 log.error("%s: %s: %s", label, _START, exc)
-                return result("failed", None, (), f"{_START} {argv[0]!r}: {exc}")
+                return result("failed", None, (), f"{_START} {argv[0]!r}: {exc}", "start")
             timed_out = _wait(proc, call.timeout_s, kill_grace_s)
         ended = time.time()
 
     code = proc.returncode
     records = tuple(parse_sas_stderr(stderr_log.read_text(errors="replace")))
     error = _first_error(records)
+    found = {o.name: _found(cwd, o) for o in call.outputs}
+    missing = [o.name for o in call.outputs if found[o.name] is None]
     if timed_out:
-        res = result("timeout", code, records, f"timed out after {call.timeout_s:g} s; process group killed")
+        res = result("timeout", code, records, f"timed out after {call.timeout_s:g} s; process group killed", "timeout")
     elif code != 0:
-        cause = _exit_text(code) + (f"; {error}" if error else "")
-        res = result("failed", code, records, cause)
+        res = result("failed", code, records, _exit_text(code) + (f"; {error}" if error else ""), "exit")
     elif error is not None:
-        res = result("failed", code, records, f"{error} (exit status 0)")
+        res = result("failed", code, records, f"{error} (exit status 0)", "error_record")
+    elif missing:
+        res = result("failed", code, records,
+                     f"missing output{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                     "(exit status 0, no error record)", "missing_output")
     else:
-        missing = [o.name for o in call.outputs if not _fresh(cwd / o.name, before.get(o.name))]
-        if missing:
-            res = result("failed", code, records,
-                         f"{_MISSING}{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                         "(exit status 0, no error record)")
+        products: list[Path] = []
+        modified = tuple(found[o.name] for o in call.outputs if o.kind == "modify")  # type: ignore[misc]
+        try:
+            for o in call.outputs:
+                if o.dest is not None:
+                    place = copy_into_place if o.copy else move_into_place
+                    products.append(place(found[o.name], o.dest))  # type: ignore[arg-type]
+        except OSError as exc:
+            res = result("failed", code, records, f"could not move output: {exc}", "move", products=tuple(products))
         else:
-            products: list[Path] = []
-            try:
-                for o in call.outputs:
-                    if o.dest is not None:
-                        place = copy_into_place if o.copy else move_into_place
-                        products.append(place(cwd / o.name, o.dest))
-            except OSError as exc:
-                res = result("failed", code, records, f"{_MOVE}: {exc}", tuple(products))
-            else:
-                res = result("ok", code, records, products=tuple(products))
+            res = result("ok", code, records, products=tuple(products), modified=modified, leftovers=_leftovers(cwd))
     if res.ok:
         log.info("%s ok in %.1f s", label, res.duration_s)
     else:
@@ -464,18 +473,18 @@ def raise_for_result(result: SasResult) -> None:
         "unit": call.unit,
         "log_files": [p for p in (result.stdout_log, result.stderr_log) if p is not None],
     }
-    if result.status == "timeout":
+    failure = result.failure
+    if failure == "timeout":
         raise SasTimeout(cause, **kwargs)
-    if has_error(result.records):
-        raise SasTaskError(cause, transient=False, **kwargs)
-    code = result.exit_code
-    if code is None or code < 0:
-        raise SasTaskError(cause, transient=True, **kwargs)
-    if code == 0 and cause.startswith(_MISSING):
+    if failure == "missing_output":
         raise SasOutputMissing(cause, transient=False, **kwargs)
-    if code == 0 and cause.startswith(_MOVE):
-        raise SasTaskError(cause, transient=True, **kwargs)
-    raise SasTaskError(cause, transient=False, **kwargs)
+    if failure == "missing_input":
+        raise SasInputMissing(cause, transient=False, **kwargs)
+    code = result.exit_code
+    # a signal (OOM killer, node shutdown), a start-up OS error or a failed move may pass
+    transient = failure in ("start", "move") or (failure == "exit" and code is not None and code < 0
+                                                  and not has_error(result.records))
+    raise SasTaskError(cause, transient=transient, **kwargs)
 
 
 def is_transient(exc: BaseException | None) -> bool:

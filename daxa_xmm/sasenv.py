@@ -93,7 +93,9 @@ def _run_sasversion(exe: str, env: Mapping[str, str], timeout_s: float) -> tuple
     return proc.returncode, out
 
 
-def detect_sas(env: Mapping[str, str] | None = None, *, timeout_s: float = 30) -> SasEnvironment:
+def detect_sas(
+    env: Mapping[str, str] | None = None, *, timeout_s: float = 30, heasoft: bool = False
+) -> SasEnvironment:
     """Check that SAS is set up, and find its version.
 
     Requires ``SAS_DIR`` (an existing folder), ``SAS_CCFPATH`` (existing folders), and a
@@ -103,6 +105,8 @@ def detect_sas(env: Mapping[str, str] | None = None, *, timeout_s: float = 30) -
     Args:
         env: the environment to check (default ``os.environ``); ``sasversion`` runs with it.
         timeout_s: seconds ``sasversion`` may take before it (and its children) are killed.
+        heasoft: also require HEASoft (``lcurve`` on PATH): emchain needs it, and DAXA
+            0.3.7 checks for ``lcurve`` before emchain for that reason.
 
     Returns:
         The install, calibration folder, version and the raw ``sasversion`` output.
@@ -127,6 +131,11 @@ def detect_sas(env: Mapping[str, str] | None = None, *, timeout_s: float = 30) -
             "PATH is not set, so sasversion cannot be found"
             if not path
             else "sasversion is not on PATH (setsas.sh puts $SAS_DIR/bin there)"
+        )
+    if heasoft and shutil.which("lcurve", path=path or "") is None:
+        problems.append(
+            "HEASoft is not set up: lcurve (HEASoft's XRONOS) is not on PATH, and emchain (MOS) needs "
+            "HEASoft; source $HEADAS/headas-init.sh before setsas.sh, or leave M1 and M2 out of instruments"
         )
     if problems or exe is None:
         raise _fail(problems)

@@ -40,6 +40,7 @@ from astropy.units import Quantity
 
 from daxa_xmm.archive import Archive
 from daxa_xmm.calls import SasCall, StepPlan
+from daxa_xmm.emanom import keep_ccds
 from daxa_xmm.errors import ConfigError, DaxaXmmError
 from daxa_xmm.filters import MOS_DEFAULT, PN_DEFAULT, to_ev
 from daxa_xmm.steps._common import make_config
@@ -50,7 +51,7 @@ from daxa_xmm.steps.emchain import emchain_calls
 from daxa_xmm.steps.epchain import epchain_calls
 from daxa_xmm.steps.espfilt import EspfiltConfig, espfilt_calls
 from daxa_xmm.steps.images import image_expmap_calls
-from daxa_xmm.steps.merge import merge_calls
+from daxa_xmm.steps.merge import merge_calls, merge_streams
 from daxa_xmm.steps.odfingest import odfingest_calls
 from daxa_xmm.steps.rgsproc import rgsproc_calls
 
@@ -435,7 +436,7 @@ def cleaned_evt_lists(
             log = lay.emanom_log(un.obsid, un.inst, un.exp_id)
             if not log.is_file():
                 raise ConfigError(f"{un.label}: filt_mos_anom_state needs the emanom log {log} (run emanom first)")
-            ccds = parse_emanom_out(log, cfg.acc_mos_anom_states)
+            ccds = keep_ccds(log, un.ccds, cfg.acc_mos_anom_states)
         return clean_events_calls(lay, un, cfg, ccds, t)
 
     def per_obs(obsid: str) -> UnitPlans:
@@ -452,7 +453,7 @@ def cleaned_evt_lists(
 def merge_subexposures(
     obs_archive: Archive, num_cores: int = NUM_CORES, disable_progress: bool = False, timeout: Quantity | None = None
 ) -> StepPlan:
-    """Plan the per-instrument merge of cleaned lists (PN also its OOT lists).
+    """Plan the per-instrument merge of cleaned and espfilt all-good lists (PN also its OOT lists).
 
     An instrument with one sub-exposure gets no calls; its ``extra_info`` holds
     ``single_source`` and ``dest``, and the runner copies it with
@@ -469,10 +470,8 @@ def merge_subexposures(
             exps = [un.exp_id for un in units if un.inst == inst]
             if not exps:
                 continue
-            kinds = [("clean", False), ("clean_oot", True)] if inst == "PN" else [("clean", False)]
-            for kind, oot in kinds:
+            for kind, sources in merge_streams(lay, obsid, inst, exps, oot_allevc=archive.sas_version >= (20, 0, 0)):
                 label = f"{obsid}{inst}-{kind}"
-                sources = [lay.clean_events(obsid, inst, e, oot=oot) for e in exps]
                 plan = merge_calls(lay, obsid, label, sources, lay.merged_events(obsid, inst, kind), t)
                 info: dict[str, Any] = {"inst": inst, "kind": kind, "sources": [str(s) for s in sources], "dest": str(plan.dest)}
                 if plan.single_source is not None:

@@ -353,13 +353,14 @@ class _Exposure:
         self.end = times.get("Actual End Time", times.get("Scheduled End Time"))
         self.inst = inst
         self.config: dict[str, tuple[int, str]] | None = None
+        self.ccd_lines: set[int] = set()
 
     def build(self, path: Path) -> ExposureInfo:
         cfg = self.config or {}
         ccd_modes = {}
-        for key, (_, value) in cfg.items():
+        for key, (number, value) in cfg.items():
             m = _DATA_MODE.match(key)
-            if m:
+            if m and number in self.ccd_lines:
                 ccd_modes[int(m[1])] = value
         try:
             return ExposureInfo(
@@ -388,8 +389,8 @@ def read_odf_summary(sum_path: str | Path, obs_id: str | None = None) -> OdfSumm
         The observation record (with the SAS manifest and odfingest version), the FILES
         list, and every instrument with every exposure, in file order. An exposure with no
         FILTER line has filter ``UNDEFINED``; one with no CONFIGURATION record has mode
-        ``UNDEFINED``. ``ccd_modes`` holds every ``DATA_MODE_n`` (CCDs for EPIC and RGS,
-        windows for OM).
+        ``UNDEFINED``. ``ccd_modes`` holds the ``DATA_MODE_n`` lines of CCDs (``... / Data
+        mode for CCD n``): EPIC and RGS, not OM's windows.
 
     Raises:
         SummaryParseError: for any malformed, truncated or inconsistent file, naming the
@@ -449,6 +450,9 @@ def read_odf_summary(sum_path: str | Path, obs_id: str | None = None) -> OdfSumm
                 if current_exp.config is not None:  # pragma: no cover - reset below makes this unreachable
                     raise SummaryParseError(path, "second CONFIGURATION record for one exposure", rec.line)
                 current_exp.config = values
+                # DAXA reads CCD modes from the '... / Data mode for CCD n' lines only (OM's
+                # windows are not CCDs)
+                current_exp.ccd_lines = {n for n, t in rec.lines if "Data mode for CCD" in t}
                 current_exp = None  # the next CONFIGURATION cannot belong to it
             elif current_inst is None and not seen_global_config:
                 seen_global_config = True
@@ -482,8 +486,10 @@ def parse_odf_sum(sum_path: str | Path, obs_id: str | None = None) -> dict:
 
     ``{inst: {'active', 'num_exp', 'exposures': {'S003': {'scheduled', 'type', 'mode',
     'filter', 'ccd_modes'}}}}``. Differences from DAXA 0.3.7: every instrument has
-    ``num_exp`` and ``exposures`` even when inactive, a missing filter is ``'UNDEFINED'``
-    (not None), and errors are :class:`~daxa_xmm.errors.SummaryParseError` (a ValueError).
+    ``num_exp`` and ``exposures`` even when inactive, and errors are
+    :class:`~daxa_xmm.errors.SummaryParseError` (a ValueError). As in DAXA, an exposure
+    without a ``FILTER = `` line has ``filter`` None, and ``ccd_modes`` holds the
+    ``... / Data mode for CCD n`` lines only.
 
     Args:
         sum_path: the odfingest summary file.

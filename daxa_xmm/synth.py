@@ -21,7 +21,8 @@ Per observation ``<root>/<obsid>/``:
 
 from __future__ import annotations
 
-__all__ = ["ExposureSpec", "ObsSpec", "MIXES", "NAME_RE", "spec_for", "write_odf", "write_archive", "main"]
+__all__ = ["ExposureSpec", "ObsSpec", "MIXES", "NAME_RE", "spec_for", "spec_from_summary", "write_odf", "write_archive",
+           "main"]
 
 import argparse
 import gzip
@@ -32,6 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+
+from daxa_xmm.models import OdfSummary
 
 
 #: How real ODF constituent names look (the SUM.ASC and spacecraft files use inst SC, X00000).
@@ -51,7 +54,7 @@ class ExposureSpec:
         inst: PN, M1, M2, R1, R2 or OM.
         exp_id: e.g. ``S003`` or ``U002``.
         submode: SUBMODE, e.g. PrimeFullWindow, FastTiming, RGS Spectroscopy.
-        filter: FILTER (ignored for RGS).
+        filter: FILTER (ignored for RGS); None writes no FILTER keyword.
         datamode: DATAMODE of its CCD files (Imaging, Timing, Diagnostic, Offset...).
         ccds: CCD ids (None: all the instrument's CCDs).
         exptype: EXPTYPE, SCIENCE unless calibration.
@@ -60,7 +63,7 @@ class ExposureSpec:
     inst: str
     exp_id: str
     submode: str = "PrimeFullWindow"
-    filter: str = "Thin1"
+    filter: str | None = "Thin1"
     datamode: str = "Imaging"
     ccds: tuple[int, ...] | None = None
     exptype: str = "SCIENCE"
@@ -220,7 +223,7 @@ def write_odf(root: Path | str, obsid: str, spec: ObsSpec, *, gzip: bool = False
             ("SCHEDULD", sched == "S", "Scheduled exposure?"),
             ("SUBMODE", exp.submode, "Guest Observer mode"),
         ]
-        if exp.inst not in ("R1", "R2"):
+        if exp.inst not in ("R1", "R2") and exp.filter is not None:
             aux.append(("FILTER", exp.filter, "Filter ID"))
         aux += [("DATE-OBS", _iso(t0), "Start time of exposure"), ("DATE-END", _iso(t1), "End time of exposure")]
         stem = f"{prefix}{exp.inst}{sched}{number}"
@@ -235,6 +238,32 @@ def write_odf(root: Path | str, obsid: str, spec: ObsSpec, *, gzip: bool = False
         shutil.rmtree(final)
     folder.replace(final)
     return final
+
+
+def spec_from_summary(summary: OdfSummary) -> ObsSpec:
+    """The ObsSpec of a real observation, from its odfingest summary.
+
+    Every exposure keeps its id, type, mode, filter and CCDs, so an ODF written from it
+    holds the same units as the real one: the test of the whole pipeline on the real
+    summaries in ``xmm-samples`` processes exactly the PN, MOS and RGS units real SAS would.
+    An exposure's CCDs take their most common data mode (the ODF writer has one per
+    exposure); OM windows become one window.
+    """
+    obs = summary.observation
+    exposures = []
+    for inst, info in summary.instruments.items():
+        if inst not in _INSTRUME:
+            continue
+        for exp_id, e in info.exposures.items():
+            modes = list(e.ccd_modes.values())
+            datamode = max(set(modes), key=modes.count) if modes else "Imaging"
+            exposures.append(ExposureSpec(
+                inst=inst, exp_id=exp_id, submode=e.mode, datamode=datamode, exptype=e.type,
+                filter=None if e.filter == "UNDEFINED" else e.filter,
+                ccds=tuple(sorted(e.ccd_modes)) if e.ccd_modes else None,
+            ))
+    return ObsSpec(revolution=obs.revolution, start=obs.start.replace(microsecond=0, tzinfo=None),
+                   duration_s=(obs.end - obs.start).total_seconds(), exposures=tuple(exposures))
 
 
 def write_archive(root: Path | str, n: int = 3, *, mix: str = "demo", seed: int = 0,

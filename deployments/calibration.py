@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from daxa_xmm.calls import OutputSpec
+from daxa_xmm.ccf import listed_ccfs
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.locks import observation_lock
 from daxa_xmm.manifest import ManifestStore, record_key
@@ -68,15 +69,12 @@ def calindex(path: Path) -> frozenset[str]:
 
     Only scope, type and issue identify a constituent; file paths (``fullpath=yes``) and
     creation dates differ between two cifbuild runs that chose the very same files.
-    """
-    from astropy.io import fits
+    The CALINDEX table is read by :func:`daxa_xmm.ccf.listed_ccfs`.
 
-    with fits.open(path, memmap=False) as hdul:
-        data = hdul["CALINDEX"].data
-        return frozenset(
-            f"{str(s).strip()}_{str(t).strip()}_{int(i):04d}"
-            for s, t, i in zip(data["SCOPE"], data["TYPEID"], data["ISSUE"])
-        )
+    Raises:
+        OSError: the file cannot be read, or is not a FITS calibration index.
+    """
+    return frozenset(f"{scope}_{typeid}_{issue:04d}" for scope, typeid, issue, _ in listed_ccfs(path))
 
 
 def today_utc() -> str:
@@ -116,7 +114,7 @@ def check_calibration(
     if rec is None or rec.status != "ok" or not ccf.exists():
         return None
     date = analysis_date or today_utc()
-    record = read_observation_record(layout.odf_sum_asc(obsid))
+    record = read_observation_record(layout.odf_sum_asc(obsid), obs_id=obsid)
     call = cifbuild_calls(layout, obsid, record.start, CifBuildConfig(analysis_date=date), timeout_s)[0]
     scratch = layout.work_dir(obsid, "calcheck")
     call = dataclasses.replace(call, step="cif_check", cwd=scratch, outputs=(OutputSpec("ccf.cif", None),))

@@ -143,6 +143,11 @@ def _publish(layout: ArchiveLayout, outcomes: list[dict[str, Any]], sas_version:
     return page
 
 
+def needs_heasoft(config: ProcessingConfig) -> bool:
+    """Whether the run calls emchain, which needs HEASoft besides SAS."""
+    return any(inst in ("M1", "M2") for inst in config.instruments)
+
+
 @flow(name="process-archive", log_prints=False)
 def process_archive(config: ProcessingConfig) -> dict[str, Any]:
     """Process every selected observation of an archive of ODFs.
@@ -154,7 +159,7 @@ def process_archive(config: ProcessingConfig) -> dict[str, Any]:
         ``{"report": <report.html>, "observations": [outcome...], "counts": {...}}``.
     """
     layout = ArchiveLayout(config.archive, config.out_root)
-    sas = detect_sas()
+    sas = detect_sas(heasoft=needs_heasoft(config))
     sas_version = sas.version.raw
     obsids = _obsids(config, layout)
     progress.set_total(len(obsids))
@@ -305,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("# SAS not found: planning for SAS 22.1.0", file=sys.stderr)
             print(plan_archive(config, version))
             return 0
-        detect_sas()  # fail now, with the set-up instructions, before any flow starts
+        detect_sas(heasoft=needs_heasoft(config))  # fail now, with the set-up instructions, before any flow starts
     except DaxaXmmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ from __future__ import annotations
 __all__ = ["process_observation", "ObservationOutcome"]
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -27,16 +28,17 @@ from pydantic import BaseModel
 
 from daxa_xmm.calls import SasCall
 from daxa_xmm.config import ProcessingConfig
-from daxa_xmm.emanom import emanom_supported, parse_emanom_out
+from daxa_xmm.emanom import emanom_supported, keep_ccds
 from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.models import EPIC, Unit
+from daxa_xmm.odf_input import unpack_odf
 from daxa_xmm.pipeline import epic_unit_calls, head_calls, instrument_calls, rgs_unit_calls
 from daxa_xmm.sasversion import parse_sas_version
 from daxa_xmm.selection import select_units
 from daxa_xmm.steps.merge import place_single
 from daxa_xmm.summary import read_observation_record, read_odf_summary
 from flows.progress import progress
-from tasks.sas_step import ObsContext, StepSkipped, sas_task, with_upstream
+from tasks.sas_step import LeftoversGone, ObsContext, StepSkipped, pipeline_step, sas_task, with_upstream
 
 log = logging.getLogger(__name__)
 
@@ -90,21 +92,43 @@ class _Chain:
         self.tokens: list[str] = list(tokens)
 
     async def run(self, calls: Sequence[SasCall]) -> list[str]:
-        """Run ``calls`` in order; each depends on the previous ones of this chain."""
-        produced = []
-        for i, call in enumerate(calls):
-            call = with_upstream(call, self.tokens)
+        """Run ``calls`` in order; each depends on the previous ones of this chain.
+
+        A call whose inputs in a shared working folder are gone (the OOT epchain run's
+        intermediates, rgsproc's merged list) makes the chain redo the calls from the one
+        that started that folder, forced, and then go on.
+        """
+        base = list(self.tokens)
+        made: list[str] = []  # token of calls[k] at index k
+        produced: list[str] = []
+        forced_until = -1
+        i = 0
+        while i < len(calls):
+            call = with_upstream(calls[i], base + made[:i])
             step_task = _task(call.step, self.cfg.retries, self.cfg.retry_delay_s())
+            ctx = self.ctx if i >= forced_until else dataclasses.replace(
+                self.ctx, force=self.ctx.force | {pipeline_step(call.step)})
             progress.started(self.ctx.obsid, call)
             try:
-                out = await _orchestrated(step_task, call, self.ctx)
+                out = await _orchestrated(step_task, call, ctx)
+            except LeftoversGone as exc:
+                start = _folder_start(calls, i)
+                if forced_until >= 0 or start == i:
+                    self.fail_rest(calls[i + 1 :], exc)
+                    raise
+                log.warning("%s; redoing from %s", exc, calls[start].step)
+                forced_until, i = i, start
+                del made[start:]
+                continue
             except Exception as exc:
                 self.fail_rest(calls[i + 1 :], exc)
                 raise
             finally:
                 progress.finished(self.ctx.obsid, call)
-            self.tokens.append(out["token"])
+            made.append(out["token"])
             produced.extend(out["products"])
+            i += 1
+        self.tokens = base + made
         return produced
 
     def fail_rest(self, calls: Sequence[SasCall], cause: BaseException) -> None:
@@ -130,7 +154,7 @@ async def _epic_unit(unit: Unit, ctx: ObsContext, cfg: ProcessingConfig, base: l
             if i == 2 and unit.inst != "PN" and cfg.clean.filt_mos_anom_state and emanom_supported(sasv):
                 # the cleaning expression keeps only the CCDs emanom accepted
                 log_path = ctx.layout.emanom_log(unit.obsid, unit.inst, unit.exp_id)
-                accepted = parse_emanom_out(log_path, cfg.clean.acc_mos_anom_states)
+                accepted = keep_ccds(log_path, unit.ccds, cfg.clean.acc_mos_anom_states)
                 group = epic_unit_calls(ctx.layout, unit, cfg, sasv, summary, accepted)[2]
             await chain.run(group)
             done = i + 1
@@ -158,7 +182,7 @@ async def _instrument(inst: str, units: list[Unit], ctx: ObsContext, cfg: Proces
     ``base`` holds the tokens of every unit merged, so a re-made sub-exposure list re-makes
     the merged list and the images even though their argv are unchanged.
     """
-    merges, bands = instrument_calls(ctx.layout, ctx.obsid, inst, units, cfg)
+    merges, bands = instrument_calls(ctx.layout, ctx.obsid, inst, units, cfg, ctx.sas_version)
     chain = _Chain(ctx, cfg, base)
     try:
         for plan in merges:
@@ -174,6 +198,14 @@ async def _instrument(inst: str, units: list[Unit], ctx: ObsContext, cfg: Proces
     except Exception as exc:
         log.warning("%s %s: merge/images stopped: %s", ctx.obsid, inst, _short(exc))
         return False
+
+
+def _folder_start(calls: Sequence[SasCall], i: int) -> int:
+    """Index of the call that started (cleaned) the working folder ``calls[i]`` reuses."""
+    for k in range(i - 1, -1, -1):
+        if calls[k].cwd == calls[i].cwd and calls[k].clean_cwd:
+            return k
+    return i
 
 
 def _short(exc: BaseException) -> str:
@@ -199,7 +231,8 @@ async def process_observation(obsid: str, config: ProcessingConfig, ctx: ObsCont
     progress.observation_started(obsid)
     try:
         try:
-            record = read_observation_record(layout.odf_sum_asc(obsid))
+            await asyncio.to_thread(unpack_odf, layout, obsid)  # gzipped constituents, if any
+            record = read_observation_record(layout.odf_sum_asc(obsid), obs_id=obsid)
             head = _Chain(ctx, config)
             await head.run(head_calls(layout, record, config))
             summary_path = layout.summary(obsid, record.revolution)
@@ -228,7 +261,7 @@ async def process_observation(obsid: str, config: ProcessingConfig, ctx: ObsCont
                 if not await _instrument(inst, good, ctx, config, made):
                     failed.append(f"{obsid}{inst}-merge/images")
             elif inst in EPIC:  # record that its merge and images could not be made
-                merges, bands = instrument_calls(layout, obsid, inst, its_units, config)
+                merges, bands = instrument_calls(layout, obsid, inst, its_units, config, ctx.sas_version)
                 not_made = [c for p in merges for c in p.calls] + [c for pair in bands for c in pair]
                 _Chain(ctx, config).fail_rest(not_made, RuntimeError(f"no {inst} sub-exposure was processed"))
 

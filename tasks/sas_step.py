@@ -9,7 +9,7 @@ SAS error declines (retrying ``noCounts`` would only repeat it).
 
 from __future__ import annotations
 
-__all__ = ["ObsContext", "StepSkipped", "sas_task", "run_call_blocking", "retry_if_transient", "with_upstream"]
+__all__ = ["ObsContext", "LeftoversGone", "StepSkipped", "sas_task", "run_call_blocking", "retry_if_transient", "with_upstream"]
 
 import dataclasses
 import hashlib
@@ -26,11 +26,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from daxa_xmm.calls import SasCall
+from daxa_xmm.calls import SasCall, SasResult
+from daxa_xmm.steps.cifbuild import analysis_date_used
 from daxa_xmm.ccf import ccf_stale_reason, listed_ccfs
 from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.manifest import ManifestStore
+from daxa_xmm.manifest import ManifestStore, missing_leftovers
 from daxa_xmm.runner import FileSlots, is_transient, raise_for_result, run_sas
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,18 @@ def pipeline_step(call_step: str) -> str:
 
 class StepSkipped(DaxaXmmError, RuntimeError):
     """A step was not selected (``--steps``) and has no up-to-date products to reuse."""
+
+
+class LeftoversGone(DaxaXmmError, RuntimeError):
+    """A call must run but the files an earlier call left in its cwd are gone.
+
+    The chain that runs the call redoes the calls from the start of that working folder
+    (``producer`` names the step whose leftovers are missing), then this one.
+    """
+
+    def __init__(self, message: str, producer: str) -> None:
+        super().__init__(message)
+        self.producer = producer
 
 
 @dataclass(frozen=True)
@@ -159,6 +172,15 @@ def _stale_ccf(call: SasCall, ctx: ObsContext) -> bool:
     return reason is not None
 
 
+def _facts(result: SasResult) -> dict[str, Any]:
+    """The call's facts for its record; cifbuild's ``now`` becomes the date it used."""
+    call = result.call
+    facts = {k: v for k, v in call.extra.items() if k != "upstream"}
+    if call.step == "cif_build" and result.ok and "analysis_date" in facts:
+        facts["analysis_date"] = analysis_date_used(result.products[0], str(facts["analysis_date"]), result.started)
+    return facts
+
+
 def run_call_blocking(call: SasCall, ctx: ObsContext, attempt: int = 1) -> dict[str, Any]:
     """Run (or skip) one call; return ``{"token", "skipped", "products"}``.
 
@@ -176,8 +198,13 @@ def run_call_blocking(call: SasCall, ctx: ObsContext, attempt: int = 1) -> dict[
         return {"token": _token(store, call), "skipped": True, "products": [str(p) for p in rec.products]}
     if not selected and not forced:
         raise StepSkipped(f"{call.step} [{call.unit}]: step not selected and no up-to-date products to reuse")
+    gone = missing_leftovers(store.snapshot(), call)
+    if gone:
+        raise LeftoversGone(f"{call.step} [{call.unit}]: {call.reads_cwd_of} must be redone first; "
+                            f"{', '.join(gone[:3])}{' ...' if len(gone) > 3 else ''} gone from {call.cwd}",
+                            producer=call.reads_cwd_of or "")
     result = run_sas(call, log_dir=ctx.layout.logs_dir(ctx.obsid), extra_env=ctx.extra_env, slot=ctx.slots())
-    store.record(result, ctx.sas_version, attempts=attempt)
+    store.record(result, ctx.sas_version, attempts=attempt, facts=_facts(result))
     raise_for_result(result)
     return {"token": _token(store, call), "skipped": False, "products": [str(p) for p in result.products]}
 

@@ -151,7 +151,7 @@ def main(task: str, argv: Sequence[str]) -> int:
 def _main(task: str, argv: Sequence[str], ctx: TaskContext, log: dict[str, object], log_path: str | None) -> int:
     """The body of :func:`main`, returning the exit status."""
     try:
-        ctx.args = parse_args(task, argv)
+        ctx.args = parse_args(task, argv, ctx.sas_version())
     except SasExit as exc:
         error(task, exc.name, exc.message)
         return exc.status
@@ -162,7 +162,7 @@ def _main(task: str, argv: Sequence[str], ctx: TaskContext, log: dict[str, objec
     if ctx.args.get("-h"):
         print(f"{task} {version_tag}: SAS stand-in; parameters: {' '.join(_params(task))}")
         return 0
-    info(task, f"Executing (routine): {executing_line(task, ctx.args)}")
+    info(task, f"Executing (routine): {executing_line(task, ctx.args, ctx.sas_version())}")
     try:
         rules = faults.load_rules(ctx.env)
     except (ValueError, OSError) as exc:
@@ -209,6 +209,6 @@ def _main(task: str, argv: Sequence[str], ctx: TaskContext, log: dict[str, objec
 
 def _params(task: str) -> list[str]:
     """The task's parameter names."""
-    from daxa_xmm.standin.common import PARAMS
+    from daxa_xmm.standin.common import params_for
 
-    return list(PARAMS.get(task, {}))
+    return list(params_for(task) or {})

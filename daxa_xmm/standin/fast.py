@@ -77,7 +77,10 @@ def header_cards(path: Path) -> dict[str, str]:
 
 
 def _stem(ctx: TaskContext) -> tuple[str, dict[str, str]]:
-    cards = header_cards(ctx.require_file("eventfile", ctx.param("eventfile")))
+    from daxa_xmm.standin.tasks_clean import _input
+
+    name = "eventfile" if ctx.task != "espfilt" or "eventset" not in ctx.args else "eventset"
+    cards = header_cards(ctx.require_file(name, _input(ctx) if ctx.task == "espfilt" else ctx.param("eventfile")))
     inst = cards.get("INSTRUME", "")
     if inst not in _PREFIX:
         raise SasExit("wrongInstrument", f"unsupported instrument '{inst}' (EPIC PN or MOS event list expected)")
@@ -89,9 +92,20 @@ def _chains(task: str, ctx: TaskContext) -> None:
 
     obs, exps = tc.read_summary_exposures(tc._summary(ctx))
     obsid = obs["obsid"]
-    if task == "epchain":
+    att = ctx.cwd / f"P{obsid}OBX000ATTTSR0000.FIT"
+    if task == "epchain":  # the same documented file behaviour as tasks_chains.epchain
         expid = tc._pn_expid(ctx)
+        raw = ctx.cwd / "rawevents.fast"
+        if not is_yes(ctx.param("runatthkgen")) and not att.is_file():
+            raise SasExit("noAttitude", f"runatthkgen=N but {att.name} is not in the working directory")
+        if not is_yes(ctx.param("runepframes")) and not raw.is_file():
+            raise SasExit("noRawEvents", "runepframes=N but the raw intermediates are not in the working directory")
         placeholder_fits(tc.epchain_output(ctx), {"INSTRUME": "EPN", "EXPIDSTR": expid, "OBS_ID": obsid})
+        if ctx.param("keepintermediate").lower() in ("raw", "all"):
+            raw.write_text("raw")
+        if is_yes(ctx.param("runatthkgen")):
+            placeholder_fits(att, {"OBS_ID": obsid})
+        return
     elif task == "emchain":
         for inst, expid in tc._mos_units(ctx):
             for key in [f"{inst}{expid}"] if expid else [k for k in exps if k.startswith(inst)]:
@@ -101,9 +115,17 @@ def _chains(task: str, ctx: TaskContext) -> None:
         first, last = tc._stage(ctx, "entrystage"), tc._stage(ctx, "finalstage")
         for unit in tc._rgs_units(ctx, exps):
             cards = {"INSTRUME": "RGS1" if unit.startswith("R1") else "RGS2", "EXPIDSTR": unit[2:], "OBS_ID": obsid}
-            names = ["EVENLI"] + (["MERGED", "FLTGTI"] if first <= 3 <= last else [])
-            for kind in names:
-                placeholder_fits(ctx.cwd / f"P{obsid}{unit}{kind}0000.FIT", cards)
+            merged, evenli = ctx.cwd / f"P{obsid}{unit}merged0000.FIT", ctx.cwd / f"P{obsid}{unit}EVENLI0000.FIT"
+            if first == 1:
+                placeholder_fits(merged, cards)
+            elif not merged.exists():
+                if not evenli.exists():
+                    raise SasExit("datasetCouldNotBeRead", f"neither {merged.name} nor {evenli.name} is here")
+                placeholder_fits(merged, cards)
+            if first <= 2 <= last:
+                placeholder_fits(merged, {**cards, "ANGLES": "T"})  # modified in place
+            if first <= 3 <= last:
+                placeholder_fits(evenli, cards)
         return
     placeholder_fits(ctx.cwd / f"P{obsid}OBX000ATTTSR0000.FIT", {"OBS_ID": obsid})
 
@@ -120,17 +142,21 @@ def run_fast(task: str, ctx: TaskContext) -> int:
         _chains(task, ctx)
     elif task == "emanom":
         stem, _ = _stem(ctx)
-        lines = [f"CCD: {c}  Status: G  Hardness ratio: 0.500  Corner rate: 0.0100" for c in range(1, 8)]
+        lines = [f"CCD: {c}  Status: G  Hardness ratio: 0.500  Corner rate: 0.0100" for c in range(2, 8)]
         tmp = ctx.cwd / f".{stem}-anom.log.tmp{os.getpid()}"
         tmp.write_text("emanom (fast stand-in)\n" + "\n".join(lines) + "\n")
         os.replace(tmp, ctx.cwd / f"{stem}-anom.log")
+        if is_yes(ctx.param("writekeys")):  # keywords into its input: touched, as modified
+            os.utime(ctx.path(ctx.param("eventfile")))
     elif task == "espfilt":
-        from daxa_xmm.standin.tasks_clean import espfilt_names
+        from daxa_xmm.standin.tasks_clean import _band, _old, espfilt_names
 
         stem, cards = _stem(ctx)
-        names = espfilt_names(stem, ctx.param("elow"), ctx.param("ehigh"), is_yes(ctx.param("withlongnames")))
-        if not is_yes(ctx.param("withoot")):
+        names = espfilt_names(stem, *_band(ctx), _old(ctx) or is_yes(ctx.param("withlongnames")))
+        if _old(ctx) or not is_yes(ctx.param("withoot")):
             names.pop("allevcoot")
+        if ctx.param("method") != "histogram":
+            names.pop("hist")
         for name in names.values():
             placeholder_fits(ctx.cwd / name, cards)
     elif task == "evselect":
@@ -143,6 +169,8 @@ def run_fast(task: str, ctx: TaskContext) -> int:
     elif task == "merge":
         cards = header_cards(ctx.require_file("set1", ctx.param("set1")))
         ctx.require_file("set2", ctx.param("set2"))
+        if ctx.path(ctx.param("outset")).exists():
+            raise SasExit("outsetExists", f"the output dataset {ctx.param('outset')} already exists")
         placeholder_fits(ctx.path(ctx.param("outset")), cards)
     elif task == "eexpmap":
         cards = header_cards(ctx.require_file("imageset", ctx.param("imageset")))

@@ -60,6 +60,7 @@ def _write_ccf(path: Path, instrument: str, typeid: str, issue: int) -> None:
     hdr["TYPEID"] = (typeid, "Calibration data type")
     hdr["ISSUE"] = (issue, "Constituent issue number")
     hdr["VALDATE"] = ("2000-01-01T00:00:00", "Start of validity")
+    hdr["SUBDATE"] = ("2020-01-01T00:00:00", "Submission date")
     hdr["DATE"] = ("2020-01-01T00:00:00", "Creation date")
     hdr["CREATOR"] = ("daxa_xmm.standin", "Not a real CCF: SAS stand-in")
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -85,6 +86,8 @@ def install_standin(root: Path, *, sas_version: str = DEFAULT_VERSION) -> dict[s
     bindir.mkdir(parents=True, exist_ok=True)
     for task in TASKS:
         _write_exe(bindir / task, _SCRIPT.format(python=sys.executable, task=task))
+    # HEASoft's lcurve (XRONOS): emchain needs HEASoft, and DAXA checks for lcurve before it
+    _write_exe(bindir / "lcurve", "#!/bin/sh\necho 'lcurve: HEASoft XRONOS stand-in (daxa_xmm.standin)'\n")
     tag = sas_version if sas_version.startswith("xmmsas_") else f"xmmsas_{sas_version}"
     sas_dir = root / tag
     sas_dir.mkdir(exist_ok=True)

@@ -1,4 +1,26 @@
-"""Stand-in epchain, emchain and rgsproc: ODF summary in, calibrated event lists out."""
+"""Stand-in epchain, emchain and rgsproc: ODF summary in, calibrated event lists out.
+
+Written from the sources in docs/SAS_FIDELITY.md, not from daxa_xmm/steps/:
+
+- The ODF comes from ``odf=`` or ``SAS_ODF``, a folder or the summary file itself (OAL page:
+  "It is also possible to assign directly the name of an ODF summary file to SAS_ODF or the
+  task's -odf parameter").
+- epchain (epchain pages: description node4, output files node13): atthkgen runs first
+  when ``runatthkgen=Y`` and writes ``P{obsid}OBX000ATTTSR0000.FIT`` (atthk.dat, "used by
+  attcalc"); with ``runatthkgen=N`` that file must already be in the working folder and none
+  is written. epframes (``runepframes=Y``) makes ``rawevents##.dat`` and ``gti##.dat`` per CCD;
+  with ``runepframes=N`` those must be there (the raw intermediates an earlier run kept
+  with ``keepintermediate=raw``), else the run fails. Intermediates are deleted at the end
+  unless ``keepintermediate`` keeps them. ``withoutoftime=Y`` writes the OOT list
+  ``...OOEVLI0000.FIT`` *instead of* the normal ``...PIEVLI0000.FIT``.
+- emchain (emchain pages node4, node14): one ``...MIEVLI0000.FIT`` per exposure and the
+  tracking history file ``...OBX000ATTTSR0000.FIT`` made by atthkgen.
+- rgsproc (algorithm page node30): stage 1 writes the attitude file if absent, the source
+  list and the merged list ``P{obsid}R1S004merged0000.FIT`` (DAXA 0.3.7's name); stage 2
+  (rgsangles) modifies the merged list in place; stage 3 (rgsfilter) creates
+  ``...EVENLI0000.FIT`` from it. Stages 2 and 3 clone EVENLI into a missing merged list,
+  as the page says, and fail when neither exists.
+"""
 
 from __future__ import annotations
 
@@ -105,8 +127,20 @@ def epchain_output(ctx: TaskContext) -> Path:
     return ctx.cwd / f"P{obs['obsid']}PN{_pn_expid(ctx)}{kind}0000.FIT"
 
 
+def _ccd_list(text: str) -> list[int]:
+    """epchain's CCD syntax: ``1,6-9,12`` or ``7,3,11`` (blanks also separate)."""
+    out: list[int] = []
+    for part in text.replace(",", " ").split():
+        lo, _, hi = part.partition("-")
+        try:
+            out += list(range(int(lo), int(hi or lo) + 1))
+        except ValueError as exc:
+            raise SasExit("InvalidParameter", f"ccds: '{text}' is not a CCD list like 1,6-9,12") from exc
+    return sorted(set(out))
+
+
 def epchain(args: dict[str, str], ctx: TaskContext) -> int:
-    """One PN exposure's event list (or its out-of-time list) plus the attitude file."""
+    """One PN exposure's event list, or its out-of-time list, as the epchain pages describe."""
     from daxa_xmm.standin.events import make_event_list
 
     obs, exps = read_summary_exposures(_summary(ctx))
@@ -115,23 +149,38 @@ def epchain(args: dict[str, str], ctx: TaskContext) -> int:
     if exp is None:
         raise SasExit("ExposureNotFound", f"Exposure {expid} of EPIC-pn is not in the ODF {obs.get('obsid', '')}")
     modes: dict[int, str] = exp["modes"]  # type: ignore[assignment]
-    imaging = sorted(c for c, m in modes.items() if m == "Imaging")
-    if "ccds" in args:
-        want = sorted(int(c) for c in args["ccds"].replace(",", " ").split())
-        missing = [c for c in want if c not in modes]
-        if missing:
-            warning("epchain", "noSuchCcd", f"CCDs {missing} have no data in exposure {expid}; ignored")
-        imaging = [c for c in want if modes.get(c) == "Imaging"]
+    want = _ccd_list(ctx.param("ccds"))
+    missing = [c for c in want if c not in modes]
+    if missing and "ccds" in args:
+        warning("epchain", "noSuchCcd", f"CCDs {missing} have no data in exposure {expid}; ignored")
+    imaging = [c for c in want if modes.get(c) == "Imaging"]
     if not imaging:
         raise SasExit("noImagingData", f"Exposure {expid} has no imaging-mode CCD data to process")
+    att = ctx.cwd / f"P{obs['obsid']}OBX000ATTTSR0000.FIT"
+    if is_yes(ctx.param("runatthkgen")):
+        _attitude(ctx, obs)
+    elif not att.is_file():
+        raise SasExit("noAttitude", f"runatthkgen=N but the attitude file {att.name} (atthk.dat) is not in "
+                                    "the working directory: run atthkgen first")
+    raw = [ctx.cwd / f"{kind}{c:02d}.dat" for c in imaging for kind in ("rawevents", "gti")]
+    if is_yes(ctx.param("runepframes")):
+        for f in raw:
+            with atomic_path(f) as tmp:
+                tmp.write_text(f"epframes stand-in intermediate of {expid}\n")
+    else:
+        gone = [f.name for f in raw if not f.is_file()]
+        if gone:
+            raise SasExit("noRawEvents", f"runepframes=N but the raw intermediates {', '.join(gone[:4])}"
+                                         f"{' ...' if len(gone) > 4 else ''} are not in the working directory")
     oot = is_yes(ctx.param("withoutoftime"))
-    out = epchain_output(ctx)
-    make_event_list(out, obsid=obs["obsid"], inst="EPN", exp_id=expid, ccds=imaging,
+    make_event_list(epchain_output(ctx), obsid=obs["obsid"], inst="EPN", exp_id=expid, ccds=imaging,
                     tstart=str(exp["start"]), tstop=str(exp["end"]), seed=_seed(obs["obsid"], "PN", expid),
                     n_events=3000 if oot else 20000, flare=not oot, oot=oot,
                     submode=str(exp.get("mode") or "PrimeFullWindow"), filt=str(exp.get("filter", "Thin1")),
                     creator=ctx.creator(TASK_VERSIONS["epchain"]))
-    _attitude(ctx, obs)
+    if ctx.param("keepintermediate").lower() not in ("raw", "all"):
+        for f in raw:
+            f.unlink(missing_ok=True)
     return 0
 
 
@@ -139,8 +188,8 @@ def epchain(args: dict[str, str], ctx: TaskContext) -> int:
 
 def _mos_units(ctx: TaskContext) -> list[tuple[str, str]]:
     """(M1|M2, S001) pairs from ``instruments`` and ``exposures``."""
-    insts = ctx.param("instruments").split()
-    exps = ctx.args.get("exposures", "").split()
+    insts = ctx.param("instruments").replace("both", "M1 M2").split()
+    exps = [] if ctx.param("exposures") == "all" else ctx.param("exposures").split()
     for i in insts:
         if i not in ("M1", "M2"):
             raise SasExit("InvalidParameter", f"instruments must be M1 and/or M2, not '{i}'")
@@ -211,16 +260,15 @@ def _rgs_units(ctx: TaskContext, exps: dict[str, dict[str, object]]) -> list[str
 
 
 def rgsproc_output(ctx: TaskContext) -> Path:
-    """``P{obsid}R1S004EVENLI0000.FIT`` of the first unit."""
+    """The first file the call writes: stage 1's merged list, stage 3's EVENLI."""
     obs, exps = read_summary_exposures(_summary(ctx))
-    return ctx.cwd / f"P{obs['obsid']}{_rgs_units(ctx, exps)[0]}EVENLI0000.FIT"
+    unit = _rgs_units(ctx, exps)[0]
+    kind = "merged" if _stage(ctx, "entrystage") == 1 else "EVENLI"
+    return ctx.cwd / f"P{obs['obsid']}{unit}{kind}0000.FIT"
 
 
 def rgsproc(args: dict[str, str], ctx: TaskContext) -> int:
-    """Stage 1 writes EVENLI, 2 adds angles to it, 3 writes the filtered list and merged GTI.
-
-    Later stages need the earlier stage's event list in the cwd, as real rgsproc does.
-    """
+    """Run stages ``entrystage`` to ``finalstage`` (1 to 3) for each exposure asked for."""
     import numpy as np
     from astropy.io import fits
 
@@ -232,9 +280,16 @@ def rgsproc(args: dict[str, str], ctx: TaskContext) -> int:
         raise SasExit("InvalidParameter", "finalstage is before entrystage")
     for unit in _rgs_units(ctx, exps):
         exp = exps[unit]
-        evenli = ctx.cwd / f"P{obs['obsid']}{unit}EVENLI0000.FIT"
+        stem = f"P{obs['obsid']}{unit}"
+        merged, evenli = ctx.cwd / f"{stem}merged0000.FIT", ctx.cwd / f"{stem}EVENLI0000.FIT"
+        srcli = ctx.cwd / f"{stem}SRCLI_0000.FIT"
         t0, t1 = _mission(str(exp["start"])), _mission(str(exp["end"]))
         if first == 1:
+            if not (ctx.cwd / f"P{obs['obsid']}OBX000ATTTSR0000.FIT").exists():
+                _attitude(ctx, obs)  # "IF (!exists(atttsr)) atthkgen: create(atttsr)"
+            with atomic_path(srcli) as tmp:
+                fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
+                    [fits.Column("INDEX", "J", array=np.array([1], dtype=np.int32))], name="SRCLIST")]).writeto(tmp)
             rng = np.random.default_rng(_seed(obs["obsid"], unit))
             n = 5000
             cols = [
@@ -248,39 +303,36 @@ def rgsproc(args: dict[str, str], ctx: TaskContext) -> int:
             ev.header["OBS_ID"] = obs["obsid"]
             ev.header["EXPIDSTR"] = unit[2:]
             ev.header["TSTART"], ev.header["TSTOP"] = t0, t1
-            ev.header["RGSSTAGE"] = (1, "daxa_xmm stand-in: last rgsproc stage applied")
             prim = fits.PrimaryHDU()
             prim.header["CREATOR"] = ctx.creator(TASK_VERSIONS["rgsproc"])
-            with atomic_path(evenli) as tmp:
+            with atomic_path(merged) as tmp:  # evlistcomb: create(merged)
                 fits.HDUList([prim, ev, gti_hdu([(t0, t1)], "STDGTI", obsid=obs["obsid"])]).writeto(tmp)
-        else:
-            ctx.require_file("entrystage", evenli)
+        elif not merged.exists():
+            if not evenli.exists():
+                raise SasExit("datasetCouldNotBeRead", f"neither {merged.name} nor {evenli.name} is in the "
+                                                       f"working directory: run stage 1:events first")
+            with atomic_path(merged) as tmp:  # "clone: read(evenli) create(merged)"
+                tmp.write_bytes(evenli.read_bytes())
         if first <= 2 <= last:
-            with fits.open(evenli) as hdul:
+            ctx.require_file("srcli_", srcli)
+            with fits.open(merged) as hdul:
                 hdus = [h.copy() for h in hdul]
             ev = hdus[1]
-            n = len(ev.data)
-            rng = np.random.default_rng(_seed(obs["obsid"], unit, "angles"))
-            newcols = ev.columns + fits.ColDefs([
-                fits.Column("BETA_CORR", "D", unit="rad", array=rng.uniform(0.035, 0.04, n)),
-                fits.Column("XDSP_CORR", "D", unit="rad", array=rng.normal(0, 1e-4, n))])
-            new = fits.BinTableHDU.from_columns(newcols, header=ev.header, name="EVENTS")
-            new.header["RGSSTAGE"] = 2
-            with atomic_path(evenli) as tmp:
-                fits.HDUList([hdus[0], new, *hdus[2:]]).writeto(tmp)
+            if "BETA_CORR" not in ev.columns.names:
+                n = len(ev.data)
+                rng = np.random.default_rng(_seed(obs["obsid"], unit, "angles"))
+                newcols = ev.columns + fits.ColDefs([
+                    fits.Column("BETA_CORR", "D", unit="rad", array=rng.uniform(0.035, 0.04, n)),
+                    fits.Column("XDSP_CORR", "D", unit="rad", array=rng.normal(0, 1e-4, n))])
+                hdus[1] = fits.BinTableHDU.from_columns(newcols, header=ev.header, name="EVENTS")
+            with atomic_path(merged) as tmp:  # rgsangles: modify(merged)
+                fits.HDUList(hdus).writeto(tmp)
         if first <= 3 <= last:
-            with fits.open(evenli) as hdul:
+            with fits.open(merged) as hdul:
                 if "BETA_CORR" not in hdul[1].columns.names:
-                    raise SasExit("noAngles", f"{evenli.name} has no angles: run stage 2:angles first")
+                    raise SasExit("noAngles", f"{merged.name} has no angles: run stage 2:angles first")
                 hdus = [h.copy() for h in hdul]
-            hdus[1].header["RGSSTAGE"] = 3
-            merged = ctx.cwd / f"P{obs['obsid']}{unit}MERGED0000.FIT"
-            with atomic_path(merged) as tmp:
-                fits.HDUList([fits.PrimaryHDU(header=hdus[0].header), hdus[1]]).writeto(tmp)
-            flt = ctx.cwd / f"P{obs['obsid']}{unit}FLTGTI0000.FIT"
-            with atomic_path(flt) as tmp:
-                fits.HDUList([fits.PrimaryHDU(), gti_hdu([(t0, t1)], "STDGTI", obsid=obs["obsid"])]).writeto(tmp)
-            with atomic_path(evenli) as tmp:
+            with atomic_path(evenli) as tmp:  # rgsfilter: create(evenli)
                 fits.HDUList(hdus).writeto(tmp)
         if last >= 4:
             warning("rgsproc", "stageNotSimulated", "the stand-in stops after 3:filter")

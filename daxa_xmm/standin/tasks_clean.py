@@ -1,26 +1,34 @@
-"""Stand-in emanom and espfilt: MOS anomalous-state detection and soft-proton flare filtering."""
+"""Stand-in emanom and espfilt: MOS anomalous-state detection and soft-proton flare filtering.
+
+Written from the sources in docs/SAS_FIDELITY.md, not from daxa_xmm/steps/:
+
+- emanom (emanom algorithm page; ESAS cookbook's emanom reference): loops over chips 2-7
+  only ("since chip 1 has no corner data"); with ``writekeys=yes`` (the default) it writes
+  ANOMHRn, ANOMHEn and ANOMFLn into the header of its input event list; with ``writelog``
+  it writes the log DAXA 0.3.7 reads (``mos1S001-anom.log``); with ``keepcorner=yes`` (the
+  default) it keeps the corner list (``cornerfile`` or ``temp_corner.fits``).
+- espfilt: the histogram and the ratio methods exist in every release the pages cover
+  (SAS 15, 18, 21, 22); the QDP plot is made by the histogram method only (espfilt page:
+  "A QDP plot of the lightcurves are created if one is using the histogram method").
+  SAS >= 20 takes the parameters of the real SAS 20.0.0 Executing line (xmm-samples);
+  older SAS takes DAXA 0.3.7's ``eventset=`` form and writes band-suffixed names at its
+  default band, as DAXA expects. With ``withlongnames=yes`` (SAS 20) the GTI, clean list
+  and QDP carry the band, ``mos1S001-gti-2500-8500.fits`` (the real SAS 20 log); the PN
+  out-of-time list is written as DAXA 0.3.7 expects it, ``pnS003-allevcoot.fits``.
+"""
 
 from __future__ import annotations
 
-__all__ = ["emanom", "emanom_output", "espfilt", "espfilt_output", "espfilt_names", "sas_major"]
+__all__ = ["EMANOM_CHIPS", "emanom", "emanom_output", "espfilt", "espfilt_output", "espfilt_names"]
 
 import datetime as dt
 import hashlib
 import re
 from pathlib import Path
 
-from daxa_xmm.standin.common import TASK_VERSIONS, SasExit, TaskContext, atomic_path, info, is_yes
+from daxa_xmm.standin.common import TASK_VERSIONS, SasExit, TaskContext, atomic_path, info, is_yes, sas_major
 
 _PREFIX = {"EPN": "pn", "EMOS1": "mos1", "EMOS2": "mos2"}
-
-
-def sas_major(version: str) -> int:
-    """Major SAS version of ``22.1.0-...`` or ``xmmsas_20211130_0941-20.0.0``."""
-    if version.startswith("xmmsas_"):
-        m = re.search(r"-(\d+)\.\d+\.\d+$", version)
-    else:
-        m = re.match(r"(\d+)\.", version)
-    return int(m.group(1)) if m else 22
 
 
 def _event_header(path: Path) -> dict[str, object]:
@@ -49,8 +57,12 @@ def emanom_output(ctx: TaskContext) -> Path:
     return ctx.cwd / f"{_stem(_event_header(ctx.path(ctx.param('eventfile'))))}-anom.log"
 
 
+#: The chips emanom examines (its algorithm page: chip 1 has no corner data).
+EMANOM_CHIPS = range(2, 8)
+
+
 def emanom(args: dict[str, str], ctx: TaskContext) -> int:
-    """Write ``mosNSnnn-anom.log``: one line per CCD with its state, mostly ``G``."""
+    """Judge chips 2-7; write the log and, with writekeys, keywords into the input list."""
     from astropy.io import fits
 
     path = ctx.require_file("eventfile", ctx.param("eventfile"))
@@ -61,31 +73,60 @@ def emanom(args: dict[str, str], ctx: TaskContext) -> int:
         ccds = sorted(int(h.name[6:]) for h in hdul if h.name.startswith("STDGTI") and h.name[6:].isdigit())
     digest = hashlib.sha256(f"{hdr.get('OBS_ID')}{hdr.get('INSTRUME')}{hdr.get('EXPIDSTR')}".encode()).digest()
     states = "GGGGGGGGGGIIBOU"
-    lines = [f"{ctx.creator(TASK_VERSIONS['emanom'])} anomalous state check",
-             f"Event file: {path}", f"keepcorner = {ctx.param('keepcorner')}"]
-    for i, ccd in enumerate(ccds):
-        state = "G" if ccd == 1 else states[digest[i] % len(states)]
-        hr = 0.3 + (digest[i + 8] % 50) / 100
-        rate = (digest[i + 16] % 100) / 1000
-        lines.append(f"CCD: {ccd}  Status: {state}  Hardness ratio: {hr:.3f}  Corner rate: {rate:.4f}")
-    out = emanom_output(ctx)
-    with atomic_path(out) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+    judged: list[tuple[int, str, float, float]] = []
+    for i, ccd in enumerate(c for c in ccds if c in EMANOM_CHIPS):
+        judged.append((ccd, states[digest[i] % len(states)], 0.3 + (digest[i + 8] % 50) / 100,
+                       (digest[i + 16] % 100) / 1000))
+    if is_yes(ctx.param("writelog")):
+        lines = [f"{ctx.creator(TASK_VERSIONS['emanom'])} anomalous state check",
+                 f"Event file: {path}", f"keepcorner = {ctx.param('keepcorner')}"]
+        lines += [f"CCD: {ccd}  Hardness ratio: {hr:.3f}  Corner rate: {rate:.4f}  Status: {state}"
+                  for ccd, state, hr, rate in judged]
+        with atomic_path(emanom_output(ctx)) as tmp:
+            tmp.write_text("\n".join(lines) + "\n")
+    if is_yes(ctx.param("keepcorner")):
+        corner = ctx.path(ctx.param("cornerfile") or "temp_corner.fits")
+        with atomic_path(corner) as tmp:
+            fits.PrimaryHDU().writeto(tmp)
+    if is_yes(ctx.param("writekeys")):
+        with fits.open(path) as hdul:
+            hdus = [h.copy() for h in hdul]
+        for ccd, state, hr, _rate in judged:
+            hdus[0].header[f"ANOMHR{ccd}"] = (round(hr, 3), f"emanom hardness ratio of CCD {ccd}")
+            hdus[0].header[f"ANOMHE{ccd}"] = (0.05, f"emanom hardness ratio error of CCD {ccd}")
+            hdus[0].header[f"ANOMFL{ccd}"] = (state, f"emanom anomalous state of CCD {ccd}")
+        with atomic_path(path) as tmp:
+            fits.HDUList(hdus).writeto(tmp)
     return 0
 
 
 # ---------------------------------------------------------------------------- espfilt
 
 def espfilt_names(stem: str, elow: str, ehigh: str, longnames: bool) -> dict[str, str]:
-    """Output names: ``pnS003-gti.fits`` (SAS >= 21) or ``pnS003-gti-2500-8500.fits`` (longnames)."""
+    """Output names: ``pnS003-gti.fits`` or, with long names, ``pnS003-gti-2500-8500.fits``;
+    the OOT list ``pnS003-allevcoot.fits`` in both cases (DAXA 0.3.7)."""
     sfx = f"-{elow}-{ehigh}" if longnames else ""
     return {"gti": f"{stem}-gti{sfx}.fits", "allevc": f"{stem}-allevc{sfx}.fits",
-            "hist": f"{stem}-hist{sfx}.qdp", "allevcoot": f"{stem}-allevcoot{sfx}.fits"}
+            "hist": f"{stem}-hist{sfx}.qdp", "allevcoot": f"{stem}-allevcoot.fits"}
+
+
+def _old(ctx: TaskContext) -> bool:
+    """SAS < 20: DAXA's ``eventset=`` form, fixed band, band-suffixed names."""
+    return sas_major(ctx.sas_version()) < 20
+
+
+def _input(ctx: TaskContext) -> str:
+    return ctx.param("eventset") if _old(ctx) else ctx.param("eventfile")
+
+
+def _band(ctx: TaskContext) -> tuple[str, str]:
+    return ("2500", "8500") if _old(ctx) else (ctx.param("elow"), ctx.param("ehigh"))
 
 
 def _names(ctx: TaskContext) -> dict[str, str]:
-    hdr = _event_header(ctx.path(ctx.param("eventfile")))
-    return espfilt_names(_stem(hdr), ctx.param("elow"), ctx.param("ehigh"), is_yes(ctx.param("withlongnames")))
+    hdr = _event_header(ctx.path(_input(ctx)))
+    longnames = _old(ctx) or is_yes(ctx.param("withlongnames"))
+    return espfilt_names(_stem(hdr), *_band(ctx), longnames)
 
 
 def espfilt_output(ctx: TaskContext) -> Path:
@@ -145,23 +186,20 @@ def espfilt(args: dict[str, str], ctx: TaskContext) -> int:
     from daxa_xmm.standin.events import gti_hdu
 
     task = "espfilt"
-    version = ctx.sas_version()
     method = ctx.param("method")
     if method not in ("histogram", "ratio"):
         raise SasExit("InvalidParameter", f"method must be histogram or ratio, not '{method}'")
-    if method == "histogram" and sas_major(version) <= 19:
-        raise SasExit("InvalidParameter", "method=histogram is not available in this version of espfilt (use method=ratio)")
-    path = ctx.require_file("eventfile", ctx.param("eventfile"))
-    withoot = is_yes(ctx.param("withoot"))
+    path = ctx.require_file("eventset" if _old(ctx) else "eventfile", _input(ctx))
+    withoot = not _old(ctx) and is_yes(ctx.param("withoot"))
     oot = ctx.require_file("ootfile", ctx.param("ootfile")) if withoot else None
     creator = ctx.creator(TASK_VERSIONS[task])
     tag = creator.split(" ", 1)[1]
     info(task, f"espfilt (espfilt-{TASK_VERSIONS[task]})  {tag.split(' ')[-1]} started:  {_stamp()}")
     info(task, f" ESPFILT: Processing eventlist: {path}")
     try:
-        elow, ehigh = float(ctx.param("elow")), float(ctx.param("ehigh"))
+        elow, ehigh = (float(x) for x in _band(ctx))
         binsize = float(ctx.param("binsize")) if is_yes(ctx.param("withbinning")) else 60.0
-        allowsigma = float(ctx.param("allowsigma"))
+        allowsigma = 3.0 if _old(ctx) else float(ctx.param("allowsigma"))
     except ValueError as exc:
         raise SasExit("InvalidParameter", f"non-numeric value: {exc}") from exc
     with fits.open(path) as hdul:
@@ -194,12 +232,13 @@ def espfilt(args: dict[str, str], ctx: TaskContext) -> int:
     _filter_by_gti(path, ctx.cwd / names["allevc"], gti, creator)
     if oot is not None:
         _filter_by_gti(oot, ctx.cwd / names["allevcoot"], gti, creator)
-    hist, hedges = np.histogram(rates, bins=min(50, max(5, counts.size // 4)))
-    qdp = ["READ SERR 1", "LABEL X Rate (counts/s)", "LABEL Y Number of bins",
-           f"! espfilt stand-in: median {med:.4f} sigma {sigma:.4f} threshold {thresh:.4f}"]
-    qdp += [f"{(a + b) / 2:.5f} {(b - a) / 2:.5f} {n}" for a, b, n in zip(hedges[:-1], hedges[1:], hist)]
-    with atomic_path(ctx.cwd / names["hist"]) as tmp:
-        tmp.write_text("\n".join(qdp) + "\n")
-    info(task, " HISTOGRAM_METHOD: Return with no errors")
+    if method == "histogram":  # the QDP plot: histogram method only (espfilt page)
+        hist, hedges = np.histogram(rates, bins=min(50, max(5, counts.size // 4)))
+        qdp = ["READ SERR 1", "LABEL X Rate (counts/s)", "LABEL Y Number of bins",
+               f"! espfilt stand-in: median {med:.4f} sigma {sigma:.4f} threshold {thresh:.4f}"]
+        qdp += [f"{(a + b) / 2:.5f} {(b - a) / 2:.5f} {n}" for a, b, n in zip(hedges[:-1], hedges[1:], hist)]
+        with atomic_path(ctx.cwd / names["hist"]) as tmp:
+            tmp.write_text("\n".join(qdp) + "\n")
+    info(task, f" {method.upper()}_METHOD: Return with no errors")
     info(task, f"espfilt (espfilt-{TASK_VERSIONS[task]})  {tag.split(' ')[-1]} ended:    {_stamp()}")
     return 0

@@ -43,6 +43,15 @@ def merge(args: dict[str, str], ctx: TaskContext) -> int:
 
     p1 = ctx.require_file("set1", ctx.param("set1"))
     p2 = ctx.require_file("set2", ctx.param("set2"))
+    out = merge_output(ctx)
+    if out.resolve() in (p1.resolve(), p2.resolve()):
+        # ESAS cookbook: "you are not allowed to have the output file name being the same as
+        # one of the input file names"
+        raise SasExit("outsetIsInput", f"outset {out.name} is one of the input datasets")
+    if out.exists():
+        # DAXA 0.3.7 gives every link of its merge chain a new name because merge will not
+        # overwrite an existing outset: the stand-in takes that reading
+        raise SasExit("outsetExists", f"the output dataset {out.name} already exists")
     with fits.open(p1) as h1, fits.open(p2) as h2:
         e1, e2 = h1["EVENTS"], h2["EVENTS"]
         i1, i2 = str(e1.header.get("INSTRUME", "")).strip(), str(e2.header.get("INSTRUME", "")).strip()
@@ -73,7 +82,7 @@ def merge(args: dict[str, str], ctx: TaskContext) -> int:
     hdus += [gti_hdu(per_ccd[c], f"STDGTI{c:02d}", inst=i1, ccd=c) for c in ccds]
     if not ccds:
         hdus.append(gti_hdu(gti, "STDGTI", inst=i1))
-    with atomic_path(merge_output(ctx)) as tmp:
+    with atomic_path(out) as tmp:
         fits.HDUList(hdus).writeto(tmp)
     return 0
 

@@ -7,6 +7,7 @@ __all__ = ["sasversion", "cifbuild", "cifbuild_output", "odfingest", "odfingest_
 import datetime as dt
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from daxa_xmm.standin.common import TASK_VERSIONS, SasExit, TaskContext, atomic_path, build_tag, is_yes
@@ -59,8 +60,68 @@ def _date_arg(value: str, what: str) -> dt.datetime:
     raise SasExit("InvalidDate", f"{what} '{value}' is not a valid date (YYYY-MM-DD[Thh:mm:ss])")
 
 
+@dataclass(frozen=True)
+class _Chosen:
+    """The issue of one scope-type cifbuild selected, and what its CALINDEX row says."""
+
+    issue: int
+    path: Path
+    valdate: str  # the file's VALDATE (blank when its header has none)
+    valdate_end: str  # when a higher issue takes over (its VALDATE, the earliest after ours), else blank
+    subdate: str  # the file's SUBDATE (blank when its header has none)
+
+
+def _ccf_header(path: Path) -> dict[str, dt.datetime | None]:
+    """VALDATE, EVALDATE and SUBDATE of a CCF file (a key is absent when the header lacks it,
+    None when the header cannot be read or the value is not a date)."""
+    from astropy.io import fits
+
+    try:
+        header = fits.getheader(path, 0)
+    except Exception:
+        return {}
+    out: dict[str, dt.datetime | None] = {}
+    for key in ("VALDATE", "EVALDATE", "SUBDATE"):
+        if key in header:
+            try:
+                out[key] = _date_arg(str(header[key]).strip(), key)
+            except SasExit:
+                out[key] = None
+    return out
+
+
+def _select_ccf(issues: dict[int, Path], obsdate: dt.datetime, analdate: dt.datetime) -> _Chosen | None:
+    """cifbuild's choice among the issues of one scope-type: VALDATE <= observation date,
+    SUBDATE <= analysis date (when the file has one), EVALDATE >= observation date (when
+    present), highest issue. A file whose header lacks VALDATE (or cannot be read) is
+    included, as if valid."""
+    headers = {issue: _ccf_header(path) for issue, path in issues.items()}
+    for issue in sorted(issues, reverse=True):
+        h = headers[issue]
+        if h.get("VALDATE") is not None:
+            valdate, evaldate, subdate = h["VALDATE"], h.get("EVALDATE"), h.get("SUBDATE")
+            if valdate > obsdate:
+                continue
+            if evaldate is not None and evaldate < obsdate:
+                continue
+            if subdate is not None and subdate > analdate:
+                continue
+        own = h.get("VALDATE")
+        later = sorted(v for i, hh in headers.items()
+                       if i > issue and (v := hh.get("VALDATE")) is not None and (own is None or v > own))
+        iso = "%Y-%m-%dT%H:%M:%S"
+        return _Chosen(
+            issue, issues[issue],
+            valdate=h["VALDATE"].strftime(iso) if h.get("VALDATE") else "",
+            valdate_end=later[0].strftime(iso) if later else "",
+            subdate=h["SUBDATE"].strftime(iso) if h.get("SUBDATE") else "",
+        )
+    return None
+
+
 def cifbuild(args: dict[str, str], ctx: TaskContext) -> int:
-    """Write a CALINDEX FITS table listing the newest issue of each CCF type found."""
+    """Write a CALINDEX FITS table listing, for each CCF type found, the issue cifbuild selects
+    for the observation and analysis dates (see :func:`_select_ccf`)."""
     import numpy as np
     from astropy.io import fits
 
@@ -81,35 +142,34 @@ def cifbuild(args: dict[str, str], ctx: TaskContext) -> int:
         start = read_odf(odfdir).observation().get("start", "")
         obsdate = _date_arg(start, "observation start")
     analdate = _date_arg(ctx.param("analysisdate"), "analysisdate")
-    newest: dict[tuple[str, str], tuple[int, Path]] = {}
+    found: dict[tuple[str, str], dict[int, Path]] = {}
     for folder in ccfpath.split(":"):
         d = Path(folder)
         if not d.is_dir():
             continue
-        for p in d.iterdir():
+        for p in sorted(d.iterdir()):
             m = _CCF_NAME.match(p.name)
             if m:
-                key = (m["scope"].upper(), m["type"].upper())
-                issue = int(m["issue"])
-                if key not in newest or issue > newest[key][0]:
-                    newest[key] = (issue, p)
-    if not newest:
+                found.setdefault((m["scope"].upper(), m["type"].upper()), {}).setdefault(int(m["issue"]), p)
+    if not found:
         raise SasExit("NoCCFFound", f"No CCF constituents found in '{ccfpath}'")
-    rows = sorted(newest.items())
+    chosen = {key: pick for key, issues in found.items()
+              if (pick := _select_ccf(issues, obsdate, analdate)) is not None}
+    rows = sorted(chosen.items())
     full = is_yes(ctx.param("fullpath"))
-    fname = [str(p.resolve()) if full else p.name for _, (_, p) in rows]
+    fname = [str(c.path.resolve()) if full else c.path.name for _, c in rows]
     n = len(rows)
     cols = [
         fits.Column("TELESCOP", "4A", array=np.array(["XMM"] * n)),
         fits.Column("SCOPE", "6A", array=np.array([k[0] for k, _ in rows])),
         fits.Column("TYPEID", "32A", array=np.array([k[1] for k, _ in rows])),
-        fits.Column("ISSUE", "I", array=np.array([v[0] for _, v in rows], dtype=np.int16)),
-        fits.Column("VALDATE", "19A", unit="yyyy:dd:mmZhh:mm:ss", array=np.array(["2000-01-01T00:00:00"] * n)),
-        fits.Column("VALDATE-END", "19A", unit="yyyy:dd:mmZhh:mm:ss", array=np.array([""] * n)),
+        fits.Column("ISSUE", "I", array=np.array([c.issue for _, c in rows], dtype=np.int16)),
+        fits.Column("VALDATE", "19A", unit="yyyy:dd:mmZhh:mm:ss", array=np.array([c.valdate for _, c in rows])),
+        fits.Column("VALDATE-END", "19A", unit="yyyy:dd:mmZhh:mm:ss", array=np.array([c.valdate_end for _, c in rows])),
         fits.Column("FNAME", "256A", array=np.array(fname)),
         fits.Column("DATE", "19A", unit="yyyy:dd:mmZhh:mm:ss", array=np.array(["2020-01-01T00:00:00"] * n)),
-        fits.Column("FSIZE", "J", unit="byte", array=np.array([v[1].stat().st_size for _, v in rows], dtype=np.int32)),
-        fits.Column("SUBDATE", "19A", unit="yyyy:dd:mmZhh:mm:ss", array=np.array(["2020-01-01T00:00:00"] * n)),
+        fits.Column("FSIZE", "J", unit="byte", array=np.array([c.path.stat().st_size for _, c in rows], dtype=np.int32)),
+        fits.Column("SUBDATE", "19A", unit="yyyy:dd:mmZhh:mm:ss", array=np.array([c.subdate for _, c in rows])),
         fits.Column("EXTSEQU", "32A", array=np.array(["ANY"] * n)),
         fits.Column("EXTSEQID", "256A", array=np.array([""] * n)),
         fits.Column("MD5", "32A", array=np.array(["0" * 32] * n)),
@@ -133,24 +193,28 @@ def cifbuild(args: dict[str, str], ctx: TaskContext) -> int:
 # --------------------------------------------------------------------------- odfingest
 
 def _odfdir(ctx: TaskContext) -> Path:
-    """The ODF folder: ``odfdir`` when given (withodfdir=yes or not), else SAS_ODF."""
-    value = ctx.args.get("odfdir") or ctx.env.get("SAS_ODF", "")
-    if not value or value == "$SAS_ODF":
-        raise SasExit("SAS_ODFUndefined", "No ODF directory: set odfdir= or SAS_ODF")
+    """The ODF folder: ``odfdir`` with ``withodfdir=yes``, else SAS_ODF (odfingest's page:
+    "Look for the ODF files in odfdir? Otherwise use SAS_ODF"); a summary file names its folder."""
+    value = ctx.param("odfdir") if is_yes(ctx.param("withodfdir")) else ctx.env.get("SAS_ODF", "")
+    if not value:
+        raise SasExit("SAS_ODFUndefined", "withodfdir=no and SAS_ODF is not set: no ODF to ingest")
     p = ctx.path(value)
     return p if p.is_dir() or not p.exists() else p.parent
 
 
 def _outdir(ctx: TaskContext, odfdir: Path) -> Path:
-    """The output folder: ``outdir`` when given, else the ODF folder (odfingest's default)."""
-    value = ctx.args.get("outdir")
-    return ctx.path(value) if value else odfdir
+    """The output folder, ``outdir`` (default ``.``, the working directory)."""
+    return ctx.path(ctx.param("outdir"))
 
 
 def odfingest_output(ctx: TaskContext) -> Path:
     """``{rev}_{obsid}_SCX00000SUM.SAS`` in outdir."""
     odfdir = _odfdir(ctx)
     asc = sorted(odfdir.glob("*_SCX00000SUM.ASC"))
+    if not is_yes(ctx.param("usecanonicalname")):
+        return _outdir(ctx, odfdir) / ctx.param("summaryfile")
+    # "The name of the canonical SOSF differs from the one given in the ODF ICD only by the
+    # suffix: .SAS instead of .ASC" (odfingest's description page)
     stem = asc[0].name[: -len("SUM.ASC")] if asc else "summary_"
     return _outdir(ctx, odfdir) / f"{stem}SUM.SAS"
 
@@ -165,9 +229,19 @@ def _iso(value: object) -> str:
 
 
 def odfingest(args: dict[str, str], ctx: TaskContext) -> int:
-    """Write the ODF summary file in odfingest's real layout."""
-    ctx.require_ccf()
+    """Write the ODF summary file in odfingest's real layout.
+
+    Gzipped constituents are refused: odfingest's pages say nothing of them (only
+    emchain's page says the ODF's event files may be gzipped), so the stand-in takes the
+    strict reading and the pipeline must hand it plain files, as DAXA 0.3.7 does.
+    """
+    if is_yes(ctx.param("findinstrumentmodes")):  # "[Requires SAS_CCF]" (odfingest.par)
+        ctx.require_ccf()
     odfdir = _odfdir(ctx)
+    gz = sorted(p.name for p in odfdir.glob("*.gz")) if odfdir.is_dir() else []
+    if gz:
+        raise SasExit("gzippedConstituent", f"{len(gz)} ODF constituents in {odfdir} are gzipped "
+                                            f"({gz[0]}...): gunzip them first")
     odf = read_odf(odfdir)
     outdir = _outdir(ctx, odfdir)
     if not outdir.is_dir():

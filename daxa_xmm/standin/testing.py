@@ -19,10 +19,11 @@ def _fits(path: Path, cards: dict[str, object], gz: bool = False) -> None:
     hdu.writeto(str(path) + (".gz" if gz else ""), overwrite=True)
 
 
-def write_tiny_odf(folder: Path, *, gz_ccd_files: bool = True) -> Path:
+def write_tiny_odf(folder: Path, *, gz_ccd_files: bool = False) -> Path:
     """An ODF with PN S003 (12 imaging CCDs), PN U002 (diagnostic), M1 S001, M2 S002, R1 S004.
 
-    CCD files are gzipped when ``gz_ccd_files`` (odfingest must accept both).
+    CCD files are gzipped when ``gz_ccd_files`` (the stand-in odfingest refuses them: the
+    pipeline unpacks them first, daxa_xmm.odf_input).
     """
     folder.mkdir(parents=True, exist_ok=True)
     o, r = TINY_OBSID, TINY_REV

@@ -3,15 +3,21 @@
 The observation date comes from the ODF's own summary (SUM.ASC, OBSERVATION record), so
 cifbuild needs no network and no guess: ``withobservationdate=yes
 observationdate=YYYY-MM-DD``. The analysis date is ``now`` for a fresh calibration set, or a
-fixed date to reproduce an earlier one.
+fixed date to reproduce an earlier one. With ``now`` the manifest records the date actually
+used: the ``ANALDATE`` cifbuild writes into the CALINDEX header (cifbuild's documentation:
+"The analysis and observation dates used in the creation of the CIF are recorded in the two
+block attributes OBSVDATE and ANALDATE"), else the day the call ran. The argv keeps
+``now``, so that a re-run on another day is not a new call by itself: whether the
+calibration changed is judged from the files (daxa_xmm.ccf).
 """
 
 from __future__ import annotations
 
-__all__ = ["CifBuildConfig", "cifbuild_calls"]
+__all__ = ["CifBuildConfig", "analysis_date_used", "cifbuild_calls"]
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timezone
+from pathlib import Path
 
 from pydantic import Field, field_validator
 
@@ -80,9 +86,28 @@ def cifbuild_calls(
             unit=obsid,
             argv=argv,
             cwd=work_dir(layout, obsid, obsid, "cifbuild"),
-            env={"SAS_ODF": str(layout.odf_dir(obsid))},
+            env={"SAS_ODF": str(layout.odf_input_dir(obsid))},
             outputs=(OutputSpec("ccf.cif", layout.ccf(obsid)),),
             timeout_s=timeout_s,
             extra={"analysis_date": cfg.analysis_date, "observation_date": observation_date.strftime("%Y-%m-%d")},
         )
     ]
+
+
+def analysis_date_used(cif: Path, requested: str, ran_at: float) -> str:
+    """The analysis date a finished cifbuild used: ``requested`` unless it was ``now``.
+
+    For ``now`` it is the ``ANALDATE`` of the index's CALINDEX header when readable, else
+    the UTC date of ``ran_at`` (the call's start, UNIX time).
+    """
+    if requested != "now":
+        return requested
+    from astropy.io import fits
+
+    try:
+        value = fits.getval(cif, "ANALDATE", extname="CALINDEX")
+    except (OSError, KeyError):
+        value = None
+    if isinstance(value, str) and _DATE.match(value.strip()):
+        return value.strip()
+    return datetime.fromtimestamp(ran_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")

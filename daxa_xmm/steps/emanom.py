@@ -3,11 +3,17 @@
 Its log (``mos1S001-anom.log``) is read by :func:`daxa_xmm.emanom.parse_emanom_out`, and
 cleaned_evt_lists keeps only the CCDs in an accepted state. Before SAS 19 emanom did not
 exist: the builder returns no call and logs a warning, and cleaning then keeps every CCD.
+
+emanom examines chips 2-7 only (chip 1 has no corner data), and with ``writekeys=yes``, its
+default, it writes ANOMHRn/ANOMHEn/ANOMFLn keywords into the header of its input event
+list: the call declares emchain's list as a file it modifies, so the manifest says so. The
+log is ``mos1S001-anom.log`` in DAXA 0.3.7, ``M1S001-anom.log`` in the ESAS cookbook: either
+is taken. Sources: docs/SAS_FIDELITY.md.
 """
 
 from __future__ import annotations
 
-__all__ = ["EMANOM_MIN_SAS", "emanom_calls", "emanom_log_name"]
+__all__ = ["EMANOM_MIN_SAS", "emanom_calls", "emanom_log_alt_name", "emanom_log_name"]
 
 import logging
 
@@ -23,8 +29,13 @@ logger = logging.getLogger(__name__)
 
 
 def emanom_log_name(unit: Unit) -> str:
-    """``mos1S001-anom.log``: the name emanom writes in its cwd."""
+    """``mos1S001-anom.log``: the name emanom writes in its cwd (DAXA 0.3.7)."""
     return f"{unit.file_inst}{unit.exp_id}-anom.log"
+
+
+def emanom_log_alt_name(unit: Unit) -> str:
+    """``M1S001-anom.log``: the name the ESAS cookbook gives emanom's log."""
+    return f"{unit.inst}{unit.exp_id}-anom.log"
 
 
 def emanom_calls(
@@ -41,6 +52,7 @@ def emanom_calls(
         logger.warning("emanom needs SAS >= 19.0.0 (found %s): %s is not checked for anomalous CCDs", sas_version, unit.label)
         return []
     obsid = unit.obsid
+    events = layout.mos_events(obsid, unit.inst, unit.exp_id)
     return [
         SasCall(
             step="emanom",
@@ -48,12 +60,16 @@ def emanom_calls(
             unit=unit.label,
             argv=(
                 "emanom",
-                param("eventfile", layout.mos_events(obsid, unit.inst, unit.exp_id)),
+                param("eventfile", events),
                 param("keepcorner", False),
             ),
             cwd=work_dir(layout, obsid, unit.label, "emanom"),
             env={"SAS_CCF": str(layout.ccf(obsid))},
-            outputs=(OutputSpec(emanom_log_name(unit), layout.emanom_log(obsid, unit.inst, unit.exp_id)),),
+            outputs=(
+                OutputSpec(emanom_log_name(unit), layout.emanom_log(obsid, unit.inst, unit.exp_id),
+                           alt_names=(emanom_log_alt_name(unit),)),
+                OutputSpec(str(events), kind="modify"),  # writekeys=yes: keywords into its input
+            ),
             timeout_s=timeout_s,
             extra={"exposure": unit.exp_id},
         )

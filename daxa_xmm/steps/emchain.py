@@ -3,7 +3,10 @@
 One call per sub-exposure (``instruments=M1 exposures=S001``) so that each is a unit of
 its own, as epchain's are. No ``ccds``: it breaks FastUncompressed mode (timing on CCD 1,
 imaging elsewhere), whose submode then reads Unknown. ``addtaglenoise=no
-makeflaregti=no``: emanom and espfilt do those jobs, visibly, as their own steps.
+makeflaregti=no``: emanom and espfilt do those jobs, visibly, as their own steps. The ODF
+is the odfingest summary, given as ``SAS_ODF`` (emchain's ``odf`` defaults to it). emchain
+runs atthkgen, which writes the attitude file (emchain's output-files page), so a MOS-only
+observation has one for its exposure maps. Sources: docs/SAS_FIDELITY.md.
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ def emchain_calls(
             unit=unit.label,
             argv=(
                 "emchain",
-                param("odf", summary),
                 param("instruments", unit.inst),
                 param("exposures", unit.exp_id),
                 param("addtaglenoise", False),

@@ -1,11 +1,19 @@
 """epchain: PN event lists, out-of-time first, then the normal run reusing its intermediates.
 
-The epchain manual asks for the out-of-time (OOT) run first with ``keepintermediate=raw``;
-the normal run then skips the stages whose products are already in the working folder
-(``runatthkgen=N runepframes=N runbadpixfind=N runbadpix=N``). Both calls therefore share
-one cwd and the second does not clean it. ``ccds`` lists the imaging CCDs in epchain's
-own syntax (``1,6-9,12`` or ``7,3,11``; we write the plain comma list). SAS 21.0.x shipped
-without radmonfix, so every 21.0 release needs ``runradmonfix=N``.
+The out-of-time (OOT) run comes first with ``keepintermediate=raw``: it runs atthkgen
+(``runatthkgen`` defaults to Y), so it writes the attitude file
+``P{obsid}OBX000ATTTSR0000.FIT`` beside the OOT list ``...OOEVLI0000.FIT``, and keeps the
+raw intermediates. The normal run then skips the stages whose products are already in the
+working folder (``runatthkgen=N runepframes=N runbadpixfind=N runbadpix=N``) and writes
+``...PIEVLI0000.FIT`` only: no attitude file. Both calls share one cwd; the attitude file
+is copied out (not moved), since the normal run reads it there, and when that folder is
+lost the OOT run is redone before the normal one (``reads_cwd_of``).
+
+The ODF is the odfingest summary, given as ``SAS_ODF`` (the OAL accepts a summary file
+there); no ``odf=``, whose page documents an ODF directory. ``ccds`` lists the imaging
+CCDs in epchain's own syntax (``1,6-9,12`` or ``7,3,11``; we write the plain comma list).
+SAS 21.0.x shipped without radmonfix, so every 21.0 release needs ``runradmonfix=N``.
+Sources for each fact: docs/SAS_FIDELITY.md.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ def epchain_calls(
     Args:
         layout: the archive layout.
         unit: a PN unit whose ``ccds`` are its imaging CCDs.
-        summary: the odfingest summary file (``odf=`` and SAS_ODF).
+        summary: the odfingest summary file (SAS_ODF).
         sas_version: decides ``runradmonfix=N``.
         timeout_s: wall-clock limit per call.
 
@@ -56,7 +64,6 @@ def epchain_calls(
     obsid = unit.obsid
     cwd = work_dir(layout, obsid, unit.label, "epchain")
     common = [
-        param("odf", summary),
         param("odfaccess", "odf"),
         param("exposure", unit.exp_number),
         param("schedule", unit.schedule),
@@ -79,7 +86,11 @@ def epchain_calls(
         ),
         cwd=cwd,
         env=env,
-        outputs=(OutputSpec(pn_events_name(obsid, unit.exp_id, oot=True), layout.pn_events(obsid, unit.exp_id, oot=True)),),
+        outputs=(
+            OutputSpec(pn_events_name(obsid, unit.exp_id, oot=True), layout.pn_events(obsid, unit.exp_id, oot=True)),
+            # atthkgen's product: copied out, the normal run reads it here
+            OutputSpec(attitude_name(obsid), layout.attitude(obsid), copy=True),
+        ),
         timeout_s=timeout_s,
         extra=extra,
     )
@@ -98,12 +109,10 @@ def epchain_calls(
         ),
         cwd=cwd,
         env=env,
-        outputs=(
-            OutputSpec(pn_events_name(obsid, unit.exp_id), layout.pn_events(obsid, unit.exp_id)),
-            OutputSpec(attitude_name(obsid), layout.attitude(obsid)),
-        ),
+        outputs=(OutputSpec(pn_events_name(obsid, unit.exp_id), layout.pn_events(obsid, unit.exp_id)),),
         timeout_s=timeout_s,
         clean_cwd=False,
+        reads_cwd_of="epchain_oot",
         extra=extra,
     )
     return [oot, normal]

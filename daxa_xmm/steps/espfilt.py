@@ -1,26 +1,31 @@
 """espfilt: soft-proton flare filtering of a PN or MOS event list (GTI, histogram, clean list).
 
-Three forms, by SAS release (the parameter names are those of the real ``Executing`` line
-SAS 20.0.0 printed; ``../shared/xmm-samples/sas_logs``):
+Three forms, by SAS release (sources for each fact: docs/SAS_FIDELITY.md):
 
 - SAS >= 21: ``espfilt eventfile= withoot= [ootfile=] method= withsmoothing= smooth=
   withbinning= binsize= ratio= elow= ehigh= rangescale= allowsigma= limits='lo hi'
-  keepinterfiles=yes``; outputs ``pnS003-gti.fits``, ``-allevc.fits``, ``-hist.qdp`` and, for
-  PN, ``-allevcoot.fits``.
-- SAS 20: the same plus ``withlongnames=yes``, and ``keepinterfiles=no`` as DAXA ran it;
-  outputs carry the band, ``pnS003-gti-2500-8500.fits`` (seen in the real SAS 20 logs).
-- SAS < 20: ``eventset=`` and the ratio method only (a histogram request is switched to
-  ratio with a warning, as DAXA did), no OOT list, no energy band.
+  keepinterfiles=yes`` (DAXA 0.3.7); outputs ``pnS003-gti.fits``, ``-allevc.fits``, for PN
+  ``-allevcoot.fits``, and ``-hist.qdp`` with the histogram method only (espfilt's page:
+  the QDP plot is made by the histogram method).
+- SAS 20: the same plus ``withlongnames=yes`` and ``keepinterfiles=no``, exactly as the
+  real SAS 20.0.0 ``Executing`` line in xmm-samples; outputs carry the band,
+  ``mos1S001-gti-2500-8500.fits`` (the real SAS 20 log). For PN's OOT list DAXA expects
+  ``pnS003-allevcoot.fits`` without the band: either name is taken.
+- SAS < 20: DAXA 0.3.7's form, ``eventset= method= withsmoothing= smooth= withbinning=
+  binsize= ratio=``. No SAS page of that era gives the parameter table; the SAS 15 and 18
+  pages describe both methods, so the user's method is passed as asked (never switched).
+  No OOT list and no energy band can be passed: a band other than espfilt's default
+  2500-8500 eV is refused.
 
-MOS gets no ``ootfile``: it has no out-of-time list (DAXA passed the placeholder
-``dataset``, which is espfilt's default anyway).
+Where the sources disagree on a name (band suffix or not), the runner takes whichever of
+the two espfilt wrote (``OutputSpec.alt_names``).
 """
 
 from __future__ import annotations
 
-__all__ = ["EspfiltConfig", "espfilt_calls", "espfilt_output_names"]
+__all__ = ["DEFAULT_BAND_EV", "EspfiltConfig", "espfilt_calls", "espfilt_output_names"]
 
-import logging
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -31,8 +36,6 @@ from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.models import Unit
 from daxa_xmm.sasversion import SasVersion
 from daxa_xmm.steps._common import FrozenConfig, work_dir
-
-logger = logging.getLogger(__name__)
 
 
 class EspfiltConfig(FrozenConfig):
@@ -81,18 +84,65 @@ class EspfiltConfig(FrozenConfig):
         return self
 
 
-def espfilt_output_names(unit: Unit, cfg: EspfiltConfig, sas_version: SasVersion) -> dict[str, str]:
-    """The names espfilt writes in its cwd: ``gti``, ``allevc``, ``hist`` and, PN, ``allevcoot``."""
+#: espfilt's default light-curve band (eV), the only one SAS < 20 can be run with.
+DEFAULT_BAND_EV = (2500, 8500)
+
+
+def espfilt_output_names(unit: Unit, cfg: EspfiltConfig, sas_version: SasVersion) -> dict[str, tuple[str, ...]]:
+    """Names espfilt writes in its cwd, preferred first: ``gti``, ``allevc``, [``hist``], [``allevcoot``].
+
+    ``hist`` only with the histogram method; ``allevcoot`` only for PN on SAS >= 20.
+    """
     stem = f"{unit.file_inst}{unit.exp_id}"
-    band = f"-{cfg.filter_lo_ev}-{cfg.filter_hi_ev}" if (20, 0, 0) <= sas_version < (21, 0, 0) else ""
-    names = {
-        "gti": f"{stem}-gti{band}.fits",
-        "allevc": f"{stem}-allevc{band}.fits",
-        "hist": f"{stem}-hist{band}.qdp",
-    }
+    band = f"-{cfg.filter_lo_ev}-{cfg.filter_hi_ev}"
+    banded = sas_version < (21, 0, 0)
+
+    def names(kind: str, ext: str = "fits") -> tuple[str, ...]:
+        plain, long = f"{stem}-{kind}.{ext}", f"{stem}-{kind}{band}.{ext}"
+        return (long, plain) if banded else (plain, long)
+
+    out = {"gti": names("gti"), "allevc": names("allevc")}
+    if cfg.method == "histogram":
+        out["hist"] = names("hist", "qdp")
     if unit.inst == "PN" and sas_version >= (20, 0, 0):
-        names["allevcoot"] = f"{stem}-allevcoot{band}.fits"
-    return names
+        out["allevcoot"] = names("allevcoot")
+    return out
+
+
+def _argv(unit: Unit, cfg: EspfiltConfig, sas_version: SasVersion, events: Path, oot: Path) -> list[str]:
+    """espfilt's argv in the form its SAS release takes (see the module docstring)."""
+    is_pn = unit.inst == "PN"
+    knobs = [
+        param("method", cfg.method),
+        param("withsmoothing", cfg.with_smoothing),
+        param("smooth", cfg.smooth),
+        param("withbinning", cfg.with_binning),
+        param("binsize", cfg.binsize_s),
+        param("ratio", cfg.ratio),
+    ]
+    if sas_version < (20, 0, 0):
+        if (cfg.filter_lo_ev, cfg.filter_hi_ev) != DEFAULT_BAND_EV:
+            raise ConfigError(
+                f"espfilt of SAS {sas_version} cannot be given an energy band (no documented elow/ehigh): "
+                f"filter_lo_en/filter_hi_en must stay {DEFAULT_BAND_EV[0]}-{DEFAULT_BAND_EV[1]} eV, "
+                f"got {cfg.filter_lo_ev}-{cfg.filter_hi_ev} eV ({unit.label})"
+            )
+        return ["espfilt", param("eventset", events), *knobs]
+    argv = ["espfilt", param("eventfile", events), param("withoot", is_pn)]
+    if is_pn:
+        argv.append(param("ootfile", oot))
+    argv += knobs
+    if sas_version < (21, 0, 0):
+        argv.append(param("withlongnames", True))
+    lo, hi = cfg.gauss_fit_lims
+    return argv + [
+        param("elow", cfg.filter_lo_ev),
+        param("ehigh", cfg.filter_hi_ev),
+        param("rangescale", cfg.range_scale["pn" if is_pn else "mos"]),
+        param("allowsigma", cfg.allowed_sigma),
+        param("limits", f"{lo:g} {hi:g}"),
+        param("keepinterfiles", sas_version >= (21, 0, 0)),
+    ]
 
 
 def espfilt_calls(
@@ -105,59 +155,20 @@ def espfilt_calls(
     """One espfilt call for a PN or MOS sub-exposure, in the form its SAS release takes.
 
     Raises:
-        ConfigError: for a unit that is not PN, M1 or M2.
+        ConfigError: for a unit that is not PN, M1 or M2, or an energy band SAS < 20 cannot take.
     """
     if unit.inst not in ("PN", "M1", "M2"):
         raise ConfigError(f"espfilt filters EPIC event lists, not {unit.inst} ({unit.label})")
     obsid, inst, exp = unit.obsid, unit.inst, unit.exp_id
-    events = layout.chain_events(obsid, inst, exp)
-    is_pn = inst == "PN"
-    method = cfg.method
-    if sas_version < (20, 0, 0):
-        if method != "ratio":
-            logger.warning("SAS %s has no espfilt histogram method (added in 20.0.0): %s uses 'ratio'", sas_version, unit.label)
-            method = "ratio"
-        argv: list[str] = [
-            "espfilt",
-            param("eventset", events),
-            param("method", method),
-            param("withsmoothing", cfg.with_smoothing),
-            param("smooth", cfg.smooth),
-            param("withbinning", cfg.with_binning),
-            param("binsize", cfg.binsize_s),
-            param("ratio", cfg.ratio),
-        ]
-    else:
-        argv = ["espfilt", param("eventfile", events), param("withoot", is_pn)]
-        if is_pn:
-            argv.append(param("ootfile", layout.pn_events(obsid, exp, oot=True)))
-        argv += [
-            param("method", method),
-            param("withsmoothing", cfg.with_smoothing),
-            param("smooth", cfg.smooth),
-            param("withbinning", cfg.with_binning),
-            param("binsize", cfg.binsize_s),
-            param("ratio", cfg.ratio),
-        ]
-        if sas_version < (21, 0, 0):
-            argv.append(param("withlongnames", True))
-        lo, hi = cfg.gauss_fit_lims
-        argv += [
-            param("elow", cfg.filter_lo_ev),
-            param("ehigh", cfg.filter_hi_ev),
-            param("rangescale", cfg.range_scale["pn" if is_pn else "mos"]),
-            param("allowsigma", cfg.allowed_sigma),
-            param("limits", f"{lo:g} {hi:g}"),
-            param("keepinterfiles", sas_version >= (21, 0, 0)),
-        ]
+    argv = _argv(unit, cfg, sas_version, layout.chain_events(obsid, inst, exp), layout.pn_events(obsid, exp, oot=True))
     names = espfilt_output_names(unit, cfg, sas_version)
-    outputs = [
-        OutputSpec(names["gti"], layout.espfilt_gti(obsid, inst, exp)),
-        OutputSpec(names["allevc"], layout.espfilt_allevc(obsid, inst, exp)),
-        OutputSpec(names["hist"], layout.espfilt_hist(obsid, inst, exp)),
-    ]
-    if "allevcoot" in names:
-        outputs.append(OutputSpec(names["allevcoot"], layout.espfilt_allevc(obsid, inst, exp, oot=True)))
+    dests = {
+        "gti": layout.espfilt_gti(obsid, inst, exp),
+        "allevc": layout.espfilt_allevc(obsid, inst, exp),
+        "hist": layout.espfilt_hist(obsid, inst, exp),
+        "allevcoot": layout.espfilt_allevc(obsid, inst, exp, oot=True),
+    }
+    outputs = tuple(OutputSpec(n[0], dests[k], alt_names=n[1:]) for k, n in names.items())
     return [
         SasCall(
             step="espfilt",
@@ -166,8 +177,8 @@ def espfilt_calls(
             argv=tuple(argv),
             cwd=work_dir(layout, obsid, unit.label, "espfilt"),
             env={"SAS_CCF": str(layout.ccf(obsid))},
-            outputs=tuple(outputs),
+            outputs=outputs,
             timeout_s=timeout_s,
-            extra={"exposure": exp, "method": method, "gti": str(layout.espfilt_gti(obsid, inst, exp))},
+            extra={"exposure": exp, "method": cfg.method, "gti": str(layout.espfilt_gti(obsid, inst, exp))},
         )
     ]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 __all__ = ["ImageConfig", "image_expmap_calls"]
 
+from collections.abc import Sequence
+
 from pydantic import Field
 
 from daxa_xmm.calls import OutputSpec, SasCall, param
@@ -37,8 +39,12 @@ def image_expmap_calls(
     hi_ev: float,
     cfg: ImageConfig = ImageConfig(),
     timeout_s: float | None = None,
+    user_expr: str | Sequence[str] | None = None,
 ) -> list[SasCall]:
     """``[evselect image, eexpmap]`` for one instrument's merged list in one band.
+
+    ``user_expr`` is the selection the event lists were cleaned with (the run's
+    ``pn_filt_expr``/``mos_filt_expr``); None for the instrument's default.
 
     Raises:
         ConfigError: for a non-EPIC instrument or a bad band.
@@ -47,7 +53,7 @@ def image_expmap_calls(
         raise ConfigError(f"images are made for PN, M1 or M2, not {inst}")
     if not (0 <= lo_ev < hi_ev):
         raise ConfigError(f"band {lo_ev:g}-{hi_ev:g} eV: hi_en must be larger than lo_en")
-    expr = compose_expression(inst, lo_ev=lo_ev, hi_ev=hi_ev)
+    expr = compose_expression(inst, lo_ev=lo_ev, hi_ev=hi_ev, user_expr=user_expr)
     events = layout.merged_events(obsid, inst, "clean")
     image = layout.image(obsid, inst, lo_ev, hi_ev)
     expmap = layout.expmap(obsid, inst, lo_ev, hi_ev)

@@ -6,11 +6,17 @@ outset being the product. A single sub-exposure is not merged at all: the plan s
 explicitly (:class:`MergePlan` with ``single_source`` set and no calls) and
 :func:`place_single` copies it to its destination atomically; the cleaned per-exposure
 list stays where it was, since later re-runs and users may still read it.
+
+Per instrument four streams are merged, as DAXA 0.3.7 does: the cleaned lists and espfilt's
+all-good lists (``-allevc``, into ``background/``), and for PN also the out-of-time ones.
+merge refuses an existing outset (DAXA names each link anew for that reason; SAS's DAL
+overwrites unless SAS_CLOBBER=0): every link's outset is a ``create`` output, which the
+runner removes before the call, so a retried link never meets its own partial output.
 """
 
 from __future__ import annotations
 
-__all__ = ["MergePlan", "merge_calls", "place_single"]
+__all__ = ["MergePlan", "merge_calls", "merge_streams", "place_single"]
 
 import os
 from collections.abc import Sequence
@@ -37,6 +43,26 @@ class MergePlan:
     calls: tuple[SasCall, ...]
     single_source: Path | None
     dest: Path
+
+
+def merge_streams(
+    layout: ArchiveLayout, obsid: str, inst: str, exp_ids: Sequence[str], *, oot_allevc: bool = True
+) -> list[tuple[str, list[Path]]]:
+    """``(kind, sources)`` of every list merged for one instrument; the merged list of a kind
+    is ``layout.merged_events(obsid, inst, kind)``.
+
+    Args:
+        oot_allevc: whether espfilt wrote PN's out-of-time all-good lists (SAS >= 20).
+    """
+    streams = [
+        ("clean", [layout.clean_events(obsid, inst, e) for e in exp_ids]),
+        ("allevc", [layout.espfilt_allevc(obsid, inst, e) for e in exp_ids]),
+    ]
+    if inst == "PN":
+        streams.insert(1, ("clean_oot", [layout.clean_events(obsid, inst, e, oot=True) for e in exp_ids]))
+        if oot_allevc:
+            streams.append(("allevcoot", [layout.espfilt_allevc(obsid, inst, e, oot=True) for e in exp_ids]))
+    return streams
 
 
 def merge_calls(
@@ -84,6 +110,7 @@ def merge_calls(
                 outputs=(OutputSpec(out, Path(dest) if last else None),),
                 timeout_s=timeout_s,
                 clean_cwd=i == 1,
+                reads_cwd_of=None if i == 1 else f"merge_subexposures_{i - 1}",
                 extra={"sources": [str(s) for s in sources], "link": i, "of": n},
             )
         )

@@ -30,7 +30,7 @@ def odfingest_calls(
     """
     check_obsid(obsid)
     cwd = work_dir(layout, obsid, obsid, "odfingest")
-    odf = str(layout.odf_dir(obsid))
+    odf = str(layout.odf_input_dir(obsid))
     name = summary_name(obsid, revolution)
     return [
         SasCall(

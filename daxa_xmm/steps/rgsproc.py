@@ -1,10 +1,12 @@
 """rgsproc in three stages: events, angles, filter (DAXA's rgs_events, rgs_angles,
 cleaned_rgs_event_lists).
 
-All three run in one working folder: a later stage starts from the files the earlier one
-left (``entrystage=2:angles`` reads stage 1's event list), so only stage 1 cleans the
-folder. Stages 1 and 2 leave intermediates, checked but not moved; stage 3's event list is
-the product.
+What each stage writes (docs/SAS_FIDELITY.md has the sources): ``1:events`` writes the
+merged event list ``P{obsid}R1S004merged0000.FIT``; ``2:angles`` (rgsangles) adds the
+angles to that list in place and writes no new file; ``3:filter`` writes the filtered list
+``P{obsid}R1S004EVENLI0000.FIT``, the product. All three run in one working folder, each
+later stage reading what the earlier one left there: only stage 1 cleans the folder, and
+a later stage whose folder was lost makes the chain redo stage 1 first.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from daxa_xmm.calls import OutputSpec, SasCall, param
 from daxa_xmm.errors import ConfigError
-from daxa_xmm.layout import ArchiveLayout, rgs_events_name
+from daxa_xmm.layout import ArchiveLayout, rgs_events_name, rgs_merged_name
 from daxa_xmm.models import Unit
 from daxa_xmm.steps._common import sas_env, work_dir
 
@@ -49,11 +51,19 @@ def rgsproc_calls(
         raise ConfigError(f"rgsproc stages {unknown} unknown; choose from {list(RGS_STAGES)}")
     obsid = unit.obsid
     cwd = work_dir(layout, obsid, unit.label, "rgsproc")
-    evt = rgs_events_name(obsid, unit.inst, unit.exp_id)
+    merged = rgs_merged_name(obsid, unit.inst, unit.exp_id)
+    # the upper-case spelling is accepted too: the sources spell the merged list one way
+    alt = (merged.replace("merged", "MERGED"),)
+    outputs = {
+        "events": OutputSpec(merged, alt_names=alt),
+        "angles": OutputSpec(merged, kind="modify", alt_names=alt),
+        "filter": OutputSpec(rgs_events_name(obsid, unit.inst, unit.exp_id),
+                             layout.rgs_events(obsid, unit.inst, unit.exp_id)),
+    }
+    previous = {"events": None, "angles": "rgs_events", "filter": "rgs_angles"}
     calls = []
     for stage in stages:
         stage_id, step = RGS_STAGES[stage]
-        dest = layout.rgs_events(obsid, unit.inst, unit.exp_id) if stage == "filter" else None
         calls.append(
             SasCall(
                 step=step,
@@ -68,10 +78,10 @@ def rgsproc_calls(
                 ),
                 cwd=cwd,
                 env=sas_env(layout, obsid, summary),
-                # stage 3's list is the product, and stays for the stages of a resumed run
-                outputs=(OutputSpec(evt, dest, copy=dest is not None),),
+                outputs=(outputs[stage],),
                 timeout_s=timeout_s,
                 clean_cwd=stage == "events",
+                reads_cwd_of=previous[stage],
                 extra={"exposure": unit.exp_id, "stage": stage_id},
             )
         )

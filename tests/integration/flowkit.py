@@ -49,16 +49,17 @@ def manifest_records(out_root: Path, obsid: str) -> dict[str, dict[str, Any]]:
 
 
 def call_keys(calls: Iterable[Mapping[str, Any]], out_root: Path) -> list[str]:
-    """Name each logged call by the manifest record with the same argv (``<unit>/<step>``).
+    """Name each logged call by the manifest record with the same cwd and argv (``<unit>/<step>``;
+    argv alone does not name an observation, whose ODF is in SAS_ODF).
 
     A call the manifests do not know is named ``?<task> <cwd>`` so that an assertion on the
     set of keys shows it plainly.
     """
-    by_argv: dict[tuple[str, ...], str] = {}
+    by_call: dict[tuple[str, ...], str] = {}
     for path in sorted(out_root.glob("*/manifest.json")):
         for key, rec in json.loads(path.read_text())["records"].items():
-            by_argv[tuple(rec["argv"])] = key
-    return [by_argv.get((c["task"], *c["argv"]), f"?{c['task']} {c['cwd']}") for c in calls]
+            by_call[(rec["cwd"], *rec["argv"])] = key
+    return [by_call.get((c["cwd"], c["task"], *c["argv"]), f"?{c['task']} {c['cwd']}") for c in calls]
 
 
 def calls_of(calls: Iterable[Mapping[str, Any]], task: str, where: str) -> list[Mapping[str, Any]]:

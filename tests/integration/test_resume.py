@@ -60,12 +60,14 @@ def test_failed_unit_then_rerun_runs_only_that_unit_and_its_dependants(tmp_path:
     second = run_archive(config(tmp_path))
     assert [o["status"] for o in second["observations"]] == ["ok", "ok"], second
     keys = Counter(call_keys(standin.calls(), out))
-    # the failed espfilt, its cleaned list, now a real merge of both MOS1 sub-exposures,
-    # and MOS1's image and exposure map: nothing of MOS2, of B, nor anything upstream
+    # the failed espfilt, its cleaned list, now real merges of both MOS1 sub-exposures
+    # (cleaned and espfilt's all-good lists), and MOS1's image and exposure map: nothing of
+    # MOS2, of B, nor anything upstream
     assert keys == Counter({
         f"{failing}/espfilt": 1,
         f"{failing}/cleaned_evt_lists": 1,
         f"{A}M1-clean/merge_subexposures": 1,
+        f"{A}M1-allevc/merge_subexposures": 1,
         f"{A}M1-0.50-2.00keV/image": 1,
         f"{A}M1-0.50-2.00keV/expmap": 1,
     })
@@ -113,3 +115,49 @@ def test_parameter_change_reruns_that_step_and_downstream_and_force_does_too(tmp
     expr = next(a for a in clean["argv"] if a.startswith("expression="))
     assert "300" in expr and "10000" in expr, expr
     assert all(r["status"] == "ok" for r in manifest_records(out, obsid).values())
+
+
+@pytest.mark.parametrize(
+    ("spec", "unit", "earlier", "later", "task", "match"),
+    [
+        # epchain's normal run reads the raw intermediates and the attitude file its OOT run
+        # left in their shared folder (epchain pages; DAXA runs both in one folder)
+        (ExposureSpec("PN", "S003"), f"{A}PNS003", "epchain_oot", "epchain", "epchain", "runatthkgen=N"),
+        # rgsproc's angles stage modifies the merged list stage 1 left (rgsproc algorithm page)
+        (ExposureSpec("R1", "S004", "Spectroscopy", datamode="Spectroscopy"), f"{A}R1S004", "rgs_events",
+         "rgs_angles", "rgsproc", "entrystage=2:angles"),
+    ],
+)
+def test_a_lost_shared_folder_redoes_the_call_that_filled_it(tmp_path: Path, standin, spec: ExposureSpec, unit: str,
+                                                             earlier: str, later: str, task: str, match: str) -> None:
+    write_odf(tmp_path / "archive", A, ObsSpec(exposures=(spec,)))
+    out = tmp_path / "processed"
+    standin.faults([{"task": task, "match": match, "action": "fail", "name": "InternalError", "message": "boom"}])
+    first = run_archive(config(tmp_path, instruments=[spec.inst]))
+    assert first["observations"][0]["status"] != "ok"
+    recs = manifest_records(out, A)
+    assert (recs[f"{unit}/{earlier}"]["status"], recs[f"{unit}/{later}"]["status"]) == ("ok", "failed")
+    folder = Path(recs[f"{unit}/{later}"]["cwd"])
+    assert folder.is_dir() and folder == Path(recs[f"{unit}/{earlier}"]["cwd"])
+    import shutil
+
+    shutil.rmtree(folder)  # scratch cleaned between the runs
+    standin.no_faults()
+    standin.reset_log()
+    second = run_archive(config(tmp_path, instruments=[spec.inst]))
+    assert second["observations"][0]["status"] == "ok", second
+    keys = call_keys(standin.calls(), out)
+    # the earlier call was redone first (not skipped as up to date), then the later one
+    assert keys.index(f"{unit}/{earlier}") < keys.index(f"{unit}/{later}")
+    assert Counter(keys)[f"{unit}/{earlier}"] == 1
+
+
+def test_a_finished_chain_whose_scratch_was_cleaned_makes_no_call(tmp_path: Path, standin) -> None:
+    write_odf(tmp_path / "archive", A, ObsSpec(exposures=(ExposureSpec("PN", "S003"),)))
+    assert run_archive(config(tmp_path, instruments=["PN"]))["observations"][0]["status"] == "ok"
+    import shutil
+
+    shutil.rmtree(tmp_path / "processed" / A / "work")  # leftovers matter only to calls that must run
+    standin.reset_log()
+    assert run_archive(config(tmp_path, instruments=["PN"]))["observations"][0]["status"] == "ok"
+    assert standin.calls() == []

@@ -84,6 +84,7 @@ def test_disk_full_during_a_manifest_save_keeps_the_old_manifest(tmp_path: Path,
 
 
 def _cif(tmp_path: Path, ccfdir: Path, names: list[str]) -> Path:
+    """An index for a 2004-06-17 observation built with analysis date 2018-07-27."""
     import numpy as np
     from astropy.io import fits
 
@@ -94,9 +95,21 @@ def _cif(tmp_path: Path, ccfdir: Path, names: list[str]) -> Path:
         fits.Column("ISSUE", "I", array=np.array([int(r[2]) for r in rows], dtype=np.int16)),
         fits.Column("FNAME", "256A", array=np.array([str(ccfdir / n) for n in names])),
     ]
+    table = fits.BinTableHDU.from_columns(cols, name="CALINDEX")
+    table.header["OBSVDATE"] = "2004-06-17T10:38:28"
+    table.header["ANALDATE"] = "2018-07-27T17:50:42"
     path = tmp_path / "ccf.cif"
-    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols, name="CALINDEX")]).writeto(path)
+    fits.HDUList([fits.PrimaryHDU(), table]).writeto(path)
     return path
+
+
+def _ccf_file(path: Path, valdate: str = "2000-01-01T00:00:00", subdate: str = "2010-01-01T00:00:00") -> None:
+    """A calibration file with the validity keywords cifbuild reads."""
+    from astropy.io import fits
+
+    hdr = fits.Header()
+    hdr["VALDATE"], hdr["SUBDATE"] = valdate, subdate
+    fits.PrimaryHDU(header=hdr).writeto(path, overwrite=True)
 
 
 def test_ccf_stale_reason(tmp_path: Path) -> None:
@@ -104,14 +117,17 @@ def test_ccf_stale_reason(tmp_path: Path) -> None:
     ccfdir.mkdir()
     names = ["EMOS1_QUANTUMEF_0019.CCF", "XRT1_XPSF_0017.CCF"]
     for n in names:
-        (ccfdir / n).write_bytes(b"x")
+        _ccf_file(ccfdir / n)
     cif = _cif(tmp_path, ccfdir, names)
     assert ccf_stale_reason(cif, [ccfdir]) is None
-    (ccfdir / "EMOS1_QUANTUMEF_0018.CCF").write_bytes(b"x")  # an older issue changes nothing
+    _ccf_file(ccfdir / "EMOS1_QUANTUMEF_0018.CCF")  # an older issue changes nothing
     assert ccf_stale_reason(cif, [ccfdir]) is None
-    (ccfdir / "EMOS1_QUANTUMEF_0020.CCF").write_bytes(b"x")
+    _ccf_file(ccfdir / "EMOS1_QUANTUMEF_0021.CCF", valdate="2005-01-01T00:00:00")  # valid after the observation
+    assert ccf_stale_reason(cif, [ccfdir]) is None
+    _ccf_file(ccfdir / "EMOS1_QUANTUMEF_0020.CCF", subdate="2020-01-01T00:00:00")
     assert "EMOS1_QUANTUMEF_0020.CCF" in ccf_stale_reason(cif, [ccfdir])
-    assert ccf_stale_reason(cif, [ccfdir], analysis_now=False) is None  # a fixed analysis date
+    # a fixed analysis date (2018): 0020, submitted in 2020, is not part of that set
+    assert ccf_stale_reason(cif, [ccfdir], analysis_now=False) is None
     (ccfdir / "XRT1_XPSF_0017.CCF").unlink()
     assert "XRT1_XPSF_0017.CCF, which no longer exists" in ccf_stale_reason(cif, [ccfdir], analysis_now=False)
     cif.write_bytes(b"not fits")

@@ -39,7 +39,8 @@ def _by_obsid(result: dict) -> dict[str, dict]:
 
 
 def _ok_calls(out: Path, obsid: str) -> set[tuple[str, ...]]:
-    return {tuple(r["argv"]) for r in manifest(out, obsid)["records"].values() if r["status"] == "ok"}
+    # (cwd, argv): argv alone does not name an observation (its ODF is in SAS_ODF)
+    return {(r["cwd"], *r["argv"]) for r in manifest(out, obsid)["records"].values() if r["status"] == "ok"}
 
 
 def test_bad_observations_fail_alone_with_a_clear_message(tmp_path: Path, standin) -> None:
@@ -91,7 +92,7 @@ def test_disk_full_fails_that_step_clearly_and_a_rerun_completes(tmp_path: Path,
     n = len(standin.calls())
     again = _by_obsid(run_archive(cfg))[obsid]
     assert again["status"] == "ok", again
-    redone = [c for c in standin.calls()[n:] if (c["task"], *c["argv"]) in done]
+    redone = [c for c in standin.calls()[n:] if (c["cwd"], c["task"], *c["argv"]) in done]
     assert not redone, redone
     check_products_readable(out, [obsid])
 
@@ -187,6 +188,25 @@ def test_an_observation_locked_by_another_run_is_skipped_with_a_clear_message(tm
     n = len(standin.calls())
     result = _by_obsid(run_archive(_config(tmp_path)))  # the other run is gone: the lock with it
     assert result[second]["status"] == "ok" and result[first]["status"] == "ok"
-    assert not [c for c in standin.calls()[n:] if (c["task"], *c["argv"]) in done]
+    assert not [c for c in standin.calls()[n:] if (c["cwd"], c["task"], *c["argv"]) in done]
     check_products_readable(out, [first, second])
     assert not sas_processes_of_log(standin.call_log)
+
+
+def test_a_summary_naming_another_obsid_fails_alone_and_touches_nothing_else(tmp_path: Path, standin) -> None:
+    # issue 12.1: a SUM.ASC whose ObsID differs from its folder must not run in (and
+    # overwrite) the other observation's products folder
+    a, b = write_archive(tmp_path / "archive", 2, mix="standard")
+    asc = next((tmp_path / "archive" / b).glob("*SUM.ASC"))
+    asc.write_text(asc.read_text().replace(f"{b} / Observation Identifier", f"{a} / Observation Identifier"))
+    result = run_archive(_config(tmp_path, obsids=[a]))
+    assert result["observations"][0]["status"] == "ok"
+    ccf = tmp_path / "processed" / a / "ccf.cif"
+    before = ccf.stat().st_mtime_ns
+    standin.reset_log()
+    result = run_archive(_config(tmp_path, instruments=["M1"]))
+    status = _by_obsid(result)
+    assert status[a]["status"] == "ok" and status[b]["status"] == "failed"
+    assert a in status[b]["message"] and b in status[b]["message"]
+    assert ccf.stat().st_mtime_ns == before  # the other observation's calibration untouched
+    assert standin.calls() == []  # nothing ran for the mislabelled one, nothing redone for a

@@ -50,13 +50,14 @@ def _start_cli(archive: Path, out: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 def _ok_argvs(out: Path, obsids: list[str]) -> set[tuple[str, ...]]:
-    """argv of every call the manifests record as ok."""
+    """(cwd, argv) of every call the manifests record as ok: argv alone does not name an
+    observation (the ODF is in SAS_ODF, as SAS's documentation has it)."""
     done = set()
     for obsid in obsids:
         if (out / obsid / "manifest.json").exists():
             for rec in manifest(out, obsid)["records"].values():
                 if rec["status"] == "ok":
-                    done.add(tuple(rec["argv"]))
+                    done.add((rec["cwd"], *rec["argv"]))
     return done
 
 
@@ -76,7 +77,7 @@ def test_sigkill_mid_run_then_restart_resumes_cleanly(tmp_path: Path, standin) -
                 return False
             done = _ok_argvs(out, [first, second])
             # the first observation has its images, the second its MOS1 images
-            return sum(1 for a in done if a[0] == "eexpmap") >= 4
+            return sum(1 for a in done if a[1] == "eexpmap") >= 4
 
         wait_for(mid_way, 240, "run 1 to be mid-way")
         sas_running = sas_processes_of_log(standin.call_log)
@@ -95,7 +96,7 @@ def test_sigkill_mid_run_then_restart_resumes_cleanly(tmp_path: Path, standin) -
     assert check_products_readable(out, [first, second]) > 10
     done_before = _ok_argvs(out, [first, second])
     calls_before = len(standin.calls())
-    assert not any(a[0] == "emchain" and "instruments=M2" in a and second in " ".join(a) for a in done_before)
+    assert not any(a[1] == "emchain" and "instruments=M2" in a and second in " ".join(a) for a in done_before)
 
     # 3. Restart (no more fault): no stale lock, nothing finished is redone, all completes.
     standin.no_faults()
@@ -109,7 +110,7 @@ def test_sigkill_mid_run_then_restart_resumes_cleanly(tmp_path: Path, standin) -
     text = (tmp_path / "run2.log").read_text()
     assert code == 0, text[-3000:]
     assert "another run" not in text
-    redone = [c for c in standin.calls()[calls_before:] if (c["task"], *c["argv"]) in done_before]
+    redone = [c for c in standin.calls()[calls_before:] if (c["cwd"], c["task"], *c["argv"]) in done_before]
     assert not redone, f"finished calls were run again: {[(c['task'], c['cwd']) for c in redone]}"
     new_calls = standin.calls()[calls_before:]
     assert any(c["task"] == "emchain" and f"{second}M2S002" in c["cwd"] for c in new_calls), "the interrupted chain must run again"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daxa_xmm.emanom import VALID_STATES, emanom_supported, parse_emanom_out, parse_emanom_states
+from daxa_xmm.emanom import VALID_STATES, emanom_supported, keep_ccds, parse_emanom_out, parse_emanom_states
 from daxa_xmm.errors import EmanomParseError, SasVersionError
 from daxa_xmm.sasversion import SasVersion
 
@@ -158,3 +158,12 @@ def test_random_text_only_raises_emanom_errors(tmp_path: Path, lines: list[str],
     assert isinstance(result, list) and all(isinstance(c, int) for c in result)
     assert result == sorted(set(result))
     assert set(result) <= set(parse_emanom_states(p))
+
+
+def test_keep_ccds_keeps_what_emanom_did_not_judge(tmp_path: Path) -> None:
+    # emanom's algorithm page: chips 2-7 only ("chip 1 has no corner data")
+    log = tmp_path / "mos1S001-anom.log"
+    log.write_text("".join(f"CCD: {c}  Hardness ratio: 0.5  Status: {s}\n" for c, s in zip(range(2, 8), "GBGOIU")))
+    assert keep_ccds(log, [1, 2, 3, 4, 5, 7]) == [1, 2, 4, 7]  # B (3) and O (5) dropped; 6 not in the exposure
+    assert keep_ccds(log, range(1, 8), ("G",)) == [1, 2, 4]
+    assert parse_emanom_out(log) == [2, 4, 6, 7]  # DAXA's parser: the log's CCDs only

@@ -17,6 +17,7 @@ from daxa_xmm.manifest import (
     ManifestStore,
     StepRecord,
     is_up_to_date,
+    missing_leftovers,
     load_manifest,
     mark,
     record_key,
@@ -129,9 +130,32 @@ def test_up_to_date_logic(tmp_path: Path) -> None:
     assert not is_up_to_date(m, call, SAS)
     dest.write_text("x")
     assert is_up_to_date(m, call, SAS)
-    # so does a deleted intermediate a later call in the same cwd reads
+    # a deleted intermediate does not: it matters only to a later call that must run
     (Path(call.cwd) / call.outputs[1].name).unlink()
-    assert not is_up_to_date(m, call, SAS)
+    assert is_up_to_date(m, call, SAS)
+
+
+def test_missing_leftovers_names_what_a_later_call_lost(tmp_path: Path) -> None:
+    # epchain's normal run reads what the OOT run left in their shared working folder
+    oot = _call(tmp_path, "0201903501PNS003", "epchain_oot")
+    normal = SasCall(**{**oot.__dict__, "step": "epchain", "clean_cwd": False, "reads_cwd_of": "epchain_oot"})
+    m = Manifest(obsid=OBSID)
+    assert missing_leftovers(m, normal) == ["<output of epchain_oot>"]  # the OOT run never ran
+    Path(oot.cwd).mkdir(parents=True)
+    for name in ("rawevents01.dat", "atthk.dat"):
+        (Path(oot.cwd) / name).write_text("x")
+    res = _result(oot)
+    record_result(m, SasResult(**{**res.__dict__, "leftovers": ("atthk.dat", "rawevents01.dat")}), SAS)
+    assert missing_leftovers(m, normal) == []
+    assert missing_leftovers(m, oot) == []  # a call that reads no earlier folder
+    (Path(oot.cwd) / "rawevents01.dat").unlink()
+    assert missing_leftovers(m, normal) == ["rawevents01.dat"]
+    # a record of an older version (no list) asks for a non-empty folder
+    m.records[record_key(oot.unit, oot.step)].leftovers = None
+    assert missing_leftovers(m, normal) == []
+    for f in Path(oot.cwd).iterdir():
+        f.unlink()
+    assert missing_leftovers(m, normal) != []
 
 
 @pytest.mark.parametrize("status", ["failed", "timeout"])

@@ -61,3 +61,25 @@ def test_a_bad_odf_is_a_note_not_an_exception(tmp_path: Path) -> None:
     (tmp_path / "raw" / OBSID).mkdir(parents=True)
     plan = plan_observation(layout, OBSID, ProcessingConfig(archive=tmp_path / "raw"), parse_sas_version("22.1.0"))
     assert plan[0][1] is None and OBSID in plan[0][0]
+
+
+def test_merges_cover_the_all_good_lists_and_images_use_the_runs_selection(tmp_path: Path) -> None:
+    layout = _layout(tmp_path, with_summary=True)
+    pn_expr = "(PATTERN <= 12) && (FLAG .eq. 0)"
+    cfg = ProcessingConfig(archive=tmp_path / "raw", instruments=["PN", "M1"], clean={"pn_filt_expr": [pn_expr]})
+    calls = [c for _, c in plan_observation(layout, OBSID, cfg, parse_sas_version("22.1.0")) if c is not None]
+    merged = {Path(c.outputs[0].dest).name for c in calls if c.task == "merge" and c.outputs[0].dest is not None}
+    notes = " ".join(n for n, c in plan_observation(layout, OBSID, cfg, parse_sas_version("22.1.0")) if c is None)
+    # DAXA merges four streams; a single sub-exposure is copied, so look at notes too
+    for name in (f"{OBSID}_pn_merged_allevc_evts.fits", f"{OBSID}_pn_merged_allevcoot_evts.fits",
+                 f"{OBSID}_mos1_merged_allevc_evts.fits"):
+        assert name in merged or name in notes, name
+    assert "/background/" in notes or any("/background/" in str(c.outputs[0].dest) for c in calls if c.task == "merge")
+    pn_images = [c for c in calls if c.task == "evselect" and c.step == "image" and "PN" in c.unit]
+    assert pn_images and all(f"expression={pn_expr} && (PI in" in " ".join(c.argv) for c in pn_images)
+    mos_images = [c for c in calls if c.task == "evselect" and c.step == "image" and "M1" in c.unit]
+    assert mos_images and all("expression=#XMMEA_EM && (PATTERN <= 12)" in " ".join(c.argv) for c in mos_images)
+    # no PN out-of-time all-good list before SAS 20
+    old = [c for _, c in plan_observation(layout, OBSID, cfg, parse_sas_version("19.0.0")) if c is not None]
+    old_notes = " ".join(n for n, c in plan_observation(layout, OBSID, cfg, parse_sas_version("19.0.0")) if c is None)
+    assert "allevcoot" not in old_notes and not any("allevcoot" in " ".join(c.argv) for c in old)

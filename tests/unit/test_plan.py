@@ -15,7 +15,7 @@ from daxa_xmm.plan import EXAMPLE_SUMMARY, main
 EXPECTED = {
     "cifbuild": ["calindexset=", "withobservationdate=yes", "observationdate=2001-01-01", "analysisdate=", "fullpath="],
     "odfingest": ["odfdir=", "outdir=", "withodfdir=yes"],
-    "epchain": ["odf=", "odfaccess=odf", "exposure=003", "schedule=S", "ccds=", "withoutoftime=Y", "keepintermediate=raw"],
+    "epchain": ["odfaccess=odf", "exposure=003", "schedule=S", "ccds=", "withoutoftime=Y", "keepintermediate=raw"],
     "emchain": ["instruments=M1", "exposures=S001", "addtaglenoise=no", "makeflaregti=no"],
     "rgsproc": ["entrystage=1:events", "finalstage=3:filter", "withinstexpids=true", "instexpids=R1S004"],
     "emanom": ["eventfile=", "keepcorner=no"],

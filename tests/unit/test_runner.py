@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from daxa_xmm.calls import OutputSpec, SasCall
-from daxa_xmm.errors import SasOutputMissing, SasTaskError, SasTimeout
+from daxa_xmm.errors import SasInputMissing, SasOutputMissing, SasTaskError, SasTimeout
 from daxa_xmm.runner import FileSlots, is_transient, raise_for_result, run_sas
 
 OBSID = "0201903501"
@@ -178,21 +178,65 @@ def test_stale_outputs_are_not_mistaken_for_new_ones(tmp_path: Path) -> None:
     assert (cwd / "intermediate.FIT").exists()  # clean_cwd=False keeps what it should
 
 
-def test_an_output_updated_in_place_counts_as_written(tmp_path: Path) -> None:
-    # rgsproc's angles stage rewrites the event list its events stage left in the cwd
+def test_a_file_modified_in_place_is_checked_not_recreated(tmp_path: Path) -> None:
+    # rgsproc's angles stage modifies the merged list its events stage left in the cwd
     env = _fake(tmp_path, "rgsproc", """
-        text = open("P0201903501R1S004EVENLI0000.FIT").read()
-        open("P0201903501R1S004EVENLI0000.FIT", "w").write(text + " +angles")
+        text = open("P0201903501R1S004merged0000.FIT").read()
+        open("P0201903501R1S004merged0000.FIT", "w").write(text + " +angles")
     """)
     cwd = tmp_path / "work"
     cwd.mkdir()
-    evt = cwd / "P0201903501R1S004EVENLI0000.FIT"
-    evt.write_text("events")
-    os.utime(evt, ns=(1, 1))  # an old file: the rewrite must change its time
-    call = _call(tmp_path, "rgsproc", clean_cwd=False, outputs=(OutputSpec(evt.name),))
+    merged = cwd / "P0201903501R1S004merged0000.FIT"
+    merged.write_text("events")
+    call = _call(tmp_path, "rgsproc", clean_cwd=False, outputs=(OutputSpec(merged.name, kind="modify"),))
     res = run_sas(call, extra_env=env)
     assert res.ok, res.message
-    assert evt.read_text() == "events +angles"
+    assert merged.read_text() == "events +angles"
+    assert res.modified == (merged,)
+    assert merged.name in res.leftovers  # what the next stage will look for
+
+
+def test_a_missing_file_to_modify_fails_before_running(tmp_path: Path) -> None:
+    env = _fake(tmp_path, "rgsproc", "open('ran', 'w').write('x')\n")
+    call = _call(tmp_path, "rgsproc", clean_cwd=False,
+                 outputs=(OutputSpec("P0201903501R1S004merged0000.FIT", kind="modify"),))
+    res = run_sas(call, extra_env=env)
+    assert (res.status, res.failure, res.exit_code) == ("failed", "missing_input", None)
+    assert "P0201903501R1S004merged0000.FIT" in res.message
+    assert not (call.cwd / "ran").exists()
+    with pytest.raises(SasInputMissing) as info:
+        raise_for_result(res)
+    assert not info.value.transient
+
+
+def test_a_retried_link_never_meets_its_own_partial_outset(tmp_path: Path) -> None:
+    # merge refuses an existing outset (DAXA 0.3.7 names every link anew for that reason)
+    env = _fake(tmp_path, "merge", """
+        import os, sys
+        if os.path.exists("merge_2.fits"):
+            print("** merge: error (outsetExists), merge_2.fits exists", file=sys.stderr)
+            sys.exit(1)
+        open("merge_2.fits", "w").write("merged")
+    """)
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    (cwd / "merge_1.fits").write_text("link 1")
+    (cwd / "merge_2.fits").write_text("half of a failed attempt")
+    call = _call(tmp_path, "merge", clean_cwd=False, outputs=(OutputSpec("merge_2.fits"),))
+    res = run_sas(call, extra_env=env)
+    assert res.ok, res.message
+    assert (cwd / "merge_2.fits").read_text() == "merged" and (cwd / "merge_1.fits").exists()
+
+
+def test_an_output_under_another_documented_name_is_taken(tmp_path: Path) -> None:
+    # espfilt on SAS 20: DAXA expects pnS003-allevcoot.fits, main the band-suffixed name
+    env = _fake(tmp_path, "espfilt", "open('pnS003-allevcoot.fits', 'w').write('oot')\n")
+    dest = tmp_path / "bg" / "pnS003-allevcoot.fits"
+    call = _call(tmp_path, "espfilt", outputs=(
+        OutputSpec("pnS003-allevcoot-2500-8500.fits", dest, alt_names=("pnS003-allevcoot.fits",)),))
+    res = run_sas(call, extra_env=env)
+    assert res.ok, res.message
+    assert dest.read_text() == "oot" and res.products == (dest,)
 
 
 def test_clean_cwd_empties_the_folder(tmp_path: Path) -> None:

@@ -256,3 +256,14 @@ def test_str_and_repr() -> None:
     assert str(v) == "22.1.0"
     assert repr(v) == "SasVersion(22, 1, 0, build='20250304')"
     assert v.raw == "22.1.0-a8f2c2afa-20250304"
+
+
+def test_heasoft_is_required_only_when_asked(sas_env: dict[str, str], tmp_path: Path) -> None:
+    # emchain needs HEASoft: DAXA 0.3.7 checks for lcurve before emchain (_backend_check.py)
+    detect_sas(sas_env)  # PN-only runs do not need it
+    with pytest.raises(SasNotFoundError, match="lcurve.*emchain"):
+        detect_sas(sas_env, heasoft=True)
+    lcurve = tmp_path / "xmmsas" / "bin" / "lcurve"
+    lcurve.write_text("#!/bin/sh\n")
+    lcurve.chmod(0o755)
+    assert detect_sas(sas_env, heasoft=True).version == SasVersion(22, 1, 0)

@@ -95,7 +95,8 @@ def test_images_default_bands(archive: Archive) -> None:
 def test_cleaned_evt_lists_energy_and_anomalous_ccds(archive: Archive, tmp_path: Path) -> None:
     log = archive.layout.emanom_log(GOOD, "M1", "S001")
     log.parent.mkdir(parents=True)
-    log.write_text("".join(f"CCD: {c}  Hardness: 0.5  Status: {s}\n" for c, s in zip(range(1, 8), "GGBGOIU")))
+    # emanom judges chips 2-7 only: the central CCD 1 is not in its log and must be kept
+    log.write_text("".join(f"CCD: {c}  Hardness: 0.5  Status: {s}\n" for c, s in zip(range(2, 8), "GBGOIU")))
     plan = seed.cleaned_evt_lists(archive, lo_en=0.5 * u.keV, hi_en="2 keV", filt_mos_anom_state=True)
     m1 = plan.commands[GOOD][f"{GOOD}M1S001"][0]
     expr = next(a for a in m1.argv if a.startswith("expression="))
@@ -103,7 +104,8 @@ def test_cleaned_evt_lists_energy_and_anomalous_ccds(archive: Archive, tmp_path:
     # M2 has no emanom log: an honest error for that unit, not an unfiltered list
     assert plan.commands[GOOD][f"{GOOD}M2S002"] == []
     assert "emanom log" in plan.extra_info[GOOD][f"{GOOD}M2S002"]["error"]
-    assert expr.endswith("(CCDNR in 1,2,4,6,7)")  # B (3) and O (5) dropped
+    # B (3) and O (5) dropped; 1 (not judged) kept; this M1 exposure has lost CCD 6
+    assert expr.endswith("(CCDNR in 1,2,4,7)")
 
 
 @pytest.mark.parametrize(

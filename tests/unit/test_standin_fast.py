@@ -44,7 +44,7 @@ def odf_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     assert cli.main("cifbuild", ["calindexset=ccf.cif", "withobservationdate=yes", "observationdate=2004-06-17"]) == 0
     monkeypatch.setenv("SAS_CCF", str(work / "ccf.cif"))
     # odfingest always runs for real, fast mode or not: the flow parses its summary
-    assert cli.main("odfingest", [f"odfdir={odf}", f"outdir={work}", "withodfdir=yes", "withoutdir=yes"]) == 0
+    assert cli.main("odfingest", [f"odfdir={odf}", f"outdir={work}", "withodfdir=yes"]) == 0
     monkeypatch.delenv(fast.ENV)
     summary = next(work.glob("*SUM.SAS"))
     monkeypatch.setenv("SAS_ODF", str(summary))
@@ -72,7 +72,7 @@ def test_fast_chain_writes_every_output_under_its_real_name(odf_env: Path, monke
     assert cli.main("eexpmap", ["imageset=img.fits", "attitudeset=a", "eventset=merged.fits", "expimageset=exp.fits"]) == 0
     assert fast.header_cards(work / "exp.fits")["EXPIDSTR"] == "S003"
     assert cli.main("rgsproc", ["withinstexpids=true", "instexpids=R1S004", "entrystage=1:events", "finalstage=3:filter"]) == 0
-    assert (work / f"P{TINY_OBSID}R1S004MERGED0000.FIT").is_file()
+    assert (work / f"P{TINY_OBSID}R1S004merged0000.FIT").is_file()  # stage 1 writes it (rgsproc page; DAXA name)
     with fits.open(pn) as hdul:  # a placeholder: no EVENTS table
         assert "EVENTS" not in hdul
 

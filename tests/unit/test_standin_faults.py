@@ -28,7 +28,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     subprocess.run(["cifbuild", "withobservationdate=yes", "observationdate=2004-06-17"], cwd=root, env=env,
                    check=True, capture_output=True)
     env["SAS_CCF"] = str(root / "ccf.cif")
-    subprocess.run(["odfingest", f"odfdir={odf}", f"outdir={odf}"], cwd=root, env=env, check=True, capture_output=True)
+    subprocess.run(["odfingest", f"odfdir={odf}", f"outdir={odf}", "withodfdir=yes"], cwd=root, env=env, check=True, capture_output=True)
     return {"env": env, "summary": str(next(odf.glob("*SUM.SAS"))), "root": root}
 
 

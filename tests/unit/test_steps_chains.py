@@ -75,7 +75,7 @@ def test_odfingest() -> None:
 )
 def test_epchain_two_calls_and_radmonfix(version: str, radmon: bool) -> None:
     oot, normal = epchain_calls(LAY, PN, SUM, SasVersion(*map(int, version.split("."))), timeout_s=10)
-    common = ["odf=" + str(SUM), "odfaccess=odf", "exposure=003", "schedule=S", "ccds=1,2,3,4,5,6,7,8,9,10,11,12"]
+    common = ["odfaccess=odf", "exposure=003", "schedule=S", "ccds=1,2,3,4,5,6,7,8,9,10,11,12"]
     tail = ["runradmonfix=N"] if radmon else []
     assert list(oot.argv) == ["epchain", *common, "withoutoftime=Y", "keepintermediate=raw", "runbackground=N", *tail]
     assert list(normal.argv) == [
@@ -84,13 +84,19 @@ def test_epchain_two_calls_and_radmonfix(version: str, radmon: bool) -> None:
     assert oot.cwd == normal.cwd == Path("/out/0123456789/work/0123456789PNS003-epchain")
     assert oot.clean_cwd and not normal.clean_cwd
     assert oot.env == normal.env == ENV
-    assert [(o.name, o.dest) for o in oot.outputs] == [
-        ("P0123456789PNS003OOEVLI0000.FIT", Path("/out/0123456789/events/P0123456789PNS003OOEVLI0000.FIT"))
+    # the OOT run runs atthkgen and writes the attitude file, copied out because the
+    # normal run (runatthkgen=N) reads it in the shared folder and writes none itself
+    assert [(o.name, o.dest, o.copy) for o in oot.outputs] == [
+        ("P0123456789PNS003OOEVLI0000.FIT", Path("/out/0123456789/events/P0123456789PNS003OOEVLI0000.FIT"), False),
+        ("P0123456789OBX000ATTTSR0000.FIT", Path("/out/0123456789/events/P0123456789OBX000ATTTSR0000.FIT"), True),
     ]
     assert [(o.name, o.dest) for o in normal.outputs] == [
         ("P0123456789PNS003PIEVLI0000.FIT", Path("/out/0123456789/events/P0123456789PNS003PIEVLI0000.FIT")),
-        ("P0123456789OBX000ATTTSR0000.FIT", Path("/out/0123456789/events/P0123456789OBX000ATTTSR0000.FIT")),
     ]
+    assert (oot.reads_cwd_of, normal.reads_cwd_of) == (None, "epchain_oot")
+    # the ODF is the summary, through SAS_ODF (no odf=, documented as a directory)
+    assert not any(a.startswith("odf=") for a in (*oot.argv, *normal.argv))
+    assert oot.env["SAS_ODF"] == str(SUM)
 
 
 def test_epchain_unscheduled_and_ccd_subset() -> None:
@@ -107,10 +113,10 @@ def test_epchain_refuses(unit: Unit, words: str) -> None:
 def test_emchain() -> None:
     (call,) = emchain_calls(LAY, M1, SUM)
     assert call.argv == (
-        "emchain", f"odf={SUM}", "instruments=M1", "exposures=S001", "addtaglenoise=no", "makeflaregti=no"
+        "emchain", "instruments=M1", "exposures=S001", "addtaglenoise=no", "makeflaregti=no"
     )
     assert not any(a.startswith("ccds=") for a in call.argv)
-    assert call.env == ENV
+    assert call.env == ENV and call.env["SAS_ODF"] == str(SUM)
     assert call.outputs[0].name == "P0123456789M1S001MIEVLI0000.FIT"
     assert call.outputs[0].dest == Path("/out/0123456789/events/P0123456789M1S001MIEVLI0000.FIT")
     with pytest.raises(ConfigError):
@@ -126,9 +132,14 @@ def test_rgsproc_three_stages_share_a_cwd() -> None:
     assert [c.step for c in calls] == ["rgs_events", "rgs_angles", "cleaned_rgs_event_lists"]
     assert len({c.cwd for c in calls}) == 1
     assert [c.clean_cwd for c in calls] == [True, False, False]
-    assert [c.outputs[0].dest for c in calls] == [
-        None, None, Path("/out/0123456789/events/P0123456789R1S004EVENLI0000.FIT")
+    # rgsproc's algorithm page: events creates the merged list, angles modifies it in place
+    # (no new file), filter creates EVENLI; DAXA 0.3.7 names the merged list 'merged0000'
+    assert [(c.outputs[0].name, c.outputs[0].kind, c.outputs[0].dest) for c in calls] == [
+        ("P0123456789R1S004merged0000.FIT", "create", None),
+        ("P0123456789R1S004merged0000.FIT", "modify", None),
+        ("P0123456789R1S004EVENLI0000.FIT", "create", Path("/out/0123456789/events/P0123456789R1S004EVENLI0000.FIT")),
     ]
+    assert [c.reads_cwd_of for c in calls] == [None, "rgs_events", "rgs_angles"]
     assert all(c.env == ENV for c in calls)
 
 
@@ -146,8 +157,11 @@ def test_emanom_sas19_and_later() -> None:
     assert call.argv == (
         "emanom", "eventfile=/out/0123456789/events/P0123456789M1S001MIEVLI0000.FIT", "keepcorner=no"
     )
-    assert call.outputs[0].name == "mos1S001-anom.log"
+    assert call.outputs[0].names == ("mos1S001-anom.log", "M1S001-anom.log")  # DAXA, ESAS cookbook
     assert call.outputs[0].dest == Path("/out/0123456789/cleaning/mos1S001-anom.log")
+    # writekeys=yes (default) writes keywords into the input list: declared as modified
+    assert (call.outputs[1].name, call.outputs[1].kind, call.outputs[1].dest) == (
+        "/out/0123456789/events/P0123456789M1S001MIEVLI0000.FIT", "modify", None)
 
 
 def test_emanom_before_sas19_warns_and_plans_nothing(caplog: pytest.LogCaptureFixture) -> None:
@@ -156,3 +170,17 @@ def test_emanom_before_sas19_warns_and_plans_nothing(caplog: pytest.LogCaptureFi
     assert "SAS >= 19" in caplog.text
     with pytest.raises(ConfigError):
         emanom_calls(LAY, PN, SasVersion(22, 0, 0))
+
+
+def test_cifbuild_records_the_analysis_date_it_used(tmp_path: Path) -> None:
+    from astropy.io import fits
+
+    from daxa_xmm.steps.cifbuild import analysis_date_used
+
+    cif = tmp_path / "ccf.cif"
+    table = fits.BinTableHDU.from_columns([fits.Column("SCOPE", "6A", array=["EPN"])], name="CALINDEX")
+    table.header["ANALDATE"] = "2026-12-02T03:30:00"  # cifbuild records the dates it used (cifbuild docs)
+    fits.HDUList([fits.PrimaryHDU(), table]).writeto(cif)
+    assert analysis_date_used(cif, "now", 0.0) == "2026-12-02T03:30:00"
+    assert analysis_date_used(cif, "2020-01-01", 0.0) == "2020-01-01"
+    assert analysis_date_used(tmp_path / "missing.cif", "now", 86400.0 * 365) == "1971-01-01T00:00:00"

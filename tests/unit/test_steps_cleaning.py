@@ -33,39 +33,61 @@ COMMON = ["method=histogram", "withsmoothing=yes", "smooth=51", "withbinning=yes
             ["espfilt", f"eventfile={EV}P0123456789PNS003PIEVLI0000.FIT", "withoot=yes",
              f"ootfile={EV}P0123456789PNS003OOEVLI0000.FIT", *COMMON, "elow=2500", "ehigh=8500", "rangescale=15",
              "allowsigma=3", "limits=0.1 6.5", "keepinterfiles=yes"],
-            ["pnS003-gti.fits", "pnS003-allevc.fits", "pnS003-hist.qdp", "pnS003-allevcoot.fits"],
+            [("pnS003-gti.fits", "pnS003-gti-2500-8500.fits"), ("pnS003-allevc.fits", "pnS003-allevc-2500-8500.fits"),
+             ("pnS003-hist.qdp", "pnS003-hist-2500-8500.qdp"), ("pnS003-allevcoot.fits", "pnS003-allevcoot-2500-8500.fits")],
         ),
         (
             M1, SasVersion(21, 0, 0),
             ["espfilt", f"eventfile={EV}P0123456789M1S001MIEVLI0000.FIT", "withoot=no", *COMMON, "elow=2500",
              "ehigh=8500", "rangescale=6", "allowsigma=3", "limits=0.1 6.5", "keepinterfiles=yes"],
-            ["mos1S001-gti.fits", "mos1S001-allevc.fits", "mos1S001-hist.qdp"],
+            [("mos1S001-gti.fits", "mos1S001-gti-2500-8500.fits"),
+             ("mos1S001-allevc.fits", "mos1S001-allevc-2500-8500.fits"),
+             ("mos1S001-hist.qdp", "mos1S001-hist-2500-8500.qdp")],
         ),
         (
+            # the real SAS 20.0.0 Executing line (xmm-samples) and its band-suffixed names; for
+            # PN's OOT list DAXA expects no suffix: either is taken
             PN, SasVersion(20, 0, 0),
             ["espfilt", f"eventfile={EV}P0123456789PNS003PIEVLI0000.FIT", "withoot=yes",
              f"ootfile={EV}P0123456789PNS003OOEVLI0000.FIT", *COMMON, "withlongnames=yes", "elow=2500", "ehigh=8500",
              "rangescale=15", "allowsigma=3", "limits=0.1 6.5", "keepinterfiles=no"],
-            ["pnS003-gti-2500-8500.fits", "pnS003-allevc-2500-8500.fits", "pnS003-hist-2500-8500.qdp",
-             "pnS003-allevcoot-2500-8500.fits"],
+            [("pnS003-gti-2500-8500.fits", "pnS003-gti.fits"), ("pnS003-allevc-2500-8500.fits", "pnS003-allevc.fits"),
+             ("pnS003-hist-2500-8500.qdp", "pnS003-hist.qdp"),
+             ("pnS003-allevcoot-2500-8500.fits", "pnS003-allevcoot.fits")],
         ),
         (
+            # DAXA 0.3.7's form before SAS 20: eventset=, the user's method kept (not switched)
             M1, SasVersion(18, 0, 0),
-            ["espfilt", f"eventset={EV}P0123456789M1S001MIEVLI0000.FIT", "method=ratio", *COMMON[1:]],
-            ["mos1S001-gti.fits", "mos1S001-allevc.fits", "mos1S001-hist.qdp"],
+            ["espfilt", f"eventset={EV}P0123456789M1S001MIEVLI0000.FIT", *COMMON],
+            [("mos1S001-gti-2500-8500.fits", "mos1S001-gti.fits"),
+             ("mos1S001-allevc-2500-8500.fits", "mos1S001-allevc.fits"),
+             ("mos1S001-hist-2500-8500.qdp", "mos1S001-hist.qdp")],
         ),
     ],
 )
-def test_espfilt_forms(unit: Unit, version: SasVersion, argv: list[str], names: list[str]) -> None:
+def test_espfilt_forms(unit: Unit, version: SasVersion, argv: list[str], names: list[tuple[str, str]]) -> None:
     (call,) = espfilt_calls(LAY, unit, EspfiltConfig(), version)
     assert list(call.argv) == argv
-    assert [o.name for o in call.outputs] == names
+    assert [o.names for o in call.outputs] == names
     fi = unit.file_inst + unit.exp_id
     dests = [Path(f"{CL}{fi}-gti.fits"), Path(f"{BG}{fi}-allevc.fits"), Path(f"{CL}{fi}-hist.qdp")]
     if unit.inst == "PN":
         dests.append(Path(f"{BG}{fi}-allevcoot.fits"))
     assert [o.dest for o in call.outputs] == dests
     assert call.env == {"SAS_CCF": "/out/0123456789/ccf.cif"}
+
+
+@pytest.mark.parametrize("version", [SasVersion(22, 1, 0), SasVersion(20, 0, 0), SasVersion(18, 0, 0)])
+def test_espfilt_ratio_method_expects_no_histogram(version: SasVersion) -> None:
+    # espfilt's page: "A QDP plot of the lightcurves are created if one is using the histogram method"
+    (call,) = espfilt_calls(LAY, PN, EspfiltConfig(method="ratio"), version)
+    assert "method=ratio" in call.argv
+    assert not any(n.endswith(".qdp") for o in call.outputs for n in o.names)
+
+
+def test_espfilt_before_sas20_refuses_a_band_it_cannot_pass() -> None:
+    with pytest.raises(ConfigError, match="SAS 18.0.0.*3000-9000 eV"):
+        espfilt_calls(LAY, M1, EspfiltConfig(filter_lo_ev=3000, filter_hi_ev=9000), SasVersion(18, 0, 0))
 
 
 def test_espfilt_custom_knobs() -> None:

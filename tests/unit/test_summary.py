@@ -312,10 +312,23 @@ def test_real_rgs(real: OdfSummary) -> None:
 
 def test_real_om_windows_and_last_exposure(real: OdfSummary) -> None:
     om = real.instruments["OM"].exposures
-    assert om["S006"].ccd_modes == {0: "Imaging", 1: "Imaging"}
+    # '... / Data mode for window n': OM's windows are not CCDs (DAXA reads CCD lines only)
+    assert om["S006"].ccd_modes == {}
     assert (om["S400"].mode, om["S400"].ccd_modes, om["S400"].filter) == ("UNDEFINED", {}, "UVW1")
     last = om["S408"]
-    assert (last.mode, last.filter, last.ccd_modes) == ("Image", "UVM2", {0: "Imaging", 1: "Imaging"})
+    assert (last.mode, last.filter, last.ccd_modes) == ("Image", "UVM2", {})
+
+
+def test_real_daxa_dict_parity(real: OdfSummary) -> None:
+    """DAXA 0.3.7's parse_odf_sum: no FILTER line -> filter None; ccd_modes from the
+    '... / Data mode for CCD n' lines only."""
+    d = real.to_daxa_dict()
+    exps = {(i, e): v for i, inst in d.items() for e, v in inst["exposures"].items()}
+    no_filter = [k for k, v in exps.items() if v["filter"] is None]
+    assert no_filter and "UNDEFINED" not in {v["filter"] for v in exps.values()}
+    assert all(k[0] in ("R1", "R2") or real.instruments[k[0]].exposures[k[1]].filter == "UNDEFINED" for k in no_filter)
+    assert d["OM"]["exposures"]["S408"]["ccd_modes"] == {}
+    assert d["PN"]["exposures"]["S003"]["ccd_modes"] == {c: "Imaging" for c in range(1, 13)}
 
 
 def test_real_last_lines_are_read(xmm_samples: Path) -> None:
