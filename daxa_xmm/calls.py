@@ -48,9 +48,12 @@ def param(name: str, value: object, style: BoolStyle = "yes/no") -> str:
 #: Why a call failed. ``start``: the executable could not be started; ``exit``: non-zero
 #: exit status or a signal; ``error_record``: SAS printed ``** task: error``; ``missing_input``:
 #: a file the call modifies was absent before it ran; ``missing_output``: exit 0 but an
-#: expected file is absent; ``move``: the product could not be moved into place;
+#: expected file is absent; ``corrupt_output``: an output is not what the next step reads
+#: (daxa_xmm.product_checks); ``move``: the product could not be moved into place;
 #: ``timeout``: killed at its limit.
-FailureKind = Literal["start", "exit", "error_record", "missing_input", "missing_output", "move", "timeout"]
+FailureKind = Literal[
+    "start", "exit", "error_record", "missing_input", "missing_output", "corrupt_output", "move", "timeout"
+]
 
 #: ``create``: the call writes the file anew (any earlier copy is removed before it runs, so
 #: a file present afterwards is this run's; merge, for one, refuses an existing outset).
@@ -74,6 +77,9 @@ class OutputSpec:
         kind: ``create`` or ``modify`` (see :data:`OutputKind`).
         alt_names: other names under which releases of SAS are known to write this file,
             where the sources disagree; the first of ``name, *alt_names`` present is taken.
+        check: what the next step needs of the file (a name of
+            :data:`daxa_xmm.product_checks.CHECKS`: ``events``, ``gti``, ``image``...), checked
+            before the call is recorded ok; None for no check.
     """
 
     name: str
@@ -81,6 +87,7 @@ class OutputSpec:
     copy: bool = False
     kind: OutputKind = "create"
     alt_names: tuple[str, ...] = ()
+    check: str | None = None
 
     @property
     def names(self) -> tuple[str, ...]:

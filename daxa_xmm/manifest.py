@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daxa_xmm.atomic import atomic_write_json
 from daxa_xmm.calls import SasCall, SasResult
+from daxa_xmm.product_checks import looks_intact
 
 log = logging.getLogger(__name__)
 
@@ -247,14 +248,18 @@ def is_up_to_date(manifest: Manifest, call: SasCall, sas_version: str) -> bool:
 
     That is: its last record is ``ok``, was made with the same fingerprint (same argv,
     environment, outputs, upstream fingerprints and SAS version), and every product still
-    exists at its destination. Files left in the working folder are not asked for: they
+    exists at its destination and still looks intact (:func:`~daxa_xmm.product_checks.looks_intact`:
+    a whole FITS file, a summary that parses). Files left in the working folder are not asked for: they
     matter only when a later call that reads them must run (:func:`missing_leftovers`),
     so a run whose scratch was cleaned afterwards stays free to re-run.
     """
     rec = manifest.get(call.unit, call.step)
     if rec is None or rec.status != "ok" or rec.fingerprint != call.fingerprint(sas_version):
         return False
-    return all(Path(p).exists() for p in (*call.products, *rec.products))
+    # a product truncated or emptied since (a full disk, a crash) is redone, not trusted
+    if not all(looks_intact(o.dest, o.check) for o in call.outputs if o.dest is not None):
+        return False
+    return all(Path(p).exists() for p in rec.products)
 
 
 def missing_leftovers(manifest: Manifest, call: SasCall) -> list[str]:

@@ -44,6 +44,7 @@ from daxa_xmm.atomic import copy_into_place, move_into_place
 from daxa_xmm.calls import FailureKind, OutputSpec, SasCall, SasResult
 from daxa_xmm.errors import ConfigError, LayoutError, SasInputMissing, SasOutputMissing, SasTaskError, SasTimeout
 from daxa_xmm.orphans import OWNER_ENV, ensure_watchdog
+from daxa_xmm.product_checks import check_product
 from daxa_xmm.sas_stderr import SasRecord, has_error, parse_sas_stderr
 
 log = logging.getLogger(__name__)
@@ -429,6 +430,9 @@ def run_sas(
         res = result("failed", code, records,
                      f"missing output{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
                      "(exit status 0, no error record)", "missing_output")
+    elif corrupt := [p for o in call.outputs if o.check and (p := check_product(found[o.name], o.check))]:
+        res = result("failed", code, records, f"corrupt output {'; '.join(corrupt)} (exit status 0)",
+                     "corrupt_output")
     else:
         products: list[Path] = []
         modified = tuple(found[o.name] for o in call.outputs if o.kind == "modify")  # type: ignore[misc]
@@ -476,7 +480,7 @@ def raise_for_result(result: SasResult) -> None:
     failure = result.failure
     if failure == "timeout":
         raise SasTimeout(cause, **kwargs)
-    if failure == "missing_output":
+    if failure in ("missing_output", "corrupt_output"):
         raise SasOutputMissing(cause, transient=False, **kwargs)
     if failure == "missing_input":
         raise SasInputMissing(cause, transient=False, **kwargs)

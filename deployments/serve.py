@@ -69,7 +69,14 @@ def deployment_parameters(config: Path | None, archive: Path | None, out: Path |
 
 
 def build_deployments(parameters: dict[str, Any], cron: str, *, schedule_active: bool = True) -> list[Any]:
-    """The two RunnerDeployments of :func:`deployments.flow.archive_flow`."""
+    """The two RunnerDeployments of :func:`deployments.flow.archive_flow`.
+
+    Each runs one flow run at a time: two runs of one archive would lock each other's
+    observations and both fail. A run started from the form while one is running waits in
+    the queue (ENQUEUE); a scheduled run that comes due while the previous one still runs is
+    cancelled (CANCEL_NEW), visibly in the UI, since the next one will catch up anyway.
+    """
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.schedules import Cron
 
     from deployments.flow import archive_flow
@@ -80,6 +87,7 @@ def build_deployments(parameters: dict[str, Any], cron: str, *, schedule_active:
         parameters=parameters,
         description="Process an archive of XMM-Newton ODFs with SAS; start it from the form.",
         tags=tags,
+        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
     )
     scheduled = archive_flow.to_deployment(
         name=SCHEDULED,
@@ -87,8 +95,37 @@ def build_deployments(parameters: dict[str, Any], cron: str, *, schedule_active:
         schedules=[Cron(cron, timezone="UTC", active=schedule_active)],
         description="Keep the archive current: new ObsIDs, failed units, changed calibration (cron, UTC).",
         tags=[*tags, "scheduled"],
+        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
     )
     return [on_demand, scheduled]
+
+
+def serve_deployments(deployments: list[Any], limit: int | None = None) -> None:
+    """Serve ``deployments`` until Ctrl-C or SIGTERM, either of which stops it cleanly.
+
+    What :func:`prefect.serve` does, except for SIGTERM: Prefect's own handler calls the
+    runner's async ``stop`` without awaiting it ("coroutine 'Runner.astop' was never
+    awaited") and the process runs on, which breaks ``systemctl stop`` and ``docker stop``.
+    Here SIGTERM does what Ctrl-C does.
+    """
+    import asyncio
+
+    from prefect.runner import Runner
+
+    runner = Runner(pause_on_shutdown=True, limit=limit)
+    for deployment in deployments:
+        runner.add_deployment(deployment)
+    runner.handle_sigterm = _sigterm_as_interrupt  # type: ignore[method-assign]
+    names = ", ".join(f"{d.flow_name}/{d.name}" for d in deployments)
+    print(f"serving {names}; stop with Ctrl-C or SIGTERM", flush=True)
+    try:
+        asyncio.run(runner.start())
+    except KeyboardInterrupt:
+        print("stopped", flush=True)
+
+
+def _sigterm_as_interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -138,9 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     if not active:
         print("note: no --archive (or archive in --config): the reprocessing schedule is created paused; "
               "the on-demand form asks for the archive", file=sys.stderr)
-    from prefect import serve
-
-    serve(*build_deployments(params, args.cron, schedule_active=active), limit=args.limit)
+    serve_deployments(build_deployments(params, args.cron, schedule_active=active), limit=args.limit)
     return 0
 
 

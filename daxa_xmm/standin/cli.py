@@ -100,6 +100,17 @@ def _run_task(task: str, ctx: TaskContext) -> int:
     return int(func(dict(ctx.args), ctx) or 0)
 
 
+def _corrupt(task: str, ctx: TaskContext) -> int:
+    """Run the task, then cut its first output to a third of its size, and exit 0 as if all
+    went well (a full disk under a task that does not check its writes)."""
+    status = _run_task(task, ctx)
+    out = _first_output(task, ctx)
+    if out is not None and out.is_file():
+        with open(out, "r+b") as fh:
+            fh.truncate(out.stat().st_size // 3)
+    return status
+
+
 def _crash(task: str, ctx: TaskContext, log: dict[str, object], log_path: str | None) -> None:
     """Run the task, cut its first output to half its size, then die by SIGKILL."""
     try:
@@ -189,6 +200,12 @@ def _main(task: str, argv: Sequence[str], ctx: TaskContext, log: dict[str, objec
             time.sleep(rule.seconds)
         if rule.action == "crash":
             _crash(task, ctx, log, log_path)
+        if rule.action == "corrupt":
+            try:
+                return _corrupt(task, ctx)
+            except SasExit as exc:
+                error(task, exc.name, exc.message)
+                return exc.status
         break
     delay = faults.duration_for(task, argv, ctx.env)
     if delay > 0:

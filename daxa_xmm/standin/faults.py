@@ -10,7 +10,8 @@ chosen unit of a real run without touching the code under test:
   "ErrName", "message": "...", "seconds": 2.0, "times": 1}`` applies to calls of that task
   whose ``' '.join(argv) + ' ' + cwd`` contains ``match``. ``action`` is ``fail`` (SAS
   error record, exit 1), ``hang`` (sleeps until killed), ``crash`` (writes half of the
-  first output, then dies by SIGKILL), ``sleep`` (waits ``seconds`` then runs normally) or
+  first output, then dies by SIGKILL), ``corrupt`` (runs, cuts its first output to a third
+  and exits 0), ``sleep`` (waits ``seconds`` then runs normally) or
   ``enospc`` (a ``No space left on device`` error, exit 1). ``times`` limits a rule to
   its first N matching calls, counted across processes in a counter file under
   ``DAXA_STANDIN_STATE`` (or beside the call log) with ``fcntl.flock``.
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ACTIONS = frozenset({"fail", "hang", "crash", "sleep", "enospc"})
+ACTIONS = frozenset({"fail", "hang", "crash", "corrupt", "sleep", "enospc"})
 
 
 @dataclass(frozen=True)

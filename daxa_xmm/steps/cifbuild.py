@@ -87,7 +87,7 @@ def cifbuild_calls(
             argv=argv,
             cwd=work_dir(layout, obsid, obsid, "cifbuild"),
             env={"SAS_ODF": str(layout.odf_input_dir(obsid))},
-            outputs=(OutputSpec("ccf.cif", layout.ccf(obsid)),),
+            outputs=(OutputSpec("ccf.cif", layout.ccf(obsid), check="calindex"),),
             timeout_s=timeout_s,
             extra={"analysis_date": cfg.analysis_date, "observation_date": observation_date.strftime("%Y-%m-%d")},
         )

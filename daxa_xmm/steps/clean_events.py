@@ -120,7 +120,7 @@ def clean_events_calls(
                 ),
                 cwd=cwd,
                 env={"SAS_CCF": str(layout.ccf(obsid))},
-                outputs=(OutputSpec(dest.name, dest),),
+                outputs=(OutputSpec(dest.name, dest, check="events"),),
                 timeout_s=timeout_s,
                 clean_cwd=i == 0,
                 extra={"exposure": exp, "expression": expr, "accepted_ccds": list(accepted_ccds) if accepted_ccds else None},

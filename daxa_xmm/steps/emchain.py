@@ -49,10 +49,11 @@ def emchain_calls(
             env=sas_env(layout, obsid, summary),
             outputs=(
                 OutputSpec(
-                    mos_events_name(obsid, unit.inst, unit.exp_id), layout.mos_events(obsid, unit.inst, unit.exp_id)
+                    mos_events_name(obsid, unit.inst, unit.exp_id), layout.mos_events(obsid, unit.inst, unit.exp_id),
+                    check="events",
                 ),
                 # emchain runs atthkgen too: a MOS-only observation still gets its attitude
-                OutputSpec(attitude_name(obsid), layout.attitude(obsid)),
+                OutputSpec(attitude_name(obsid), layout.attitude(obsid), check="attitude"),
             ),
             timeout_s=timeout_s,
             extra={"exposure": unit.exp_id, "mode": unit.mode, "filter": unit.filter},

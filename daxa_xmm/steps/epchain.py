@@ -87,9 +87,10 @@ def epchain_calls(
         cwd=cwd,
         env=env,
         outputs=(
-            OutputSpec(pn_events_name(obsid, unit.exp_id, oot=True), layout.pn_events(obsid, unit.exp_id, oot=True)),
+            OutputSpec(pn_events_name(obsid, unit.exp_id, oot=True), layout.pn_events(obsid, unit.exp_id, oot=True),
+                       check="events"),
             # atthkgen's product: copied out, the normal run reads it here
-            OutputSpec(attitude_name(obsid), layout.attitude(obsid), copy=True),
+            OutputSpec(attitude_name(obsid), layout.attitude(obsid), copy=True, check="attitude"),
         ),
         timeout_s=timeout_s,
         extra=extra,
@@ -109,7 +110,7 @@ def epchain_calls(
         ),
         cwd=cwd,
         env=env,
-        outputs=(OutputSpec(pn_events_name(obsid, unit.exp_id), layout.pn_events(obsid, unit.exp_id)),),
+        outputs=(OutputSpec(pn_events_name(obsid, unit.exp_id), layout.pn_events(obsid, unit.exp_id), check="events"),),
         timeout_s=timeout_s,
         clean_cwd=False,
         reads_cwd_of="epchain_oot",

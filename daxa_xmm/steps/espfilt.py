@@ -168,7 +168,8 @@ def espfilt_calls(
         "hist": layout.espfilt_hist(obsid, inst, exp),
         "allevcoot": layout.espfilt_allevc(obsid, inst, exp, oot=True),
     }
-    outputs = tuple(OutputSpec(n[0], dests[k], alt_names=n[1:]) for k, n in names.items())
+    checks = {"gti": "gti", "allevc": "events", "allevcoot": "events", "hist": None}
+    outputs = tuple(OutputSpec(n[0], dests[k], alt_names=n[1:], check=checks[k]) for k, n in names.items())
     return [
         SasCall(
             step="espfilt",

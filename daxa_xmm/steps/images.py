@@ -90,7 +90,7 @@ def image_expmap_calls(
         ),
         cwd=cwd,
         env=env,
-        outputs=(OutputSpec(image.name, image),),
+        outputs=(OutputSpec(image.name, image, check="image"),),
         timeout_s=timeout_s,
         extra=extra,
     )
@@ -109,7 +109,7 @@ def image_expmap_calls(
         ),
         cwd=cwd,
         env=env,
-        outputs=(OutputSpec(expmap.name, expmap),),
+        outputs=(OutputSpec(expmap.name, expmap, check="image"),),
         timeout_s=timeout_s,
         clean_cwd=False,
         extra=extra,

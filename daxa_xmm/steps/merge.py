@@ -107,7 +107,7 @@ def merge_calls(
                 argv=("merge", param("set1", current), param("set2", nxt), param("outset", out)),
                 cwd=cwd,
                 env={"SAS_CCF": str(layout.ccf(obsid))},
-                outputs=(OutputSpec(out, Path(dest) if last else None),),
+                outputs=(OutputSpec(out, Path(dest) if last else None, check="events"),),
                 timeout_s=timeout_s,
                 clean_cwd=i == 1,
                 reads_cwd_of=None if i == 1 else f"merge_subexposures_{i - 1}",

@@ -40,7 +40,7 @@ def odfingest_calls(
             argv=("odfingest", param("odfdir", odf), param("outdir", cwd), param("withodfdir", True)),
             cwd=cwd,
             env={"SAS_CCF": str(layout.ccf(obsid)), "SAS_ODF": odf},
-            outputs=(OutputSpec(name, layout.summary(obsid, revolution)),),
+            outputs=(OutputSpec(name, layout.summary(obsid, revolution), check="summary"),),
             timeout_s=timeout_s,
             extra={"revolution": revolution},
         )

@@ -58,7 +58,7 @@ def rgsproc_calls(
         "events": OutputSpec(merged, alt_names=alt),
         "angles": OutputSpec(merged, kind="modify", alt_names=alt),
         "filter": OutputSpec(rgs_events_name(obsid, unit.inst, unit.exp_id),
-                             layout.rgs_events(obsid, unit.inst, unit.exp_id)),
+                             layout.rgs_events(obsid, unit.inst, unit.exp_id), check="events"),
     }
     previous = {"events": None, "angles": "rgs_events", "filter": "rgs_angles"}
     calls = []

@@ -210,3 +210,29 @@ def test_a_summary_naming_another_obsid_fails_alone_and_touches_nothing_else(tmp
     assert a in status[b]["message"] and b in status[b]["message"]
     assert ccf.stat().st_mtime_ns == before  # the other observation's calibration untouched
     assert standin.calls() == []  # nothing ran for the mislabelled one, nothing redone for a
+
+
+def test_a_corrupt_product_with_exit_0_fails_its_unit_and_is_redone(tmp_path: Path, standin) -> None:
+    # issue 12.3: every FITS output is opened and checked before the call is recorded ok
+    (obsid,) = write_archive(tmp_path / "archive", 1, mix="standard")
+    unit = f"{obsid}M1S001"
+    standin.faults([{"task": "espfilt", "match": f"{unit}-espfilt", "action": "corrupt"}])
+    first = _by_obsid(run_archive(_config(tmp_path)))[obsid]
+    assert first["status"] == "failed"  # its only MOS1 unit
+    recs = manifest(tmp_path / "processed", obsid)["records"]
+    assert recs[f"{unit}/espfilt"]["status"] == "failed"
+    assert "corrupt output" in recs[f"{unit}/espfilt"]["message"]
+    assert not (tmp_path / "processed" / obsid / "cleaning" / "mos1S001-gti.fits").exists()  # never placed
+    standin.no_faults()
+    assert _by_obsid(run_archive(_config(tmp_path)))[obsid]["status"] == "ok"
+
+    # a recorded product cut short afterwards (a full disk, a bad copy) is redone on re-run
+    clean = tmp_path / "processed" / obsid / "events" / f"{obsid}_mos1_S001_clean_evts.fits"
+    clean.write_bytes(clean.read_bytes()[:5000])
+    summary = next((tmp_path / "processed" / obsid).glob("*SUM.SAS"))
+    summary.write_text("\n".join(summary.read_text().splitlines()[:60]) + "\n")  # a truncated summary
+    standin.reset_log()
+    assert _by_obsid(run_archive(_config(tmp_path)))[obsid]["status"] == "ok"
+    tasks = [c["task"] for c in standin.calls()]
+    assert "odfingest" in tasks and "evselect" in tasks
+    check_products_readable(tmp_path / "processed", [obsid])

@@ -104,40 +104,51 @@ class Server:
         return r.json()
 
 
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``prefect server start`` on 127.0.0.1, a free port and a temporary PREFECT_HOME (SQLite)."""
+def start_server(home: Path, **extra_env: str) -> Server:
+    """``prefect server start`` on 127.0.0.1, a free port, PREFECT_HOME ``home`` (SQLite);
+    returns once it answers /health. The caller stops it with :func:`stop_process`."""
     import httpx
 
-    home = tmp_path_factory.mktemp("prefect-home")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = _base_env(home)
     # The UI must call this API, not the default 127.0.0.1:4200.
     env["PREFECT_UI_API_URL"] = f"{url}/api"
+    env.update(extra_env)
     log = home / "server.log"
+    home.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
             [str(PREFECT), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
             env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, cwd=home,
         )
     server = Server(url, proc, log)
+    deadline = time.monotonic() + 120
     try:
-        deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"prefect server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
             try:
                 if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
+                    return server
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"prefect server not healthy after 120 s:\n{log.read_text()[-3000:]}")
             time.sleep(0.5)
+    except BaseException:
+        stop_process(proc)
+        raise
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``prefect server start`` on 127.0.0.1, a free port and a temporary PREFECT_HOME (SQLite)."""
+    server = start_server(tmp_path_factory.mktemp("prefect-home"))
+    try:
         yield server
     finally:
-        stop_process(proc)
+        stop_process(server.proc)
 
 
 @dataclass

@@ -482,3 +482,14 @@ def test_clean_cwd_refuses_to_empty_the_home_folder(tmp_path: Path, monkeypatch:
     with pytest.raises(ValueError, match="refusing"):
         run_sas(_call(tmp_path, "cifbuild", cwd=home))
     assert (home / "thesis.tex").exists()
+
+
+def test_a_corrupt_output_with_exit_0_fails_and_is_not_placed(tmp_path: Path) -> None:
+    env = _fake(tmp_path, "evselect", "open('clean.fits', 'wb').write(b'SIMPLE  =' + b' ' * 100)\n")
+    dest = tmp_path / "events" / "clean.fits"
+    res = run_sas(_call(tmp_path, "evselect", outputs=(OutputSpec("clean.fits", dest, check="events"),)), extra_env=env)
+    assert (res.status, res.failure, res.exit_code) == ("failed", "corrupt_output", 0)
+    assert "corrupt output clean.fits" in res.message and not dest.exists()
+    with pytest.raises(SasOutputMissing) as info:
+        raise_for_result(res)
+    assert not info.value.transient

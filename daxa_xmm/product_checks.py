@@ -1,0 +1,105 @@
+"""Is a product what the next step will read? Checked before a call is recorded ok, and again
+(cheaply) before a recorded product is trusted on a re-run.
+
+A SAS task can exit 0 and still leave a broken file (a full disk, a killed writer, a bug):
+main recorded such a file ok and trusted it forever. Each :class:`~daxa_xmm.calls.OutputSpec`
+may name a check (``OutputSpec.check``); what each check asks for is what the reader of that
+product needs, from the sources in docs/SAS_FIDELITY.md:
+
+- ``events``: an ``EVENTS`` table with ``TIME`` and ``PI`` (evselect, espfilt, merge read
+  these; the real cleaned lists in xmm-samples have them).
+- ``gti``: a table with ``START`` and ``STOP`` (evselect's ``gti(file,TIME)``).
+- ``attitude``: the ``ATTHK`` table (epchain's output-files page: "atthk.dat ... containing the
+  entire attitude information (ATTHK)"), which eexpmap reads.
+- ``calindex``: the ``CALINDEX`` table every task reads through SAS_CCF.
+- ``image``: a 2-d primary array (eexpmap reads the image's grid).
+- ``summary``: an odfingest summary that parses to the end (a truncated one is redone).
+
+:func:`check_product` opens the file (after the call); :func:`looks_intact` is the cheap
+re-run test: a FITS file must start with ``SIMPLE  =`` and be a whole number of 2880-byte
+blocks (a truncated FITS file almost never is), a summary must parse.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CHECKS", "check_product", "looks_intact"]
+
+import os
+import warnings
+from pathlib import Path
+
+#: check name -> (HDU name or None for the primary array, columns it must have)
+CHECKS: dict[str, tuple[str | None, tuple[str, ...]]] = {
+    "events": ("EVENTS", ("TIME", "PI")),
+    "gti": ("*", ("START", "STOP")),
+    "attitude": ("ATTHK", ()),
+    "calindex": ("CALINDEX", ()),
+    "image": (None, ()),
+    "summary": ("", ()),
+}
+
+_BLOCK = 2880
+
+
+def check_product(path: str | os.PathLike[str], check: str) -> str | None:
+    """Why ``path`` fails ``check``, or None when it is fit for the next step."""
+    path = Path(path)
+    if check not in CHECKS:
+        raise ValueError(f"unknown product check {check!r}; choose from {sorted(CHECKS)}")
+    if check == "summary":
+        return _summary_problem(path)
+    hdu_name, columns = CHECKS[check]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # astropy's verify warnings on a broken file
+            return _fits_problem(path, hdu_name, columns)
+    except Exception as exc:  # noqa: BLE001 - whatever astropy raises, the file is unusable
+        return f"{path.name}: not a readable FITS file ({type(exc).__name__}: {exc})"
+
+
+def _fits_problem(path: Path, hdu_name: str | None, columns: tuple[str, ...]) -> str | None:
+    from astropy.io import fits
+
+    with fits.open(path, memmap=False) as hdul:
+        if hdu_name is None:
+            data = hdul[0].data
+            return None if data is not None and data.ndim == 2 else f"{path.name}: no 2-d image in the primary HDU"
+        hdus = [h for h in hdul[1:] if hdu_name == "*" or h.name == hdu_name]
+        if not hdus:
+            return f"{path.name}: " + ("no table" if hdu_name == "*" else f"no {hdu_name} extension")
+        for h in hdus:
+            cols = getattr(h, "columns", None)
+            if set(columns) <= set(cols.names if cols is not None else ()):
+                return None
+        return f"{path.name}: no {hdu_name if hdu_name != '*' else ''} table with the columns {', '.join(columns)}"
+
+
+def looks_intact(path: str | os.PathLike[str], check: str | None) -> bool:
+    """The cheap test of a recorded product before a re-run trusts it (no FITS parsing)."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return False
+    if check is None:
+        return True
+    if check == "summary":
+        return _summary_problem(path) is None
+    if size == 0 or size % _BLOCK:
+        return False
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(9) == b"SIMPLE  ="
+    except OSError:
+        return False
+
+
+def _summary_problem(path: Path) -> str | None:
+    from daxa_xmm.errors import DaxaXmmError
+    from daxa_xmm.summary import read_odf_summary
+
+    try:
+        read_odf_summary(path)
+    except (DaxaXmmError, OSError, ValueError) as exc:
+        return f"{path.name}: not a complete odfingest summary ({str(exc).splitlines()[0]})"
+    return None
