@@ -50,9 +50,11 @@ def param(name: str, value: object, style: BoolStyle = "yes/no") -> str:
 #: a file the call modifies was absent before it ran; ``missing_output``: exit 0 but an
 #: expected file is absent; ``corrupt_output``: an output is not what the next step reads
 #: (daxa_xmm.product_checks); ``move``: the product could not be moved into place;
-#: ``timeout``: killed at its limit.
+#: ``timeout``: killed at its limit; ``interrupted``: the run was asked to stop (Ctrl-C,
+#: SIGTERM), so the call was not started or was ended.
 FailureKind = Literal[
-    "start", "exit", "error_record", "missing_input", "missing_output", "corrupt_output", "move", "timeout"
+    "start", "exit", "error_record", "missing_input", "missing_output", "corrupt_output", "move", "timeout",
+    "interrupted",
 ]
 
 #: ``create``: the call writes the file anew (any earlier copy is removed before it runs, so
@@ -174,8 +176,8 @@ class SasResult:
 
     Attributes:
         call: the call that ran.
-        status: ``ok``, ``failed`` (exit status, error record or missing output) or
-            ``timeout`` (killed at its limit).
+        status: ``ok``, ``failed`` (exit status, error record or missing output),
+            ``timeout`` (killed at its limit) or ``interrupted`` (the run was asked to stop).
         exit_code: process exit status; negative for a signal; None if it never started.
         records: every ``** task: error|warning`` record parsed from stderr.
         products: final paths of the outputs moved into place (empty unless ok).
@@ -190,7 +192,7 @@ class SasResult:
     """
 
     call: SasCall
-    status: Literal["ok", "failed", "timeout"]
+    status: Literal["ok", "failed", "timeout", "interrupted"]
     exit_code: int | None
     records: tuple[SasRecord, ...]
     products: tuple[Path, ...]

@@ -47,7 +47,7 @@ from daxa_xmm.product_checks import looks_intact
 
 log = logging.getLogger(__name__)
 
-StepStatus = Literal["ok", "failed", "timeout", "skipped", "upstream_failed", "running"]
+StepStatus = Literal["ok", "failed", "timeout", "interrupted", "skipped", "upstream_failed", "running"]
 T = TypeVar("T")
 
 #: Bumped when a change would make older manifests mean something else.

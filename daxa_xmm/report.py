@@ -25,7 +25,7 @@ class ObservationSummary(BaseModel):
     """One observation's line in the report, plus its step rows."""
 
     obsid: str
-    status: str = Field(description="ok | partial | failed")
+    status: str = Field(description="ok | partial | failed | interrupted")
     message: str = ""
     rows: list[dict[str, Any]] = Field(default_factory=list)
     pictures: list[str] = Field(default_factory=list, description="quick-look PNGs, relative to the report")

@@ -40,6 +40,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ContextManager, Union
 
+from daxa_xmm import interrupt
 from daxa_xmm.atomic import copy_into_place, move_into_place
 from daxa_xmm.calls import FailureKind, OutputSpec, SasCall, SasResult
 from daxa_xmm.errors import ConfigError, LayoutError, SasInputMissing, SasOutputMissing, SasTaskError, SasTimeout
@@ -56,6 +57,8 @@ SlotLike = Union[ContextManager[Any], Callable[[], ContextManager[Any]]]
 #: How long to wait, after SIGKILL, for the kernel to take a group down before giving up.
 _SETTLE_S = 10.0
 _POLL_S = 0.02
+#: How often a waiting call looks for a stop request.
+_STOP_POLL_S = 0.25
 _START = "could not start"
 
 
@@ -149,30 +152,42 @@ def kill_process_group(
     return _wait_group_gone(pgid, settle_s, proc)
 
 
-def _wait(proc: subprocess.Popen[bytes], timeout_s: float | None, grace_s: float) -> bool:
-    """Wait for ``proc``; kill its group on timeout, on interruption and if children linger.
+def _wait(proc: subprocess.Popen[bytes], timeout_s: float | None, grace_s: float) -> str:
+    """Wait for ``proc``; kill its group on timeout, on a stop request (Ctrl-C, SIGTERM: see
+    :mod:`daxa_xmm.interrupt`), on interruption and if children linger.
 
     Returns:
-        True when the call ran out of time.
+        ``"done"``, ``"timeout"`` or ``"interrupted"``.
     """
     pgid = proc.pid  # start_new_session=True: the child leads its own group
-    timed_out = False
+    outcome = "done"
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    interrupt.register_group(pgid)
     try:
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+        while True:
+            step_s = _STOP_POLL_S if deadline is None else max(0.0, min(_STOP_POLL_S, deadline - time.monotonic()))
+            try:
+                proc.wait(timeout=step_s)
+                break
+            except subprocess.TimeoutExpired:
+                if deadline is not None and time.monotonic() >= deadline:
+                    outcome = "timeout"
+                    break
+                if interrupt.stop_requested():
+                    outcome = "interrupted"
+                    break
     finally:
-        # Reached on timeout, on normal exit (a child may leave grandchildren running) and
-        # on KeyboardInterrupt or any BaseException raised while waiting.
+        # Reached on timeout, on a stop request, on normal exit (a child may leave
+        # grandchildren running) and on KeyboardInterrupt or any BaseException while waiting.
         if _group_alive(pgid):
-            if not timed_out and proc.returncode is not None:
+            if outcome == "done" and proc.returncode is not None:
                 log.warning("process group %d outlived its leader; killing it", pgid)
             if not kill_process_group(pgid, grace_s, proc=proc):
                 log.error("process group %d still has live processes after SIGKILL", pgid)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=_SETTLE_S)
-    return timed_out
+        interrupt.unregister_group(pgid)
+    return outcome
 
 
 # --------------------------------------------------------------------------- slots
@@ -251,6 +266,8 @@ class FileSlots:
         self.folder.mkdir(parents=True, exist_ok=True)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
+            if interrupt.stop_requested():
+                raise interrupt.Interrupted(f"stop requested while waiting for a SAS slot in {self.folder}")
             start = random.randrange(self.n)  # spread holders over the files
             for k in range(self.n):
                 lease = self._try((start + k) % self.n)
@@ -399,7 +416,17 @@ def run_sas(
                       "missing_input")
 
     log.info("running %s: %s", label, call.describe())
-    with _gate(slot):
+    stopped = result("interrupted", None, (), "not started: the run was asked to stop", "interrupted")
+    if interrupt.stop_requested():
+        return stopped
+    try:
+        gate = _gate(slot)
+        gate.__enter__()
+    except interrupt.Interrupted:
+        return stopped
+    try:
+        if interrupt.stop_requested():
+            return stopped
         started = time.time()
         with open(stdout_log, "wb") as out, open(stderr_log, "wb") as err:
             try:
@@ -412,15 +439,19 @@ def run_sas(
                 ended = time.time()
                 log.error("%s: %s: %s", label, _START, exc)
                 return result("failed", None, (), f"{_START} {argv[0]!r}: {exc}", "start")
-            timed_out = _wait(proc, call.timeout_s, kill_grace_s)
+            waited = _wait(proc, call.timeout_s, kill_grace_s)
         ended = time.time()
+    finally:
+        gate.__exit__(None, None, None)
 
     code = proc.returncode
     records = tuple(parse_sas_stderr(stderr_log.read_text(errors="replace")))
     error = _first_error(records)
     found = {o.name: _found(cwd, o) for o in call.outputs}
     missing = [o.name for o in call.outputs if found[o.name] is None]
-    if timed_out:
+    if waited == "interrupted":
+        res = result("interrupted", code, records, "the run was asked to stop; process group ended", "interrupted")
+    elif waited == "timeout":
         res = result("timeout", code, records, f"timed out after {call.timeout_s:g} s; process group killed", "timeout")
     elif code != 0:
         res = result("failed", code, records, _exit_text(code) + (f"; {error}" if error else ""), "exit")
@@ -478,6 +509,8 @@ def raise_for_result(result: SasResult) -> None:
         "log_files": [p for p in (result.stdout_log, result.stderr_log) if p is not None],
     }
     failure = result.failure
+    if failure == "interrupted":
+        raise interrupt.Interrupted(f"{_label(call)}: {cause}")
     if failure == "timeout":
         raise SasTimeout(cause, **kwargs)
     if failure in ("missing_output", "corrupt_output"):

@@ -30,6 +30,7 @@ from daxa_xmm.layout import ArchiveLayout, check_obsid
 from daxa_xmm.locks import ObservationBusy, observation_lock
 from daxa_xmm.quicklook import observation_pictures
 from daxa_xmm.report import build_report, markdown_summary, write_report
+from daxa_xmm import interrupt
 from daxa_xmm.sasenv import detect_sas
 from flows.process_observation import (
     ORCHESTRATION_ATTEMPTS,
@@ -158,6 +159,11 @@ def process_archive(config: ProcessingConfig) -> dict[str, Any]:
     Returns:
         ``{"report": <report.html>, "observations": [outcome...], "counts": {...}}``.
     """
+    with interrupt.handle_signals():  # the command line's Ctrl-C/SIGTERM: stop cleanly
+        return _process_archive(config)
+
+
+def _process_archive(config: ProcessingConfig) -> dict[str, Any]:
     layout = ArchiveLayout(config.archive, config.out_root)
     sas = detect_sas(heasoft=needs_heasoft(config))
     sas_version = sas.version.raw
@@ -317,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not config.disable_progress and sys.stderr.isatty():
         progress.start()
+    interrupt.enable()  # Ctrl-C and SIGTERM stop the run cleanly (daxa_xmm.interrupt)
     try:
         result = run_archive(config)
     except DaxaXmmError as exc:
@@ -331,6 +338,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {o['obsid']}: {o['status']} {o.get('message', '')}")
     print(f"Products: {config.out_root}")
     print(f"Report:   {result['report']}")
+    stopped = interrupt.exit_code()
+    if stopped is not None:
+        print("Stopped before the end: run the same command again to resume where it stopped.")
+        return stopped
     return 0 if all(o["status"] == "ok" for o in result["observations"]) else 1
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from prefect import flow
 from pydantic import BaseModel
 
+from daxa_xmm import interrupt
 from daxa_xmm.calls import SasCall
 from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.emanom import emanom_supported, keep_ccds
@@ -47,7 +48,7 @@ class ObservationOutcome(BaseModel):
     """What happened to one observation, for the archive report."""
 
     obsid: str
-    status: str  # ok | partial | failed
+    status: str  # ok | partial | failed | interrupted
     message: str = ""
     units: list[str] = []
     failed: list[str] = []
@@ -134,7 +135,8 @@ class _Chain:
     def fail_rest(self, calls: Sequence[SasCall], cause: BaseException) -> None:
         """Record the calls that cannot run because something they read failed (or was not selected)."""
         store = self.ctx.store()
-        status = "skipped" if isinstance(cause, StepSkipped) else "upstream_failed"
+        status = ("skipped" if isinstance(cause, StepSkipped)
+                  else "interrupted" if isinstance(cause, interrupt.Interrupted) else "upstream_failed")
         for call in calls:
             store.mark(call, status, f"not run: {_short(cause)}", sas_version=self.ctx.sas_version)
 
@@ -228,6 +230,8 @@ async def process_observation(obsid: str, config: ProcessingConfig, ctx: ObsCont
     t0 = time.time()
     layout = ctx.layout
     failed: list[str] = []
+    if interrupt.stop_requested():  # Ctrl-C or SIGTERM before this observation started
+        return ObservationOutcome(obsid=obsid, status="interrupted", message="not started: the run was stopped")
     progress.observation_started(obsid)
     try:
         try:
@@ -238,7 +242,8 @@ async def process_observation(obsid: str, config: ProcessingConfig, ctx: ObsCont
             summary_path = layout.summary(obsid, record.revolution)
             summary = read_odf_summary(summary_path, obs_id=obsid)
         except Exception as exc:  # a bad ODF or summary, or cifbuild/odfingest failed for good
-            return ObservationOutcome(obsid=obsid, status="failed", message=_short(exc), duration_s=time.time() - t0)
+            status = "interrupted" if isinstance(exc, interrupt.Interrupted) else "failed"
+            return ObservationOutcome(obsid=obsid, status=status, message=_short(exc), duration_s=time.time() - t0)
 
         units = select_units(summary, instruments=tuple(config.instruments), process_unscheduled=config.process_unscheduled)
         base = head.tokens
@@ -272,6 +277,8 @@ async def process_observation(obsid: str, config: ProcessingConfig, ctx: ObsCont
             by_inst[u.inst][1].append(u)
         await asyncio.gather(*(instrument_after(i, js, us) for i, (js, us) in by_inst.items()))
         status = "ok" if not failed else ("failed" if len(failed) >= len(units) and units else "partial")
+        if failed and interrupt.stop_requested():
+            status = "interrupted"
         if not units:
             return ObservationOutcome(obsid=obsid, status="ok", message="no processable exposures", duration_s=time.time() - t0)
         return ObservationOutcome(
@@ -279,7 +286,8 @@ async def process_observation(obsid: str, config: ProcessingConfig, ctx: ObsCont
             status=status,
             units=[u.label for u in units],
             failed=failed,
-            message="" if not failed else f"{len(failed)} unit(s) failed",
+            message="" if not failed else (f"stopped: {len(failed)} unit(s) not finished; run again to resume"
+                                            if status == "interrupted" else f"{len(failed)} unit(s) failed"),
             duration_s=time.time() - t0,
         )
     finally:

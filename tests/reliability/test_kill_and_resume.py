@@ -119,3 +119,69 @@ def test_sigkill_mid_run_then_restart_resumes_cleanly(tmp_path: Path, standin) -
         assert statuses == {"ok"}, (obsid, statuses)
     check_products_readable(out, [first, second])
     assert not sas_processes_of_log(standin.call_log)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_the_run_cleanly_and_a_rerun_resumes(tmp_path: Path, standin, sig: int) -> None:
+    # issue 12.2: on the first SIGINT/SIGTERM no new SAS call starts, the running groups are
+    # ended, the manifests say interrupted, the report is written, the exit code is 128+sig
+    import json
+
+    archive, out = tmp_path / "archive", tmp_path / "processed"
+    first, second = write_archive(archive, 2, mix="standard")
+    standin.faults([{"task": "emchain", "match": f"{second}M2S002-emchain", "action": "sleep", "seconds": 300}])
+    busy_log = out / second / "logs" / f"{second}M2S002-emchain.stdout.log"
+    run1 = _start_cli(archive, out, tmp_path / "run1.log")
+    try:
+        wait_for(lambda: busy_log.exists() and "Executing" in busy_log.read_text(errors="replace"), 240,
+                 "the slow emchain to start")
+        os.kill(run1.pid, sig)  # as a user's Ctrl-C or `kill` reaches the command
+        code = run1.wait(timeout=120)
+    finally:
+        if run1.poll() is None:
+            os.killpg(run1.pid, signal.SIGKILL)
+            run1.wait()
+    text = (tmp_path / "run1.log").read_text()
+    assert code == 128 + sig, text[-3000:]
+    assert "run the same command again to resume" in text
+    assert not sas_processes_of_log(standin.call_log), "nothing left running"
+    recs = manifest(out, second)["records"]
+    assert recs[f"{second}M2S002/emchain"]["status"] == "interrupted"
+    assert all(r["status"] in ("ok", "interrupted", "upstream_failed") for r in recs.values())
+    report = {o["obsid"]: o for o in json.loads((out / "report.json").read_text())["observations"]}
+    assert report[second]["status"] == "interrupted"
+    done_before = _ok_argvs(out, [first, second])
+    calls_before = len(standin.calls())
+
+    standin.no_faults()
+    run2 = _start_cli(archive, out, tmp_path / "run2.log")
+    try:
+        assert run2.wait(timeout=300) == 0, (tmp_path / "run2.log").read_text()[-3000:]
+    finally:
+        if run2.poll() is None:
+            os.killpg(run2.pid, signal.SIGKILL)
+            run2.wait()
+    redone = [c for c in standin.calls()[calls_before:] if (c["cwd"], c["task"], *c["argv"]) in done_before]
+    assert not redone, "a re-run resumes where the run stopped: nothing finished is redone"
+    assert all(r["status"] == "ok" for o in (first, second) for r in manifest(out, o)["records"].values())
+
+
+def test_a_second_ctrl_c_exits_at_once_and_leaves_nothing_running(tmp_path: Path, standin) -> None:
+    archive, out = tmp_path / "archive", tmp_path / "processed"
+    (obsid,) = write_archive(archive, 1, mix="standard")
+    # a call that never ends by itself; two Ctrl-C in a row: out at once, nothing left behind
+    standin.faults([{"task": "emchain", "match": f"{obsid}M1S001-emchain", "action": "hang"}])
+    busy_log = out / obsid / "logs" / f"{obsid}M1S001-emchain.stdout.log"
+    run1 = _start_cli(archive, out, tmp_path / "run1.log")
+    try:
+        wait_for(lambda: busy_log.exists() and "Executing" in busy_log.read_text(errors="replace"), 240,
+                 "the hanging emchain to start")
+        os.kill(run1.pid, signal.SIGINT)
+        os.kill(run1.pid, signal.SIGINT)
+        code = run1.wait(timeout=60)
+    finally:
+        if run1.poll() is None:
+            os.killpg(run1.pid, signal.SIGKILL)
+            run1.wait()
+    assert code == 130, (tmp_path / "run1.log").read_text()[-3000:]
+    wait_for(lambda: not sas_processes_of_log(standin.call_log), 30, "the SAS processes to be gone")

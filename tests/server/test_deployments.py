@@ -157,8 +157,11 @@ def test_two_runs_at_once_on_one_archive_do_not_corrupt_each_other(served: Serve
     finally:
         served.set_faults([])
     assert done_a["state_type"] == "COMPLETED", done_a["state"]["message"]
-    assert done_b["state_type"] == "FAILED", done_b["state"]["message"]
-    assert "another run" in done_b["state"]["message"] and obsid in done_b["state"]["message"]
+    # the deployment runs one flow run at a time (ENQUEUE): B waited for A, then found
+    # everything done; no run fails for a collision (issue 11.8); the observation lock
+    # still guards runs outside the deployment (tests/reliability: locked_by_another_run)
+    assert done_b["state_type"] == "COMPLETED", done_b["state"]["message"]
+    assert done_b["start_time"] >= done_a["end_time"], (done_a["end_time"], done_b["start_time"])
 
     manifest = _manifest(out, obsid)
     assert manifest["records"] and all(r["status"] == "ok" for r in manifest["records"].values())

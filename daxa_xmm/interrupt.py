@@ -1,0 +1,127 @@
+"""Stopping a run on Ctrl-C or SIGTERM: no new SAS call starts, the running ones are ended.
+
+A SAS call can take hours, so a user must be able to stop a run and get a consistent state
+back. The first SIGINT or SIGTERM sets a process-wide stop flag: the runner starts no new
+SAS call and terminates the process groups of the running ones (SIGTERM, then SIGKILL after
+the grace period), their manifest records say ``interrupted``, the observations and the
+report are written as usual, and the command exits with 128 + the signal (130 or 143). A
+second signal exits at once, after a SIGKILL to every SAS process group still alive. A re-run
+resumes where the run stopped: interrupted calls are not ``ok``, so they run again.
+
+Only the command line installs the handlers (:func:`handle_signals`): under a Prefect worker or
+``deployments.serve`` a SIGTERM is Prefect's cancellation and stays Prefect's.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Interrupted",
+    "enable",
+    "handle_signals",
+    "request_stop",
+    "stop_requested",
+    "exit_code",
+    "register_group",
+    "unregister_group",
+    "reset",
+]
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
+
+from daxa_xmm.errors import DaxaXmmError
+
+log = logging.getLogger(__name__)
+
+_stop = threading.Event()
+_signal: int | None = None
+_enabled = False
+_groups: set[int] = set()
+_groups_lock = threading.Lock()
+
+
+class Interrupted(DaxaXmmError, RuntimeError):
+    """The run was asked to stop (Ctrl-C or SIGTERM); the call did not run or was ended."""
+
+
+def enable() -> None:
+    """Let :func:`handle_signals` install the handlers in this process (the command line)."""
+    global _enabled
+    _enabled = True
+
+
+def request_stop(signum: int = signal.SIGINT) -> None:
+    """Ask the run to stop, as the first signal does."""
+    global _signal
+    if _signal is None:
+        _signal = signum
+    _stop.set()
+
+
+def stop_requested() -> bool:
+    """Whether the run was asked to stop."""
+    return _stop.is_set()
+
+
+def exit_code() -> int | None:
+    """128 + the stopping signal (130 for SIGINT, 143 for SIGTERM), or None."""
+    return None if _signal is None else 128 + _signal
+
+
+def register_group(pgid: int) -> None:
+    """A SAS process group started: a second signal SIGKILLs it before exiting."""
+    with _groups_lock:
+        _groups.add(pgid)
+
+
+def unregister_group(pgid: int) -> None:
+    with _groups_lock:
+        _groups.discard(pgid)
+
+
+def _kill_all() -> None:
+    with _groups_lock:
+        groups = list(_groups)
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def _handler(signum: int, _frame: object) -> None:
+    if _stop.is_set():  # the second signal: no more waiting
+        _kill_all()
+        os.write(2, b"\nstopped at once; SAS processes killed\n")
+        os._exit(128 + signum)
+    request_stop(signum)
+    os.write(2, f"\n{signal.Signals(signum).name}: stopping - no new SAS call starts, running ones are "
+                f"ended; the report is written. Press Ctrl-C again to stop at once.\n".encode())
+
+
+@contextlib.contextmanager
+def handle_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM stop the run (see the module docstring) inside this block.
+
+    Does nothing unless :func:`enable` was called, or off the main thread. Installed inside
+    the archive flow because Prefect's flow engine installs its own SIGTERM handler when a
+    flow starts; the previous handlers come back at the end.
+    """
+    if not _enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def reset() -> None:
+    """Forget a stop request (tests, and a process that runs several archives)."""
+    global _signal
+    _signal = None
+    _stop.clear()
