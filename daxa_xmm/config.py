@@ -36,8 +36,8 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from daxa_xmm.errors import ConfigError
-from daxa_xmm.filters import MOS_DEFAULT, PN_DEFAULT, validate_expression
-from daxa_xmm.layout import check_obsid
+from daxa_xmm.filters import MOS_DEFAULT, PN_DEFAULT, gti_files, validate_expression
+from daxa_xmm.layout import band_label, check_obsid
 from daxa_xmm.steps.cifbuild import CifBuildConfig
 from daxa_xmm.steps.clean_events import CleanEventsConfig
 from daxa_xmm.steps.espfilt import EspfiltConfig
@@ -116,6 +116,22 @@ def parse_quantity(value: Any, unit: str, field: str) -> float:
         raise ConfigError(f"{field}: {value!r} is not a quantity convertible to {unit} ({exc})") from None
 
 
+#: EPIC PI is in eV, a 15-bit channel: an energy outside (0, 32767] eV selects nothing.
+MAX_ENERGY_EV = 32767.0
+
+
+def parse_energy(value: Any, field: str) -> float:
+    """An energy in eV, > 0 and within EPIC's PI range; refuses '1e9 keV' and '-1 keV'.
+
+    Raises:
+        ConfigError: naming ``field``.
+    """
+    ev = parse_quantity(value, "eV", field)
+    if not (math.isfinite(ev) and 0 < ev <= MAX_ENERGY_EV):
+        raise ConfigError(f"{field}: {value!r} is outside the EPIC energy range (0, {MAX_ENERGY_EV / 1000:g} keV]")
+    return ev
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -145,8 +161,8 @@ class EspfiltSettings(_Section):
                 with_binning=self.with_binning,
                 binsize_s=parse_quantity(self.binsize, "s", "espfilt.binsize"),
                 ratio=self.ratio,
-                filter_lo_ev=round(parse_quantity(self.filter_lo_en, "eV", "espfilt.filter_lo_en")),
-                filter_hi_ev=round(parse_quantity(self.filter_hi_en, "eV", "espfilt.filter_hi_en")),
+                filter_lo_ev=round(parse_energy(self.filter_lo_en, "espfilt.filter_lo_en")),
+                filter_hi_ev=round(parse_energy(self.filter_hi_en, "espfilt.filter_hi_en")),
                 range_scale={"pn": self.range_scale_pn, "mos": self.range_scale_mos},
                 allowed_sigma=self.allowed_sigma,
                 gauss_fit_lims=self.gauss_fit_lims,
@@ -182,8 +198,8 @@ class CleanSettings(_Section):
         return v
 
     def to_step(self) -> CleanEventsConfig:
-        lo = None if self.lo_en is None else parse_quantity(self.lo_en, "eV", "clean.lo_en")
-        hi = None if self.hi_en is None else parse_quantity(self.hi_en, "eV", "clean.hi_en")
+        lo = None if self.lo_en is None else parse_energy(self.lo_en, "clean.lo_en")
+        hi = None if self.hi_en is None else parse_energy(self.hi_en, "clean.hi_en")
         try:
             return CleanEventsConfig(
                 lo_ev=lo,
@@ -206,12 +222,18 @@ class ImageSettings(_Section):
     bin_size: int = Field(87, ge=1, description="image pixel in sky pixels (87 = 4.35 arcsec)")
 
     def bands_ev(self) -> list[tuple[float, float]]:
-        out = []
+        out: list[tuple[float, float]] = []
+        seen: dict[str, int] = {}
         for i, (lo, hi) in enumerate(self.bands):
-            lo_ev = parse_quantity(lo, "eV", f"images.bands[{i}][0]")
-            hi_ev = parse_quantity(hi, "eV", f"images.bands[{i}][1]")
+            lo_ev = parse_energy(lo, f"images.bands[{i}][0]")
+            hi_ev = parse_energy(hi, f"images.bands[{i}][1]")
             if hi_ev <= lo_ev:
                 raise ConfigError(f"images.bands[{i}]: upper energy {hi!r} must be above lower {lo!r}")
+            # two bands with one label would share a working folder and one product name
+            label = band_label(lo_ev, hi_ev)
+            if label in seen:
+                raise ConfigError(f"images.bands[{i}]: {lo}-{hi} repeats images.bands[{seen[label]}] ({label})")
+            seen[label] = i
             out.append((lo_ev, hi_ev))
         return out
 
@@ -283,8 +305,11 @@ class ProcessingConfig(BaseModel):
     @classmethod
     def _obsids(cls, v: list[str] | None) -> list[str] | None:
         if v is not None:
+            if not v:
+                raise ValueError("an empty list selects nothing; leave obsids out to process every ObsID")
             for obsid in v:
                 check_obsid(obsid)
+            v = list(dict.fromkeys(v))  # `--obsids X X` must not lock the run against itself
         return v
 
     @field_validator("analysis_date")
@@ -292,6 +317,26 @@ class ProcessingConfig(BaseModel):
     def _date(cls, v: str) -> str:
         CifBuildConfig(analysis_date=v)
         return v
+
+    @model_validator(mode="after")
+    def _paths(self) -> "ProcessingConfig":
+        out = self.out_root.expanduser().absolute()
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"out: {out} is a file, not a folder")
+        archive = self.archive.expanduser().resolve()
+        real_out = out.resolve()
+        if real_out == archive or archive in real_out.parents:
+            raise ValueError(f"out: {out} is the archive or inside it; products would be written among the ODFs "
+                             f"({archive}): choose a folder outside it")
+        for field in ("pn_filt_expr", "mos_filt_expr"):
+            for expr in getattr(self.clean, field):
+                for name in gti_files(expr):
+                    gti = Path(name).expanduser()
+                    real = (gti if gti.is_absolute() else out / gti).resolve()
+                    if not any(real == r or r in real.parents for r in (archive, real_out, *allowed_archive_roots())):
+                        raise ValueError(f"clean.{field}: gti({name},TIME) reads a file outside the archive and "
+                                         f"the products folder")
+        return self
 
     @model_validator(mode="after")
     def _derived(self) -> "ProcessingConfig":
@@ -310,8 +355,8 @@ class ProcessingConfig(BaseModel):
 
     def timeout_s(self) -> float:
         value = parse_quantity(self.timeout, "s", "timeout")
-        if not math.isfinite(value) or value <= 0:  # NaN passes a plain `<= 0` test
-            raise ConfigError(f"timeout: {self.timeout!r} must be a positive, finite time")
+        if not math.isfinite(value) or value < 1:  # NaN passes a plain `< 1` test
+            raise ConfigError(f"timeout: {self.timeout!r} must be a finite time of at least 1 s (SAS calls take longer)")
         return value
 
     def retry_delay_s(self) -> float:
@@ -333,6 +378,22 @@ def _explain(section: str, exc: ValidationError) -> str:
     )
 
 
+def _yaml_load(text: str) -> Any:
+    """YAML with dates kept as the strings they are written as: ``analysis_date: 2020-01-01``
+    works unquoted, and ``2025-13-45`` reaches the field's own check (which names it) instead
+    of failing the whole file as "not valid YAML"."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> ProcessingConfig:
     """Read a YAML or JSON config file, apply command-line overrides, validate.
 
@@ -346,16 +407,16 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ProcessingC
     if path is not None:
         p = Path(path)
         try:
-            text = p.read_text()
+            text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"config file {p}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {p}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
         try:
             if p.suffix.lower() == ".json":
                 data = json.loads(text)
             else:
-                import yaml
-
-                data = yaml.safe_load(text) or {}
+                data = _yaml_load(text) or {}
         except Exception as exc:
             raise ConfigError(f"config file {p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'} ({exc})") from None
         if not isinstance(data, dict):

@@ -22,6 +22,7 @@ Examples:
 from __future__ import annotations
 
 __all__ = [
+    "gti_files",
     "PN_DEFAULT",
     "MOS_DEFAULT",
     "validate_expression",
@@ -157,6 +158,11 @@ def validate_expression(expr: str) -> str:
             raise FilterExpressionError(expr, f"gti() file name {name!r} is not a plain path", m.start(1))
     _check_grammar(expr)
     return expr
+
+
+def gti_files(expr: str) -> list[str]:
+    """The file names of every ``gti(file,TIME)`` in ``expr`` (files evselect will open)."""
+    return [m.group(1).strip() for m in _GTI.finditer(expr)]
 
 
 def _check_grammar(expr: str) -> None:

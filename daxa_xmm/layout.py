@@ -102,11 +102,15 @@ class ArchiveLayout:
         folder = self.odf_dir(obsid)
         if not folder.is_dir():
             raise LayoutError(f"ObsID {obsid}: no ODF folder at {folder}")
-        return sorted(
+        files = sorted(
             p
             for p in folder.iterdir()
             if p.is_file() and f"_{obsid}_" in p.name and p.name.endswith(ODF_SUFFIXES)
         )
+        for p in files:  # a constituent linked from outside is refused as a linked ObsID folder is
+            if p.is_symlink():
+                _inside(self.raw_root, p)
+        return files
 
     def odf_sum_asc(self, obsid: str) -> Path:
         """The ODF's own summary ``{rev}_{obsid}_SCX00000SUM.ASC`` (in the unpacked copy

@@ -23,7 +23,7 @@ Linux only (``/proc``); elsewhere both functions are no-ops.
 
 from __future__ import annotations
 
-__all__ = ["OWNER_ENV", "owner_token", "owned_processes", "reap_orphans", "ensure_watchdog", "main"]
+__all__ = ["CALL_ENV", "OWNER_ENV", "kill_call_processes", "owner_token", "owned_processes", "reap_orphans", "ensure_watchdog", "main"]
 
 import logging
 import os
@@ -37,6 +37,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+#: Marks every process of one SAS call (a fresh value per call): what left the call's
+#: process group is still found by it (:func:`kill_call_processes`).
+CALL_ENV = "DAXA_XMM_CALL"
 #: The environment variable that marks a process as started by a daxa-xmm run.
 OWNER_ENV = "DAXA_XMM_OWNER"
 _PREFIX = (OWNER_ENV + "=").encode()
@@ -73,8 +76,9 @@ def _owner_alive(token: str) -> bool:
     return pid.isdigit() and _start_time(int(pid)) == start
 
 
-def _token_of(pid: int) -> str | None:
-    """The DAXA_XMM_OWNER value in a live process's environment, or None."""
+def _token_of(pid: int, prefix: bytes = _PREFIX) -> str | None:
+    """The DAXA_XMM_OWNER value (or another ``NAME=`` ``prefix``) in a live process's
+    environment, or None."""
     fields = _stat_fields(pid)
     if fields is None or not fields or fields[0] in ("Z", "X", "x"):
         return None
@@ -83,9 +87,37 @@ def _token_of(pid: int) -> str | None:
     except OSError:  # gone, or not ours to read
         return None
     for item in data.split(b"\0"):
-        if item.startswith(_PREFIX):
-            return item[len(_PREFIX):].decode(errors="replace")
+        if item.startswith(prefix):
+            return item[len(prefix):].decode(errors="replace")
     return None
+
+
+def kill_call_processes(token: str, grace_s: float = 3.0) -> list[int]:
+    """SIGTERM, then SIGKILL, every live process of one SAS call (``DAXA_XMM_CALL=token``).
+
+    The runner kills a call's process group; a grandchild that left the group (``setsid``)
+    escapes that, but not this: it still carries the call's marker in its environment.
+
+    Returns:
+        The pids signalled.
+    """
+    if not _PROC.is_dir():  # pragma: no cover - non-Linux
+        return []
+    prefix = f"{CALL_ENV}=".encode()
+
+    def live() -> list[int]:
+        with os.scandir(_PROC) as entries:
+            return [int(e.name) for e in entries if e.name.isdigit() and _token_of(int(e.name), prefix) == token]
+
+    pids = live()
+    if pids:
+        _kill(pids, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and live():
+            time.sleep(0.05)
+        _kill(live(), signal.SIGKILL)
+        log.warning("killed %d process(es) that left the process group of their SAS call: %s", len(pids), pids)
+    return pids
 
 
 def owned_processes(token: str | None = None) -> dict[int, str]:

@@ -7,7 +7,7 @@ state, so a report after a resumed or partly failed run tells the whole truth. W
 
 from __future__ import annotations
 
-__all__ = ["ObservationSummary", "ArchiveReport", "build_report", "write_report", "observation_rows"]
+__all__ = ["ObservationSummary", "ArchiveReport", "build_report", "write_report", "observation_rows", "status_from_rows"]
 
 import html
 from datetime import datetime, timezone
@@ -64,21 +64,52 @@ def observation_rows(layout: ArchiveLayout, obsid: str) -> list[dict[str, Any]]:
     return rows
 
 
+def status_from_rows(rows: list[dict[str, Any]]) -> str:
+    """An observation's status as its manifest records it (for observations this run did
+    not process): ok, partial, failed, interrupted or running."""
+    statuses = {r["status"] for r in rows}
+    if not statuses or statuses <= {"ok", "skipped"}:
+        return "ok"
+    for state in ("running", "interrupted"):
+        if state in statuses:
+            return state
+    return "partial" if "ok" in statuses else "failed"
+
+
 def build_report(
     layout: ArchiveLayout, outcomes: list[dict[str, Any]], sas_version: str, pictures: dict[str, list[str]] | None = None
 ) -> ArchiveReport:
-    """Combine the flow's per-observation outcomes with their manifests."""
+    """Every observation with a manifest under the output folder, whichever run wrote it.
+
+    This run's outcomes say what happened now; an observation this run left alone (a run on
+    a subset of ObsIDs) or found busy (another run holds it) is reported as its manifest
+    records it, so two runs at once, or a run on part of the archive, never drop an
+    observation or call a finished one failed.
+    """
     pictures = pictures or {}
+    by_obsid = {o["obsid"]: o for o in outcomes}
+    if layout.out_root.is_dir():
+        for folder in sorted(layout.out_root.iterdir()):
+            if folder.name not in by_obsid and (folder / "manifest.json").is_file():
+                by_obsid[folder.name] = {"obsid": folder.name, "from_manifest": "not processed by this run"}
     observations = []
-    for outcome in outcomes:
-        obsid = outcome["obsid"]
-        rows = observation_rows(layout, obsid) if layout.manifest(obsid).exists() else []
+    for obsid, outcome in sorted(by_obsid.items()):
+        try:
+            rows = observation_rows(layout, obsid) if layout.manifest(obsid).exists() else []
+        except Exception:  # noqa: BLE001 - a manifest this version cannot read: report without rows
+            rows = []
+        status, message = outcome.get("status", ""), outcome.get("message", "")
+        if outcome.get("busy"):
+            outcome = {**outcome, "from_manifest": message}
+        if "from_manifest" in outcome:
+            status = status_from_rows(rows) if rows else "running"
+            message = f"{outcome['from_manifest']}; as its manifest records it"
         products = sorted({p for r in rows for p in r["products"]})
         observations.append(
             ObservationSummary(
                 obsid=obsid,
-                status=outcome["status"],
-                message=outcome.get("message", ""),
+                status=status,
+                message=message,
                 rows=rows,
                 pictures=pictures.get(obsid, []),
                 products=products,

@@ -31,6 +31,7 @@ import fcntl
 import logging
 import os
 import random
+import secrets
 import shutil
 import signal
 import subprocess
@@ -44,7 +45,7 @@ from daxa_xmm import interrupt
 from daxa_xmm.atomic import copy_into_place, move_into_place
 from daxa_xmm.calls import FailureKind, OutputSpec, SasCall, SasResult
 from daxa_xmm.errors import ConfigError, LayoutError, SasInputMissing, SasOutputMissing, SasTaskError, SasTimeout
-from daxa_xmm.orphans import OWNER_ENV, ensure_watchdog
+from daxa_xmm.orphans import CALL_ENV, OWNER_ENV, ensure_watchdog, kill_call_processes
 from daxa_xmm.product_checks import check_product
 from daxa_xmm.sas_stderr import SasRecord, has_error, parse_sas_stderr
 
@@ -152,7 +153,7 @@ def kill_process_group(
     return _wait_group_gone(pgid, settle_s, proc)
 
 
-def _wait(proc: subprocess.Popen[bytes], timeout_s: float | None, grace_s: float) -> str:
+def _wait(proc: subprocess.Popen[bytes], timeout_s: float | None, grace_s: float, call_token: str = "") -> str:
     """Wait for ``proc``; kill its group on timeout, on a stop request (Ctrl-C, SIGTERM: see
     :mod:`daxa_xmm.interrupt`), on interruption and if children linger.
 
@@ -187,6 +188,8 @@ def _wait(proc: subprocess.Popen[bytes], timeout_s: float | None, grace_s: float
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=_SETTLE_S)
         interrupt.unregister_group(pgid)
+        if call_token:  # a grandchild that left the group (setsid) still carries the call's marker
+            kill_call_processes(call_token, grace_s)
     return outcome
 
 
@@ -397,6 +400,7 @@ def run_sas(
     # Marks the task and its children as this process's: if this process is SIGKILLed, its
     # watchdog (or the next run's sweep) kills them (daxa_xmm.orphans).
     env[OWNER_ENV] = ensure_watchdog()
+    env[CALL_ENV] = call_token = secrets.token_hex(8)
     argv = list(call.argv)
     started = ended = time.time()
 
@@ -439,7 +443,7 @@ def run_sas(
                 ended = time.time()
                 log.error("%s: %s: %s", label, _START, exc)
                 return result("failed", None, (), f"{_START} {argv[0]!r}: {exc}", "start")
-            waited = _wait(proc, call.timeout_s, kill_grace_s)
+            waited = _wait(proc, call.timeout_s, kill_grace_s, call_token)
         ended = time.time()
     finally:
         gate.__exit__(None, None, None)

@@ -114,7 +114,7 @@ async def observation_task(obsid: str, config: ProcessingConfig, ctx: ObsContext
         with observation_lock(ctx.layout.obs_dir(obsid)):
             outcome = await _subflow_with_retries(obsid, config, ctx)
     except ObservationBusy as exc:
-        outcome = ObservationOutcome(obsid=obsid, status="failed", message=str(exc))
+        outcome = ObservationOutcome(obsid=obsid, status="failed", message=str(exc), busy=True)
     except Exception as exc:  # one bad observation never spoils the others
         outcome = ObservationOutcome(obsid=obsid, status="failed", message=f"{type(exc).__name__}: {exc}")
     return outcome.model_dump()

@@ -53,6 +53,7 @@ class ObservationOutcome(BaseModel):
     units: list[str] = []
     failed: list[str] = []
     duration_s: float = 0.0
+    busy: bool = False  # another run holds the observation: the report reads its manifest
 
 
 @lru_cache(maxsize=None)

@@ -37,9 +37,10 @@ def _cfg(tmp_path: Path, **kw: object) -> ProcessingConfig:
         ("soon", "timeout"),
         ("2 keV", "timeout"),
         ("7200", "no unit"),
-        ("-1 h", "positive"),
+        ("-1 h", "at least 1 s"),
         ("inf h", "finite"),
-        ("0 s", "positive"),
+        ("0 s", "at least 1 s"),
+        ("1e-9 s", "at least 1 s"),
         ("2 parsecs", "timeout"),
         ("nan s", "timeout"),
     ],
@@ -281,3 +282,60 @@ def test_at_least_one_nasty_expression_is_accepted_and_shown_harmless() -> None:
 def test_retry_delays_that_are_not_times(tmp_path: Path, value: str) -> None:
     with pytest.raises(ConfigError, match="retry_delay"):
         _cfg(tmp_path, retry_delay=value)
+
+
+# ------------------------------------------------------------------ issue 12.5 and 12.6
+@pytest.mark.parametrize(
+    ("kw", "words"),
+    [
+        ({"images": {"bands": [["-1 keV", "2 keV"]]}}, "images.bands[0][0]"),
+        ({"images": {"bands": [["0 keV", "2 keV"]]}}, "outside the EPIC energy range"),
+        ({"images": {"bands": [["0.5 keV", "1e9 keV"]]}}, "images.bands[0][1]"),
+        ({"images": {"bands": [["0.5 keV", "2 keV"], ["500 eV", "2000 eV"]]}}, "repeats images.bands[0]"),
+        ({"clean": {"lo_en": "-0.2 keV", "hi_en": "12 keV"}}, "clean.lo_en"),
+        ({"espfilt": {"filter_hi_en": "1e9 keV"}}, "espfilt.filter_hi_en"),
+        ({"obsids": []}, "selects nothing"),
+        ({"clean": {"pn_filt_expr": ["gti(/etc/passwd,TIME)"]}}, "outside the archive"),
+    ],
+)
+def test_settings_refused_at_once_naming_the_field(tmp_path: Path, kw: dict, words: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _cfg(tmp_path, **kw)
+    assert words in str(info.value)
+
+
+def test_duplicate_obsids_are_one(tmp_path: Path) -> None:
+    assert _cfg(tmp_path, obsids=["0201903501", "0201903501"]).obsids == ["0201903501"]
+
+
+def test_out_that_is_a_file_or_inside_the_archive_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "afile").write_text("x")
+    for out, words in ((tmp_path / "afile", "is a file"), (tmp_path / "archive", "inside it"),
+                       (tmp_path / "archive" / "products", "inside it")):
+        with pytest.raises(ConfigError, match=words):
+            _cfg(tmp_path, out=out)
+
+
+def test_yaml_dates_stay_strings_and_bad_files_are_named(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"archive: {tmp_path / 'archive'}\nanalysis_date: 2020-01-01\n")
+    assert load_config(cfg).analysis_date == "2020-01-01"  # unquoted: accepted
+    cfg.write_text(f"archive: {tmp_path / 'archive'}\nanalysis_date: 2025-13-45\n")
+    with pytest.raises(ConfigError, match="analysis_date") as info:
+        load_config(cfg)
+    assert "not valid YAML" not in str(info.value)
+    cfg.write_bytes(b"archive: /data\nnote: caf\xe9\n")  # Latin-1, not UTF-8
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(cfg)
+
+
+def test_a_constituent_linked_from_outside_the_archive_is_refused(tmp_path: Path) -> None:
+    from daxa_xmm.synth import ExposureSpec, ObsSpec, write_odf
+
+    odf = write_odf(tmp_path / "archive", "0100000001", ObsSpec(exposures=(ExposureSpec("M1", "S001"),)))
+    outside = tmp_path / "elsewhere.FIT"
+    outside.write_text("x")
+    (odf / "0828_0100000001_M1S00199XXX.FIT").symlink_to(outside)
+    with pytest.raises(LayoutError, match="leaves the archive root"):
+        ArchiveLayout(tmp_path / "archive", tmp_path / "out").odf_files("0100000001")

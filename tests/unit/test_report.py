@@ -64,3 +64,23 @@ def test_quicklook_pictures_from_products(tmp_path: Path) -> None:
     names = sorted(p.name for p in pics)
     assert names == ["0201903501_pn_0.50-2.00keVimg.png", "pnS003-lightcurve.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pics)
+
+
+def test_report_covers_every_manifest_under_out_whichever_run_wrote_it(tmp_path: Path) -> None:
+    # issue 12.4: a run on a subset of ObsIDs, or one that found an observation busy, must
+    # neither drop the others nor call a finished one failed
+    layout = _layout(tmp_path)
+    _record(layout, "epchain", "ok")  # OBSID finished by an earlier run
+    other = "0201903502"
+    busy = "0201903503"
+    report = build_report(layout, [
+        {"obsid": other, "status": "ok"},
+        {"obsid": busy, "status": "failed", "message": "another run (pid 42) is processing this observation", "busy": True},
+    ], "22.1.0")
+    got = {o.obsid: (o.status, o.message) for o in report.observations}
+    assert got[OBSID][0] == "ok" and "not processed by this run" in got[OBSID][1]
+    assert got[other] == ("ok", "")
+    assert got[busy][0] == "running" and "another run" in got[busy][1]
+    _record(layout, "espfilt", "failed")
+    again = {o.obsid: o.status for o in build_report(layout, [], "22.1.0").observations}
+    assert again == {OBSID: "partial"}

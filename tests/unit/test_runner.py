@@ -493,3 +493,21 @@ def test_a_corrupt_output_with_exit_0_fails_and_is_not_placed(tmp_path: Path) ->
     with pytest.raises(SasOutputMissing) as info:
         raise_for_result(res)
     assert not info.value.transient
+
+
+@pytest.mark.parametrize("hang", [True, False])
+def test_a_grandchild_that_left_the_group_is_killed_with_its_call(tmp_path: Path, hang: bool) -> None:
+    # issue 12.9: `setsid` takes a grandchild out of the call's process group; the call's
+    # marker in its environment still finds it, at the timeout or when the call ends
+    env = _fake(tmp_path, "epchain", f"""
+        import os, subprocess, sys, time
+        gc = subprocess.Popen(["setsid", "sleep", "60"])
+        open("gc.pid", "w").write(str(gc.pid))
+        if {hang!r}:
+            time.sleep(60)
+    """)
+    call = _call(tmp_path, "epchain", timeout_s=2.0 if hang else None)
+    res = run_sas(call, extra_env=env, kill_grace_s=0.5)
+    assert res.status == ("timeout" if hang else "ok"), res.message
+    grandchild = int((call.cwd / "gc.pid").read_text())
+    assert not _running(grandchild)
