@@ -23,6 +23,7 @@ from __future__ import annotations
 __all__ = [
     "ArchiveLayout",
     "check_obsid",
+    "select_obsids",
     "band_label",
     "ODF_SUFFIXES",
     "summary_name",
@@ -51,6 +52,24 @@ def check_obsid(obsid: str) -> str:
     if not isinstance(obsid, str) or not _OBSID.fullmatch(obsid):
         raise LayoutError(f"ObsID {obsid!r} is not 10 digits (e.g. '0201903501')")
     return obsid
+
+
+def select_obsids(layout: "ArchiveLayout", obsids: list[str] | None) -> list[str]:
+    """The ObsIDs a run processes: ``obsids`` (each checked to be in the archive), else all.
+
+    Raises:
+        LayoutError: the archive folder is missing or holds no ObsID folder, or an ObsID
+            asked for is not in it (naming them all).
+    """
+    present = layout.obsids()
+    if obsids is None:
+        if not present:
+            raise LayoutError(f"archive {layout.raw_root} holds no ObsID folders (10-digit names)")
+        return present
+    missing = [o for o in obsids if o not in present]
+    if missing:
+        raise LayoutError(f"ObsID(s) {', '.join(missing)} not found in archive {layout.raw_root}")
+    return [check_obsid(o) for o in obsids]
 
 
 def band_label(lo_ev: float, hi_ev: float) -> str:

@@ -23,6 +23,7 @@ __all__ = [
     "save_manifest",
     "record_result",
     "mark",
+    "mark_stale",
     "is_up_to_date",
     "ManifestStore",
 ]
@@ -47,7 +48,7 @@ from daxa_xmm.product_checks import looks_intact
 
 log = logging.getLogger(__name__)
 
-StepStatus = Literal["ok", "failed", "timeout", "interrupted", "skipped", "upstream_failed", "running"]
+StepStatus = Literal["ok", "stale", "failed", "timeout", "interrupted", "skipped", "upstream_failed", "running"]
 T = TypeVar("T")
 
 #: Bumped when a change would make older manifests mean something else.
@@ -243,6 +244,17 @@ def mark(
     ))
 
 
+def mark_stale(manifest: Manifest, call: SasCall, message: str) -> StepRecord | None:
+    """A call left out of a partial run (``--steps``) whose products were made from inputs
+    that have changed since: its record says ``stale`` (products kept, for the user to see)
+    instead of ``ok``. Returns None when it has no such record (it never made anything).
+    """
+    rec = manifest.get(call.unit, call.step)
+    if rec is None or rec.status not in ("ok", "stale"):
+        return None
+    return manifest.put(rec.model_copy(update={"status": "stale", "message": message}))
+
+
 def is_up_to_date(manifest: Manifest, call: SasCall, sas_version: str) -> bool:
     """True when ``call`` need not run again.
 
@@ -354,6 +366,10 @@ class ManifestStore:
     def mark(self, call: SasCall, status: StepStatus, message: str = "", *, sas_version: str = "") -> StepRecord:
         """:func:`mark`, saved."""
         return self.update(lambda m: mark(m, call, status, message, sas_version=sas_version))
+
+    def mark_stale(self, call: SasCall, message: str) -> StepRecord | None:
+        """:func:`mark_stale`, saved."""
+        return self.update(lambda m: mark_stale(m, call, message))
 
     def is_up_to_date(self, call: SasCall, sas_version: str) -> bool:
         """:func:`is_up_to_date` against the manifest as saved now."""

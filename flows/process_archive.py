@@ -9,14 +9,17 @@ report (report.json, report.html, quick-look PNGs) and Prefect artifacts.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # the command line: bad input is reported before Prefect is imported
+    from flows.cli import main as _main
+
+    raise SystemExit(_main())
+
 __all__ = ["process_archive", "run_archive", "main", "plan_archive"]
 
-import argparse
 import asyncio
 import logging
 import os
 import shlex
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,14 +27,15 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from daxa_xmm.config import STEPS, ProcessingConfig, load_config
-from daxa_xmm.errors import DaxaXmmError, LayoutError, SasNotFoundError
-from daxa_xmm.layout import ArchiveLayout, check_obsid
+from daxa_xmm import interrupt
+from daxa_xmm.config import ProcessingConfig
+from daxa_xmm.errors import DaxaXmmError
+from daxa_xmm.layout import ArchiveLayout, select_obsids
 from daxa_xmm.locks import ObservationBusy, observation_lock
 from daxa_xmm.quicklook import observation_pictures
 from daxa_xmm.report import build_report, markdown_summary, write_report
-from daxa_xmm import interrupt
 from daxa_xmm.sasenv import detect_sas
+from flows.cli import needs_heasoft
 from flows.process_observation import (
     ORCHESTRATION_ATTEMPTS,
     ORCHESTRATION_DELAY_S,
@@ -48,15 +52,7 @@ _FORWARD_ENV = ("PATH", "SAS_DIR", "SAS_PATH", "SAS_CCFPATH", "LD_LIBRARY_PATH",
 
 
 def _obsids(config: ProcessingConfig, layout: ArchiveLayout) -> list[str]:
-    present = layout.obsids()
-    if config.obsids is None:
-        if not present:
-            raise LayoutError(f"archive {layout.raw_root} holds no ObsID folders (10-digit names)")
-        return present
-    missing = [o for o in config.obsids if o not in present]
-    if missing:
-        raise LayoutError(f"ObsID(s) {', '.join(missing)} not found in archive {layout.raw_root}")
-    return [check_obsid(o) for o in config.obsids]
+    return select_obsids(layout, config.obsids)
 
 
 def slots_root() -> Path:
@@ -144,11 +140,6 @@ def _publish(layout: ArchiveLayout, outcomes: list[dict[str, Any]], sas_version:
     return page
 
 
-def needs_heasoft(config: ProcessingConfig) -> bool:
-    """Whether the run calls emchain, which needs HEASoft besides SAS."""
-    return any(inst in ("M1", "M2") for inst in config.instruments)
-
-
 @flow(name="process-archive", log_prints=False)
 def process_archive(config: ProcessingConfig) -> dict[str, Any]:
     """Process every selected observation of an archive of ODFs.
@@ -230,120 +221,6 @@ def plan_archive(config: ProcessingConfig, sas_version: str) -> str:
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- command line
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m flows.process_archive",
-        description="Process an archive of XMM-Newton ODFs with SAS, observation by observation.",
-    )
-    p.add_argument("archive", nargs="?", type=Path, help="folder with one ODF folder per ObsID")
-    p.add_argument("--out", type=Path, help="products folder (default: <archive>/../processed)")
-    p.add_argument("--obsids", nargs="+", metavar="OBSID", help="only these ObsIDs")
-    p.add_argument("--instruments", nargs="+", choices=["PN", "M1", "M2", "R1", "R2"], help="instruments to process")
-    p.add_argument("--steps", nargs="+", choices=STEPS, help="run only these steps")
-    p.add_argument("--force", nargs="+", choices=STEPS, default=None, help="re-run these steps even if up to date")
-    p.add_argument("--config", type=Path, help="YAML or JSON file of settings (see ProcessingConfig)")
-    p.add_argument("--num-cores", type=int, help="max SAS processes at once (default: 90%% of cores)")
-    p.add_argument("--obs-concurrency", type=int, help="observations at once (default: 2 x num-cores)")
-    p.add_argument("--timeout", help="time limit of one SAS call per unit, e.g. '2 h'")
-    p.add_argument("--retries", type=int, help="retries of transient failures (default 2)")
-    p.add_argument("--dry-run", action="store_true", help="print every SAS call it would make; run none")
-    p.add_argument("--demo", action="store_true", help="make a small example archive and process it with the SAS stand-in")
-    p.add_argument("--task-runner", choices=["threads", "dask"], help="where observations run")
-    p.add_argument("--dask-address", help="scheduler of an existing Dask cluster, e.g. tcp://host:8786")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return p
-
-
-def _quiet_prefect() -> None:
-    """Local runs: no telemetry, no chatter; the report is what the user reads."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-
-
-def _setup_demo(args: argparse.Namespace) -> Path:
-    """Generate the example archive and put the SAS stand-in on PATH; return the archive."""
-    from daxa_xmm.standin.install import install_standin
-    from daxa_xmm.synth import write_archive
-
-    base = Path(args.archive or "daxa-demo").absolute()
-    archive = base / "archive"
-    if not archive.is_dir() or not any(archive.iterdir()):
-        write_archive(archive, mix="demo")
-    env = install_standin(base / "sas-standin")
-    os.environ.update(env)
-    if args.out is None:
-        args.out = base / "processed"
-    return archive
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    _quiet_prefect()
-    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.server"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    try:
-        if args.demo:
-            archive = _setup_demo(args)
-        elif args.archive is None:
-            print("error: give the ARCHIVE folder, or --demo", file=sys.stderr)
-            return 2
-        else:
-            archive = args.archive
-        config = load_config(
-            args.config,
-            archive=archive,
-            out=args.out,
-            obsids=args.obsids,
-            instruments=args.instruments,
-            steps=args.steps,
-            force=args.force,
-            num_cores=args.num_cores,
-            obs_concurrency=args.obs_concurrency,
-            timeout=args.timeout,
-            retries=args.retries,
-            task_runner=args.task_runner,
-            dask_address=args.dask_address,
-            disable_progress=True if args.no_progress else None,
-        )
-        if args.dry_run:
-            try:
-                version = detect_sas().version.raw
-            except SasNotFoundError:
-                version = "22.1.0"
-                print("# SAS not found: planning for SAS 22.1.0", file=sys.stderr)
-            print(plan_archive(config, version))
-            return 0
-        detect_sas(heasoft=needs_heasoft(config))  # fail now, with the set-up instructions, before any flow starts
-    except DaxaXmmError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-    if not config.disable_progress and sys.stderr.isatty():
-        progress.start()
-    interrupt.enable()  # Ctrl-C and SIGTERM stop the run cleanly (daxa_xmm.interrupt)
-    try:
-        result = run_archive(config)
-    except DaxaXmmError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        progress.stop()
-    counts = ", ".join(f"{v} {k}" for k, v in sorted(result["counts"].items()))
-    print(f"Processed {len(result['observations'])} observation(s): {counts}")
-    for o in result["observations"]:
-        if o["status"] != "ok":
-            print(f"  {o['obsid']}: {o['status']} {o.get('message', '')}")
-    print(f"Products: {config.out_root}")
-    print(f"Report:   {result['report']}")
-    stopped = interrupt.exit_code()
-    if stopped is not None:
-        print("Stopped before the end: run the same command again to resume where it stopped.")
-        return stopped
-    return 0 if all(o["status"] == "ok" for o in result["observations"]) else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+# The command line lives in flows/cli.py, which imports Prefect only once the settings,
+# the archive and SAS have been checked; ``main`` is re-exported for ``python -m``.
+from flows.cli import main  # noqa: E402

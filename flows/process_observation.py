@@ -39,7 +39,7 @@ from daxa_xmm.selection import select_units
 from daxa_xmm.steps.merge import place_single
 from daxa_xmm.summary import read_observation_record, read_odf_summary
 from flows.progress import progress
-from tasks.sas_step import LeftoversGone, ObsContext, StepSkipped, pipeline_step, sas_task, with_upstream
+from tasks.sas_step import STALE_MESSAGE, LeftoversGone, ObsContext, StepSkipped, pipeline_step, sas_task, with_upstream
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,9 @@ class _Chain:
         status = ("skipped" if isinstance(cause, StepSkipped)
                   else "interrupted" if isinstance(cause, interrupt.Interrupted) else "upstream_failed")
         for call in calls:
+            # a partial run (--steps) leaves what it did not select: older products are stale
+            if status == "skipped" and store.mark_stale(call, STALE_MESSAGE) is not None:
+                continue
             store.mark(call, status, f"not run: {_short(cause)}", sas_version=self.ctx.sas_version)
 
 
@@ -164,6 +167,8 @@ async def _epic_unit(unit: Unit, ctx: ObsContext, cfg: ProcessingConfig, base: l
         return chain.tokens
     except Exception as exc:
         chain.fail_rest([c for g in groups[done + 1 :] for c in g], exc)
+        if _left_stale(exc):
+            return chain.tokens
         log.warning("%s: chain stopped: %s", unit.label, _short(exc))
         return None
 
@@ -175,6 +180,8 @@ async def _rgs_unit(unit: Unit, ctx: ObsContext, cfg: ProcessingConfig, base: li
         await chain.run(rgs_unit_calls(ctx.layout, unit, cfg, summary))
         return chain.tokens
     except Exception as exc:
+        if _left_stale(exc):
+            return chain.tokens
         log.warning("%s: rgsproc stopped: %s", unit.label, _short(exc))
         return None
 
@@ -199,8 +206,16 @@ async def _instrument(inst: str, units: list[Unit], ctx: ObsContext, cfg: Proces
             raise bad[0]
         return True
     except Exception as exc:
+        if _left_stale(exc):
+            return True
         log.warning("%s %s: merge/images stopped: %s", ctx.obsid, inst, _short(exc))
         return False
+
+
+def _left_stale(exc: BaseException) -> bool:
+    """A partial run (``--steps``) stopped at a step it was not asked to run, whose older
+    products it marked stale: what was asked is done, nothing failed."""
+    return isinstance(exc, StepSkipped) and exc.stale
 
 
 def _folder_start(calls: Sequence[SasCall], i: int) -> int:

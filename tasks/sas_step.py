@@ -9,7 +9,7 @@ SAS error declines (retrying ``noCounts`` would only repeat it).
 
 from __future__ import annotations
 
-__all__ = ["ObsContext", "LeftoversGone", "StepSkipped", "sas_task", "run_call_blocking", "retry_if_transient", "with_upstream"]
+__all__ = ["ObsContext", "LeftoversGone", "STALE_MESSAGE", "StepSkipped", "sas_task", "run_call_blocking", "retry_if_transient", "with_upstream"]
 
 import dataclasses
 import hashlib
@@ -56,7 +56,19 @@ def pipeline_step(call_step: str) -> str:
 
 
 class StepSkipped(DaxaXmmError, RuntimeError):
-    """A step was not selected (``--steps``) and has no up-to-date products to reuse."""
+    """A step was not selected (``--steps``) and has no up-to-date products to reuse.
+
+    ``stale``: it has products, made from inputs that changed since (marked ``stale``); a
+    partial run that leaves them so did what it was asked and is not a failure.
+    """
+
+    def __init__(self, message: str, stale: bool = False) -> None:
+        super().__init__(message)
+        self.stale = stale
+
+
+#: Why a product of a partial run is stale, for the manifest and the report.
+STALE_MESSAGE = "stale: made from inputs that changed since; run this step (or the whole pipeline) to remake it"
 
 
 class LeftoversGone(DaxaXmmError, RuntimeError):
@@ -197,6 +209,8 @@ def run_call_blocking(call: SasCall, ctx: ObsContext, attempt: int = 1) -> dict[
         rec = store.get(call.unit, call.step)
         return {"token": _token(store, call), "skipped": True, "products": [str(p) for p in rec.products]}
     if not selected and not forced:
+        if store.mark_stale(call, STALE_MESSAGE) is not None:
+            raise StepSkipped(f"{call.step} [{call.unit}]: step not selected; its products are stale", stale=True)
         raise StepSkipped(f"{call.step} [{call.unit}]: step not selected and no up-to-date products to reuse")
     gone = missing_leftovers(store.snapshot(), call)
     if gone:

@@ -23,7 +23,6 @@ __all__ = ["EMANOM_CHIPS", "emanom", "emanom_output", "espfilt", "espfilt_output
 
 import datetime as dt
 import hashlib
-import re
 from pathlib import Path
 
 from daxa_xmm.standin.common import TASK_VERSIONS, SasExit, TaskContext, atomic_path, info, is_yes, sas_major

@@ -161,3 +161,24 @@ def test_a_finished_chain_whose_scratch_was_cleaned_makes_no_call(tmp_path: Path
     standin.reset_log()
     assert run_archive(config(tmp_path, instruments=["PN"]))["observations"][0]["status"] == "ok"
     assert standin.calls() == []
+
+
+def test_a_partial_run_does_what_was_asked_and_marks_later_products_stale(tmp_path: Path, standin) -> None:
+    # issue 12.8: `--steps espfilt cleaned_evt_lists` after a parameter change exits ok;
+    # the merged lists and images, made from the superseded lists, say stale, not ok
+    (obsid,) = write_archive(tmp_path / "archive", 1, mix="standard")
+    out = tmp_path / "processed"
+    assert run_archive(config(tmp_path, instruments=["M1"]))["observations"][0]["status"] == "ok"
+    part = run_archive(config(tmp_path, instruments=["M1"], steps=["espfilt", "cleaned_evt_lists"],
+                              espfilt={"allowed_sigma": 4.0}))
+    assert part["observations"][0]["status"] == "ok", part
+    recs = manifest_records(out, obsid)
+    assert recs[f"{obsid}M1S001/espfilt"]["status"] == "ok"
+    assert recs[f"{obsid}M1S001/cleaned_evt_lists"]["status"] == "ok"
+    stale = {k for k, r in recs.items() if r["status"] == "stale"}
+    assert stale == {f"{obsid}M1-0.50-2.00keV/image", f"{obsid}M1-0.50-2.00keV/expmap"}, stale
+    assert all(Path(p).is_file() for k in stale for p in recs[k]["products"])  # kept for the user to see
+    standin.reset_log()
+    assert run_archive(config(tmp_path, instruments=["M1"], espfilt={"allowed_sigma": 4.0}))["observations"][0]["status"] == "ok"
+    assert set(call_keys(standin.calls(), out)) == stale  # the full run remakes exactly those
+    assert all(r["status"] == "ok" for r in manifest_records(out, obsid).values())

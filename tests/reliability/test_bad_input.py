@@ -10,7 +10,8 @@ flow-level "no effect on the others" is in test_bad_observations.py.
 from __future__ import annotations
 
 import os
-import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -339,3 +340,44 @@ def test_a_constituent_linked_from_outside_the_archive_is_refused(tmp_path: Path
     (odf / "0828_0100000001_M1S00199XXX.FIT").symlink_to(outside)
     with pytest.raises(LayoutError, match="leaves the archive root"):
         ArchiveLayout(tmp_path / "archive", tmp_path / "out").odf_files("0100000001")
+
+
+def _cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m flows.process_archive ARGS``, reporting whether Prefect was imported."""
+    code = ("import runpy, sys\n"
+            f"sys.argv = ['process_archive', *{args!r}]\n"
+            "try:\n    runpy.run_module('flows.process_archive', run_name='__main__')\n"
+            "finally:\n    print('PREFECT IMPORTED' if 'prefect' in sys.modules else 'no prefect', file=sys.stderr)\n")
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), **env})
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["/nonexistent/archive"], "does not exist"),
+        (["ARCHIVE", "--obsids", "0999999999"], "not found in archive"),
+        (["ARCHIVE", "--config", "bad.yaml"], "not valid YAML"),
+        (["ARCHIVE", "--out", "ARCHIVE/sub"], "inside it"),
+    ],
+)
+def test_errors_before_start_up_are_reported_before_prefect_without_traceback(
+        tmp_path: Path, args: list[str], words: str) -> None:
+    # issue 12.7: reported at once (Prefect is never imported), one clear line, exit 2
+    (tmp_path / "archive" / "0100000001").mkdir(parents=True)
+    (tmp_path / "bad.yaml").write_text("archive: [\n")
+    args = [a.replace("ARCHIVE", str(tmp_path / "archive")) for a in args]
+    proc = _cli(args, tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert words in proc.stderr and "Traceback" not in proc.stderr
+    assert "no prefect" in proc.stderr
+
+
+def test_an_unreachable_prefect_api_is_one_clear_line(tmp_path: Path, standin) -> None:
+    from daxa_xmm.synth import write_archive
+
+    write_archive(tmp_path / "archive", 1, mix="standard")
+    proc = _cli([str(tmp_path / "archive"), "--instruments", "PN", "--no-progress"], tmp_path,
+                PREFECT_API_URL="http://127.0.0.1:9/api")
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "PREFECT_API_URL" in proc.stderr

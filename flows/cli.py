@@ -1,0 +1,176 @@
+"""The command ``python -m flows.process_archive`` (also ``flows.cli``).
+
+Everything a user can get wrong (the settings, the archive, the ObsIDs, SAS's set-up) is
+checked here before Prefect is imported, so a mistake is reported in about a second, with
+no traceback; the flow runs only once they pass.
+
+Exit codes: 0 every observation ok; 1 some failed; 2 bad input or SAS not set up; 3 Prefect
+could not start; 130/143 stopped by Ctrl-C/SIGTERM (re-run to resume).
+"""
+
+from __future__ import annotations
+
+__all__ = ["main"]
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from daxa_xmm import interrupt
+from daxa_xmm.config import STEPS, ProcessingConfig, load_config
+from daxa_xmm.errors import DaxaXmmError, SasNotFoundError
+from daxa_xmm.layout import ArchiveLayout, select_obsids
+from daxa_xmm.sasenv import detect_sas
+from flows.progress import progress
+
+
+def needs_heasoft(config: ProcessingConfig) -> bool:
+    """Whether the run calls emchain, which needs HEASoft besides SAS."""
+    return any(inst in ("M1", "M2") for inst in config.instruments)
+
+
+def _prefect_startup_failure(exc: BaseException) -> bool:
+    """An exception that says Prefect's API could not be reached or started."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(w in text for w in ("ephemeral", "failed to reach api", "connecterror", "server did not start",
+                                   "timed out while attempting to connect"))
+
+
+def _prefect_hint() -> str:
+    url = os.environ.get("PREFECT_API_URL")
+    if url:
+        return (f"the Prefect API at {url} (PREFECT_API_URL) does not answer: start that server "
+                "(`prefect server start`), or unset PREFECT_API_URL to run on a temporary local one")
+    return ("Prefect's temporary local server did not start: try again, or start one with "
+            "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m flows.process_archive",
+        description="Process an archive of XMM-Newton ODFs with SAS, observation by observation.",
+    )
+    p.add_argument("archive", nargs="?", type=Path, help="folder with one ODF folder per ObsID")
+    p.add_argument("--out", type=Path, help="products folder (default: <archive>/../processed)")
+    p.add_argument("--obsids", nargs="+", metavar="OBSID", help="only these ObsIDs")
+    p.add_argument("--instruments", nargs="+", choices=["PN", "M1", "M2", "R1", "R2"], help="instruments to process")
+    p.add_argument("--steps", nargs="+", choices=STEPS, help="run only these steps")
+    p.add_argument("--force", nargs="+", choices=STEPS, default=None, help="re-run these steps even if up to date")
+    p.add_argument("--config", type=Path, help="YAML or JSON file of settings (see ProcessingConfig)")
+    p.add_argument("--num-cores", type=int, help="max SAS processes at once (default: 90%% of cores)")
+    p.add_argument("--obs-concurrency", type=int, help="observations at once (default: 2 x num-cores)")
+    p.add_argument("--timeout", help="time limit of one SAS call per unit, e.g. '2 h'")
+    p.add_argument("--retries", type=int, help="retries of transient failures (default 2)")
+    p.add_argument("--dry-run", action="store_true", help="print every SAS call it would make; run none")
+    p.add_argument("--demo", action="store_true", help="make a small example archive and process it with the SAS stand-in")
+    p.add_argument("--task-runner", choices=["threads", "dask"], help="where observations run")
+    p.add_argument("--dask-address", help="scheduler of an existing Dask cluster, e.g. tcp://host:8786")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def _quiet_prefect() -> None:
+    """Local runs: no telemetry, no chatter; the report is what the user reads."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+def _setup_demo(args: argparse.Namespace) -> Path:
+    """Generate the example archive and put the SAS stand-in on PATH; return the archive."""
+    from daxa_xmm.standin.install import install_standin
+    from daxa_xmm.synth import write_archive
+
+    base = Path(args.archive or "daxa-demo").absolute()
+    archive = base / "archive"
+    if not archive.is_dir() or not any(archive.iterdir()):
+        write_archive(archive, mix="demo")
+    env = install_standin(base / "sas-standin")
+    os.environ.update(env)
+    if args.out is None:
+        args.out = base / "processed"
+    return archive
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _quiet_prefect()
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.server"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        if args.demo:
+            archive = _setup_demo(args)
+        elif args.archive is None:
+            print("error: give the ARCHIVE folder, or --demo", file=sys.stderr)
+            return 2
+        else:
+            archive = args.archive
+        config = load_config(
+            args.config,
+            archive=archive,
+            out=args.out,
+            obsids=args.obsids,
+            instruments=args.instruments,
+            steps=args.steps,
+            force=args.force,
+            num_cores=args.num_cores,
+            obs_concurrency=args.obs_concurrency,
+            timeout=args.timeout,
+            retries=args.retries,
+            task_runner=args.task_runner,
+            dask_address=args.dask_address,
+            disable_progress=True if args.no_progress else None,
+        )
+        if args.dry_run:
+            from flows.process_archive import plan_archive
+
+            try:
+                version = detect_sas().version.raw
+            except SasNotFoundError:
+                version = "22.1.0"
+                print("# SAS not found: planning for SAS 22.1.0", file=sys.stderr)
+            print(plan_archive(config, version))
+            return 0
+        # fail now, before Prefect starts: a missing archive or ObsID, then SAS's set-up
+        select_obsids(ArchiveLayout(config.archive, config.out_root), config.obsids)
+        detect_sas(heasoft=needs_heasoft(config))
+    except DaxaXmmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    if not config.disable_progress and sys.stderr.isatty():
+        progress.start()
+    interrupt.enable()  # Ctrl-C and SIGTERM stop the run cleanly (daxa_xmm.interrupt)
+    try:
+        from flows.process_archive import run_archive
+
+        result = run_archive(config)
+    except DaxaXmmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if not _prefect_startup_failure(exc):
+            raise
+        print(f"error: {_prefect_hint()} ({type(exc).__name__}: {str(exc).splitlines()[0]})", file=sys.stderr)
+        return 3
+    finally:
+        progress.stop()
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(result["counts"].items()))
+    print(f"Processed {len(result['observations'])} observation(s): {counts}")
+    for o in result["observations"]:
+        if o["status"] != "ok":
+            print(f"  {o['obsid']}: {o['status']} {o.get('message', '')}")
+    print(f"Products: {config.out_root}")
+    print(f"Report:   {result['report']}")
+    stopped = interrupt.exit_code()
+    if stopped is not None:
+        print("Stopped before the end: run the same command again to resume where it stopped.")
+        return stopped
+    return 0 if all(o["status"] == "ok" for o in result["observations"]) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
