@@ -133,7 +133,9 @@ def parse_energy(value: Any, field: str) -> float:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # field titles as the field names, like the form's top-level parameters (Prefect titles
+    # those by name): not pydantic's "Filter Lo En"
+    model_config = ConfigDict(extra="forbid", frozen=True, field_title_generator=lambda name, _info: name)
 
 
 class EspfiltSettings(_Section):
@@ -338,15 +340,25 @@ class ProcessingConfig(BaseModel):
                                          f"the products folder")
         return self
 
-    @model_validator(mode="after")
-    def _derived(self) -> "ProcessingConfig":
-        # Parse now so a bad value fails before anything runs, with the field named.
-        self.timeout_s()
-        self.retry_delay_s()
-        self.espfilt.to_step()
-        self.clean.to_step()
-        self.images.bands_ev()
-        return self
+    # Each check below is a field validator, so that pydantic reports every bad field of a
+    # form at once (a model validator runs only once all fields passed).
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: str) -> str:
+        _time_s(v, "timeout", minimum=1.0)
+        return v
+
+    @field_validator("retry_delay")
+    @classmethod
+    def _retry_delay(cls, v: str) -> str:
+        _time_s(v, "retry_delay", minimum=0.0)
+        return v
+
+    @field_validator("espfilt", "clean", "images")
+    @classmethod
+    def _section(cls, v: Any) -> Any:
+        v.to_step() if not isinstance(v, ImageSettings) else v.bands_ev()
+        return v
 
     # --- derived values ------------------------------------------------------------------
     @property
@@ -354,22 +366,29 @@ class ProcessingConfig(BaseModel):
         return self.out if self.out is not None else self.archive.absolute().parent / "processed"
 
     def timeout_s(self) -> float:
-        value = parse_quantity(self.timeout, "s", "timeout")
-        if not math.isfinite(value) or value < 1:  # NaN passes a plain `< 1` test
-            raise ConfigError(f"timeout: {self.timeout!r} must be a finite time of at least 1 s (SAS calls take longer)")
-        return value
+        return _time_s(self.timeout, "timeout", minimum=1.0)
 
     def retry_delay_s(self) -> float:
-        value = parse_quantity(self.retry_delay, "s", "retry_delay")
-        if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"retry_delay: {self.retry_delay!r} must be a finite time >= 0")
-        return value
+        return _time_s(self.retry_delay, "retry_delay", minimum=0.0)
 
     def step_selected(self, step: str) -> bool:
         return self.steps is None or step in self.steps
 
     def cifbuild(self) -> CifBuildConfig:
         return CifBuildConfig(analysis_date=self.analysis_date)
+
+
+def _time_s(value: Any, field: str, minimum: float) -> float:
+    """A duration in seconds, finite and >= ``minimum`` (NaN passes a plain ``<`` test).
+
+    Raises:
+        ConfigError: naming ``field``.
+    """
+    seconds = parse_quantity(value, "s", field)
+    if not math.isfinite(seconds) or seconds < minimum:
+        least = "at least 1 s (SAS calls take longer)" if minimum == 1.0 else f">= {minimum:g} s"
+        raise ConfigError(f"{field}: {value!r} must be a finite time of {least}")
+    return seconds
 
 
 def _explain(section: str, exc: ValidationError) -> str:

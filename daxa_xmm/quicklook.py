@@ -77,8 +77,23 @@ def lightcurve_png(events: Path, gti: Path, out: Path, title: str, bin_s: float 
     return _save(plt, fig, out)
 
 
+def display_norm(data: np.ndarray):  # type: ignore[no-untyped-def]
+    """(lightly smoothed image, asinh ImageNormalize over 0 to its 99.9th percentile)."""
+    from astropy.convolution import Gaussian2DKernel, convolve_fft
+    from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval
+
+    smooth = convolve_fft(np.nan_to_num(data), Gaussian2DKernel(1.0)) if data.size <= 2048 * 2048 else data
+    vmax = max(float(PercentileInterval(99.9).get_limits(smooth)[1]), 1e-3)
+    return smooth, ImageNormalize(vmin=0.0, vmax=vmax, stretch=AsinhStretch(a=0.05))
+
+
 def image_png(image: Path, out: Path, title: str) -> Path | None:
-    """A log-scaled view of a count image."""
+    """A count image as astronomers look at one: asinh stretch, colour bar in counts.
+
+    X-ray count images are sparse (most pixels 0 or 1): a linear or plain log stretch shows
+    a black square. The asinh stretch over the 0 to 99.9th-percentile range of a lightly
+    smoothed image shows the faint sources and the field of view.
+    """
     from astropy.io import fits
 
     try:
@@ -86,9 +101,15 @@ def image_png(image: Path, out: Path, title: str) -> Path | None:
     except Exception as exc:
         log.warning("image %s: %s", image, exc)
         return None
+    if data.ndim != 2 or not np.isfinite(data).any():
+        return None
+    smooth, norm = display_norm(data)
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(3.2, 3.2), dpi=80)
-    ax.imshow(np.log1p(data), origin="lower", cmap="magma")
+    fig, ax = plt.subplots(figsize=(3.6, 3.0), dpi=90)
+    shown = ax.imshow(smooth, origin="lower", cmap="magma", norm=norm)
+    bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03)
+    bar.set_label("counts per pixel (smoothed)", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
     ax.set_title(title, fontsize=8)
     ax.set_axis_off()
     return _save(plt, fig, out)

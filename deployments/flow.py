@@ -1,6 +1,7 @@
 """The flow both deployments run: ProcessingConfig's fields as parameters, checked at the door.
 
-``archive_flow`` is a thin wrapper around :func:`flows.process_archive.run_archive`:
+``archive_flow`` is a thin wrapper around :func:`flows.process_archive.process_archive_body`,
+run in this flow run itself (the observation subflows and the artifacts are this run's):
 
 - its parameters are the top-level fields of :class:`daxa_xmm.config.ProcessingConfig`
   (sections as the section models), so the Prefect UI shows one form entry per setting with
@@ -34,6 +35,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 from pydantic import Field, StringConstraints
 
+from daxa_xmm.errors import ConfigError
 from daxa_xmm.config import CleanSettings, EspfiltSettings, ImageSettings, ProcessingConfig, StepName
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.manifest import load_manifest
@@ -189,7 +191,11 @@ def archive_flow(
     # Validation first: nothing below runs for a bad form, not even `sasversion`.
     deployment = _deployment_parameters()
     deployment.pop("reprocess", None)  # the flow's own switch, not a setting
-    config = config_from_parameters(deployment, params)
+    try:
+        config = config_from_parameters(deployment, params)
+    except ConfigError as exc:  # every bad field, named, in one line; no traceback in the log
+        logger.error("%s", exc)
+        return Failed(message=str(exc))
 
     from prefect.artifacts import create_markdown_artifact
 
@@ -204,9 +210,10 @@ def archive_flow(
         create_markdown_artifact(key="reprocess-summary", markdown=_summary_markdown(summary),
                                  description="what scheduled reprocessing found")
 
-    from flows.process_archive import run_archive
+    from flows.process_archive import process_archive_body
 
-    result = run_archive(config)
+    # in this run, not in a nested flow run: its observations and artifacts are this run's
+    result = process_archive_body(config)
     if summary is not None:
         result["reprocess"] = summary
     bad = [o for o in result["observations"] if o["status"] != "ok"]

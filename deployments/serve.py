@@ -97,6 +97,12 @@ def build_deployments(parameters: dict[str, Any], cron: str, *, schedule_active:
         tags=[*tags, "scheduled"],
         concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
     )
+    # Switches that only confuse on a form: progress bars need a terminal (a server has
+    # none), and `reprocess` is what makes the scheduled deployment the scheduled one. The
+    # flow keeps them (with their defaults); the forms do not show them.
+    for dep, hidden in ((on_demand, ("reprocess", "disable_progress")), (scheduled, ("disable_progress",))):
+        for name in hidden:
+            dep._parameter_openapi_schema.properties.pop(name, None)
     return [on_demand, scheduled]
 
 

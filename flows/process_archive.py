@@ -14,7 +14,7 @@ if __name__ == "__main__":  # the command line: bad input is reported before Pre
 
     raise SystemExit(_main())
 
-__all__ = ["process_archive", "run_archive", "main", "plan_archive"]
+__all__ = ["process_archive", "process_archive_body", "run_archive", "main", "plan_archive"]
 
 import asyncio
 import logging
@@ -33,7 +33,7 @@ from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.layout import ArchiveLayout, select_obsids
 from daxa_xmm.locks import ObservationBusy, observation_lock
 from daxa_xmm.quicklook import observation_pictures
-from daxa_xmm.report import build_report, markdown_summary, write_report
+from daxa_xmm.report import build_report, markdown_summary, observation_rows, write_report
 from daxa_xmm.sasenv import detect_sas
 from flows.cli import needs_heasoft
 from flows.process_observation import (
@@ -116,9 +116,34 @@ async def observation_task(obsid: str, config: ProcessingConfig, ctx: ObsContext
     return outcome.model_dump()
 
 
-def _publish(layout: ArchiveLayout, outcomes: list[dict[str, Any]], sas_version: str) -> Path:
-    """Pictures, report files and Prefect artifacts; returns the HTML report's path."""
+def _publish_observation(layout: ArchiveLayout, outcome: dict[str, Any], finished: list[dict[str, Any]],
+                         total: int) -> None:
+    """As soon as an observation ends: its ``obs-<ObsID>`` table, and the archive summary so
+    far, on the current flow run (a long run shows its progress observation by observation)."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    obsid = outcome["obsid"]
+    try:
+        rows = observation_rows(layout, obsid) if layout.manifest(obsid).exists() else []
+    except Exception as exc:  # noqa: BLE001 - an artifact is a nicety; the report tells the truth
+        log.warning("artifact of %s: %s", obsid, exc)
+        rows = []
+    if rows:
+        create_table_artifact(key=f"obs-{obsid}", table=[{k: v for k, v in r.items() if k != "products"} for r in rows],
+                              description=f"{obsid}: {outcome['status']} {outcome.get('message', '')}".strip())
+    counts: dict[str, int] = {}
+    for o in finished:
+        counts[o["status"]] = counts.get(o["status"], 0) + 1
+    lines = [f"# daxa-xmm: {len(finished)} of {total} observations finished", "",
+             ", ".join(f"**{v}** {k}" for k, v in sorted(counts.items())), "",
+             "| ObsID | status | message |", "|---|---|---|"]
+    lines += [f"| {o['obsid']} | {o['status']} | {o.get('message', '').replace('|', '/')} |" for o in finished]
+    create_markdown_artifact(key="archive-summary", markdown="\n".join(lines), description="daxa-xmm archive summary")
+
+
+def _publish(layout: ArchiveLayout, outcomes: list[dict[str, Any]], sas_version: str) -> Path:
+    """Pictures, report files and the final summary artifact; returns the HTML report's path."""
+    from prefect.artifacts import create_markdown_artifact
 
     pictures: dict[str, list[str]] = {}
     for o in outcomes:
@@ -130,12 +155,6 @@ def _publish(layout: ArchiveLayout, outcomes: list[dict[str, Any]], sas_version:
         pictures[o["obsid"]] = [str(p.relative_to(layout.out_root)) for p in pics]
     report = build_report(layout, outcomes, sas_version, pictures)
     _, page = write_report(report, layout.out_root)
-    for o in report.observations:
-        rows = [{k: v for k, v in r.items() if k != "products"} for r in o.rows]
-        if rows:
-            create_table_artifact(
-                key=f"obs-{o.obsid}", table=rows, description=f"{o.obsid}: {o.status} {o.message}".strip()
-            )
     create_markdown_artifact(key="archive-summary", markdown=markdown_summary(report), description="daxa-xmm archive summary")
     return page
 
@@ -151,22 +170,42 @@ def process_archive(config: ProcessingConfig) -> dict[str, Any]:
         ``{"report": <report.html>, "observations": [outcome...], "counts": {...}}``.
     """
     with interrupt.handle_signals():  # the command line's Ctrl-C/SIGTERM: stop cleanly
-        return _process_archive(config)
+        return process_archive_body(config)
 
 
-def _process_archive(config: ProcessingConfig) -> dict[str, Any]:
+def process_archive_body(config: ProcessingConfig) -> dict[str, Any]:
+    """The archive's work in the current flow run: ``process_archive``'s, or a deployment's.
+
+    The observation subflows, the ``obs-<ObsID>`` artifacts (each published when its
+    observation ends) and the archive summary all belong to the run that calls this, so a
+    deployment's run shows them directly, not one nested flow run down. The observations
+    run on the task runner the config asks for (threads, or Dask), ``obs_concurrency`` at
+    a time.
+    """
+    from prefect.futures import as_completed
+
     layout = ArchiveLayout(config.archive, config.out_root)
     sas = detect_sas(heasoft=needs_heasoft(config))
     sas_version = sas.version.raw
     obsids = _obsids(config, layout)
     progress.set_total(len(obsids))
-    futures = [observation_task.submit(o, config, _context(o, config, layout, sas_version)) for o in obsids]
-    outcomes = []
-    for obsid, fut in zip(obsids, futures):
-        try:
-            outcomes.append(fut.result())
-        except Exception as exc:
-            outcomes.append({"obsid": obsid, "status": "failed", "message": f"{type(exc).__name__}: {exc}"})
+    finished: list[dict[str, Any]] = []
+    with task_runner_for(config) as runner:
+        futures = {
+            runner.submit(observation_task, parameters={
+                "obsid": o, "config": config, "ctx": _context(o, config, layout, sas_version)}): o
+            for o in obsids
+        }
+        for fut in as_completed(list(futures)):
+            obsid = futures[fut]
+            try:
+                outcome = fut.result()
+            except Exception as exc:
+                outcome = {"obsid": obsid, "status": "failed", "message": f"{type(exc).__name__}: {exc}"}
+            finished.append(outcome)
+            _publish_observation(layout, outcome, finished, len(obsids))
+    by_obsid = {o["obsid"]: o for o in finished}
+    outcomes = [by_obsid[o] for o in obsids]
     page = _publish(layout, outcomes, sas_version)
     counts: dict[str, int] = {}
     for o in outcomes:
@@ -189,8 +228,8 @@ def task_runner_for(config: ProcessingConfig):  # type: ignore[no-untyped-def]
 
 
 def run_archive(config: ProcessingConfig) -> dict[str, Any]:
-    """Run :func:`process_archive` with the task runner the config asks for."""
-    return process_archive.with_options(task_runner=task_runner_for(config))(config)
+    """Run :func:`process_archive` (the observations on the task runner the config asks for)."""
+    return process_archive(config)
 
 
 # --------------------------------------------------------------------------- dry run

@@ -285,12 +285,7 @@ PARAMS: dict[str, dict[str, str]] = {
 #: lines are known to work with real SAS. Anything else is refused, as an unknown parameter.
 ESPFILT_BEFORE_20: dict[str, str] = {
     "eventset": "dataset",
-    "method": "histogram",
-    "withsmoothing": "yes",
-    "smooth": "51",
-    "withbinning": "yes",
-    "binsize": "60",
-    "ratio": "1.2",
+    **{k: PARAMS["espfilt"][k] for k in ("method", "withsmoothing", "smooth", "withbinning", "binsize", "ratio")},
 }
 
 

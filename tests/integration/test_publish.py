@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from daxa_xmm.synth import write_archive
-from flows.process_archive import process_archive, task_runner_for
+from flows.process_archive import process_archive
 from tests.integration.flowkit import config
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -27,7 +27,7 @@ async def _artifacts(flow_run_id):  # type: ignore[no-untyped-def]
 def test_artifacts_pictures_and_report(tmp_path: Path, standin) -> None:
     (obsid,) = write_archive(tmp_path / "archive", 1, mix="standard")
     cfg = config(tmp_path, instruments=["PN", "M1"])
-    state = process_archive.with_options(task_runner=task_runner_for(cfg))(cfg, return_state=True)
+    state = process_archive(cfg, return_state=True)
     result = state.result()
     assert result["counts"] == {"ok": 1}, result
 

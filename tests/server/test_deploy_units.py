@@ -177,3 +177,38 @@ def test_stop_process_escalates_to_sigkill() -> None:
     assert proc.returncode == -9
     with pytest.raises(ProcessLookupError):
         os.killpg(proc.pid, 0)
+
+
+def test_every_bad_field_is_named_at_once() -> None:
+    # issue 11.3: a form with three mistakes is refused with all three named
+    from daxa_xmm.errors import ConfigError
+    from deployments.params import config_from_parameters
+
+    with pytest.raises(ConfigError) as err:
+        config_from_parameters({}, {"archive": "/data/archive", "timeout": "soon", "retry_delay": "-1 s",
+                                    "espfilt": {"filter_lo_en": "1e9 keV"}})
+    for field in ("timeout", "retry_delay", "espfilt.filter_lo_en"):
+        assert field in str(err.value), str(err.value)
+
+
+def test_form_titles_are_the_field_names_everywhere() -> None:
+    # issue 11.6: section fields were titled "Filter Lo En" beside snake_case top-level ones
+    from deployments.flow import archive_flow
+
+    schema = archive_flow.parameters.model_dump(mode="json")
+    tops = schema["properties"]
+    assert all(v.get("title", k) == k for k, v in tops.items()), {k: v.get("title") for k, v in tops.items()}
+    defs = schema.get("definitions") or schema.get("$defs") or {}
+    section_fields = {k: v.get("title") for d in defs.values() for k, v in d.get("properties", {}).items()}
+    assert section_fields and all(title == name for name, title in section_fields.items()), section_fields
+
+
+def test_the_forms_do_not_show_switches_that_only_confuse() -> None:
+    # issue 11.6: on-demand without reprocess and disable_progress; scheduled without the latter
+    from deployments.serve import build_deployments
+
+    on_demand, scheduled = build_deployments({}, "0 3 * * *")
+    assert not {"reprocess", "disable_progress"} & set(on_demand._parameter_openapi_schema.properties)
+    assert "disable_progress" not in scheduled._parameter_openapi_schema.properties
+    assert "espfilt" in on_demand._parameter_openapi_schema.properties
+    assert scheduled.parameters["reprocess"] is True

@@ -85,8 +85,12 @@ def test_run_from_api_completes_with_products_and_artifacts(served: Served) -> N
     with fits.open(merged) as hdul:
         assert "EVENTS" in [h.name for h in hdul]
 
+    # issue 11.2: every artifact on the run the user started, the observations directly under it
+    own = served.server.post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
+    assert {"run-settings", "archive-summary", f"obs-{obsid}"} <= {a["key"] for a in own}, [a["key"] for a in own]
+    children = served.server.post("/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [run["id"]]}}})
+    assert [c["name"] for c in children] == [f"obs-{obsid}"], [c["name"] for c in children]
     arts = served.artifacts(run["id"])
-    assert {"run-settings", "archive-summary", f"obs-{obsid}"} <= set(arts), set(arts)
     settings = json.loads(arts["run-settings"]["data"].split("```json", 1)[1].rsplit("```", 1)[0])
     assert settings["espfilt"]["smooth"] == 41 and settings["espfilt"]["allowed_sigma"] == 2.5
     assert settings["instruments"] == ["PN"] and settings["archive"] == str(archive)
@@ -110,6 +114,9 @@ FLOW_REFUSED = [
     ({"archive": "/tmp/elsewhere/archive"}, "archive"),
     ({"clean": {"pn_filt_expr": ["(PATTERN <= 4"]}}, "pn_filt_expr"),
     ({"timeout": "two hours"}, "timeout"),
+    # several bad fields at once: every one is named in the one message (issue 11.3)
+    ({"timeout": "soon", "retry_delay": "-1 s", "images": {"bands": [["2 keV", "0.5 keV"]]}},
+     "timeout: 'soon'|retry_delay|images.bands[0]"),
 ]
 
 
@@ -131,7 +138,9 @@ def test_invalid_parameters_fail_before_any_sas_call_and_leave_the_archive_untou
         done = served.wait(run_id)
         assert done["state_type"] == "FAILED", (field, done["state"]["message"])
         message = done["state"]["message"]
-        assert "invalid parameters" in message and field in message, (field, message)
+        assert "invalid parameters" in message and all(f in message for f in field.split("|")), (field, message)
+        logs = served.server.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}})
+        assert not any("Traceback" in entry["message"] for entry in logs), "no traceback in the run's log"
     assert len(served.calls()) == n_calls, "a refused run must make no SAS call"
     assert not out.exists()
     assert _tree(served.root) == before, "a refused run must leave every file as it was"

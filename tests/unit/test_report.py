@@ -84,3 +84,18 @@ def test_report_covers_every_manifest_under_out_whichever_run_wrote_it(tmp_path:
     _record(layout, "espfilt", "failed")
     again = {o.obsid: o.status for o in build_report(layout, [], "22.1.0").observations}
     assert again == {OBSID: "partial"}
+
+
+def test_quicklook_image_shows_a_sparse_count_image(tmp_path: Path, xmm_samples: Path) -> None:
+    # issue 11.7: a linear (or plain log) stretch of a sparse X-ray image is nearly black;
+    # the asinh stretch must light up the field of view, and the PNG carries a colour bar
+    from daxa_xmm.quicklook import display_norm, image_png
+
+    image = xmm_samples / "images" / "0201903501_mos1_exp1-0.50-2.00keVimg.fits"
+    data = np.asarray(fits.getdata(image), float)
+    smooth, norm = display_norm(data)
+    levels = np.asarray(norm(smooth))
+    assert np.percentile(np.log1p(data) / np.log1p(data).max(), 90) == 0  # the old view: black
+    assert np.percentile(levels, 90) > 0.03 and levels.max() >= 1.0  # the brightest pixels saturate
+    png = image_png(image, tmp_path / "q.png", "MOS1")
+    assert png is not None and png.stat().st_size > 5000
