@@ -51,6 +51,23 @@ Instrument = Literal["PN", "M1", "M2", "R1", "R2"]
 _NOT_OK = ("failed", "timeout", "upstream_failed")
 
 
+class InvalidParameters(ConfigError):
+    """The run's parameters are invalid: the run fails with one message, no traceback."""
+
+
+class _NoTracebackForInvalidParameters(logging.Filter):
+    """Prefect logs a failed flow run's exception with its traceback; for a form's mistakes
+    the message alone says everything (it names every bad field)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], InvalidParameters):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_NO_TRACEBACK = _NoTracebackForInvalidParameters()
+
+
 def _deployment_parameters() -> dict[str, Any]:
     """The parameters stored on the deployment this run belongs to ({} outside a deployment)."""
     from prefect.runtime import deployment
@@ -195,7 +212,9 @@ def archive_flow(
         config = config_from_parameters(deployment, params)
     except ConfigError as exc:  # every bad field, named, in one line; no traceback in the log
         logger.error("%s", exc)
-        return Failed(message=str(exc))
+        for name in ("prefect.flow_runs", "prefect.engine"):  # the engine logs a failed run's exception
+            logging.getLogger(name).addFilter(_NO_TRACEBACK)
+        return Failed(message=str(exc), data=InvalidParameters(str(exc)))
 
     from prefect.artifacts import create_markdown_artifact
 
