@@ -156,8 +156,26 @@ def validate_expression(expr: str) -> str:
         name = m.group(1).strip()
         if not name or not _GTI_FILE.match(name):
             raise FilterExpressionError(expr, f"gti() file name {name!r} is not a plain path", m.start(1))
+    # evselect does not take a single-quoted string inside an expression (FLAG == 'A' passes
+    # the shell-safety checks above, then fails in SAS); quoting the whole value, as on a
+    # shell command line, is not needed either: the argv reaches SAS without a shell
+    quote = _single_quoted(expr)
+    if quote is not None:
+        raise FilterExpressionError(expr, "single quotes: evselect refuses a single-quoted string, and the "
+                                          "expression needs no quotes around it (no shell); use double quotes", quote)
     _check_grammar(expr)
     return expr
+
+
+def _single_quoted(expr: str) -> int | None:
+    """Position of the first single quote outside a double-quoted string, or None."""
+    in_double = False
+    for i, c in enumerate(expr):
+        if c == '"':
+            in_double = not in_double
+        elif c == "'" and not in_double:
+            return i
+    return None
 
 
 def gti_files(expr: str) -> list[str]:

@@ -148,7 +148,7 @@ def _summary_markdown(summary: dict[str, Any]) -> str:
 def archive_flow(
     archive: Path,
     out: Path | None = None,
-    obsids: list[ObsId] | None = None,
+    obsids: list[ObsId] = [],  # noqa: B006 - a plain list: a bad ObsID is named, not an anyOf
     instruments: list[Instrument] = ["PN", "M1", "M2", "R1", "R2"],  # noqa: B006 (pydantic copies)
     steps: list[StepName] | None = None,
     force: list[StepName] = [],  # noqa: B006
@@ -204,6 +204,7 @@ def archive_flow(
     """
     params = dict(locals())
     params.pop("reprocess")
+    params["obsids"] = params["obsids"] or None  # empty: every ObsID
     logger = get_run_logger()
     # Validation first: nothing below runs for a bad form, not even `sasversion`.
     deployment = _deployment_parameters()

@@ -381,3 +381,11 @@ def test_an_unreachable_prefect_api_is_one_clear_line(tmp_path: Path, standin) -
                 PREFECT_API_URL="http://127.0.0.1:9/api")
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and "PREFECT_API_URL" in proc.stderr
+
+
+@pytest.mark.parametrize("expr", ["FLAG == 'A'", "'PI > 200'", "PI > 200 && CCDNR == 'rm -rf /'"])
+def test_single_quoted_strings_are_refused_before_evselect(tmp_path: Path, expr: str) -> None:
+    # issue 12.5: they passed the validator and failed in evselect
+    with pytest.raises(ConfigError, match="single quotes"):
+        _cfg(tmp_path, clean={"pn_filt_expr": [expr]})
+    validate_expression('PI > 200 || FLAG == "x"')  # double-quoted strings stay data

@@ -25,7 +25,6 @@ VALID = [
     "!(CIRCLE(100,-200,17700,DETX,DETY)||BOX(-20,-17000,6500,500,0,DETX,DETY))",
     "#XMMEA_EM .and. (PATTERN .le. 12) .or. .not. (FLAG .ne. 0)",
     "gti(pnS003-gti.fits,TIME) && (PI in [500:2000])",
-    "gti('/data/x/pnS003-gti.fits',TIME)",
     "(PI in [500:2000])",
 ]
 
@@ -157,3 +156,11 @@ def test_grammar_errors_point_at_the_token(expr: str, position: int) -> None:
 def test_region_shapes_are_valid_syntax() -> None:
     expr = "!(CIRCLE(100,-200,17700,DETX,DETY)||BOX(-20,-17000,6500,500,0,DETX,DETY))"
     assert validate_expression(expr) == expr
+
+
+def test_single_quotes_are_refused_even_around_a_gti_file() -> None:
+    # evselect refuses single-quoted strings (issue 12.5); the real SAS logs write
+    # GTI(mos1S001-gti-2500-8500.fits,TIME), unquoted
+    with pytest.raises(FilterExpressionError, match="single quotes"):
+        validate_expression("gti('/data/x/pnS003-gti.fits',TIME)")
+    assert validate_expression("gti(/data/x/pnS003-gti.fits,TIME)")
