@@ -144,7 +144,10 @@ def _summary_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@flow(name="daxa-xmm-archive", log_prints=False)
+# validate_parameters=False: the settings are validated below, all at once and without a
+# traceback (config_from_parameters); Prefect's own validation would fail the run on the first
+# bad section with its traceback. The server still checks the form's schema (enums, patterns).
+@flow(name="daxa-xmm-archive", log_prints=False, validate_parameters=False)
 def archive_flow(
     archive: Path,
     out: Path | None = None,

@@ -144,7 +144,9 @@ def test_a_signal_stops_the_run_cleanly_and_a_rerun_resumes(tmp_path: Path, stan
     text = (tmp_path / "run1.log").read_text()
     assert code == 128 + sig, text[-3000:]
     assert "run the same command again to resume" in text
-    assert not sas_processes_of_log(standin.call_log), "nothing left running"
+    # nothing left running (the run's orphan watchdog, which shares the environment, exits
+    # once it has seen its owner go)
+    wait_for(lambda: not sas_processes_of_log(standin.call_log), 30, "every process of the run to be gone")
     recs = manifest(out, second)["records"]
     assert recs[f"{second}M2S002/emchain"]["status"] == "interrupted"
     assert all(r["status"] in ("ok", "interrupted", "upstream_failed") for r in recs.values())
