@@ -354,10 +354,16 @@ class ProcessingConfig(BaseModel):
         _time_s(v, "retry_delay", minimum=0.0)
         return v
 
-    @field_validator("espfilt", "clean", "images")
+    @field_validator("espfilt", "clean")
     @classmethod
-    def _section(cls, v: Any) -> Any:
-        v.to_step() if not isinstance(v, ImageSettings) else v.bands_ev()
+    def _section(cls, v: EspfiltSettings | CleanSettings) -> EspfiltSettings | CleanSettings:
+        v.to_step()  # energies and expressions parsed now, each error naming its field
+        return v
+
+    @field_validator("images")
+    @classmethod
+    def _bands(cls, v: ImageSettings) -> ImageSettings:
+        v.bands_ev()
         return v
 
     # --- derived values ------------------------------------------------------------------

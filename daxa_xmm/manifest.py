@@ -18,6 +18,7 @@ __all__ = [
     "StepRecord",
     "Manifest",
     "record_key",
+    "call_facts",
     "missing_leftovers",
     "load_manifest",
     "save_manifest",
@@ -174,6 +175,11 @@ def save_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> Path:
 
 
 # --------------------------------------------------------------------------- records
+def call_facts(call: SasCall) -> dict[str, Any]:
+    """The call's JSON-ready facts for its record: its ``extra`` without the upstream tokens."""
+    return {k: v for k, v in call.extra.items() if k != "upstream"}
+
+
 def record_result(
     manifest: Manifest, result: SasResult, sas_version: str, attempts: int = 1, facts: dict[str, Any] | None = None
 ) -> StepRecord:
@@ -188,7 +194,7 @@ def record_result(
     """
     call = result.call
     if facts is None:
-        facts = {k: v for k, v in call.extra.items() if k != "upstream"}
+        facts = call_facts(call)
     return manifest.put(StepRecord(
         step=call.step,
         unit=call.unit,

@@ -7,11 +7,13 @@ state, so a report after a resumed or partly failed run tells the whole truth. W
 
 from __future__ import annotations
 
-__all__ = ["ObservationSummary", "ArchiveReport", "build_report", "write_report", "observation_rows", "status_from_rows"]
+__all__ = ["ObservationSummary", "ArchiveReport", "build_report", "write_report", "observation_rows", "status_from_rows",
+           "count_statuses", "summary_markdown"]
 
 import html
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -115,9 +117,7 @@ def build_report(
                 products=products,
             )
         )
-    counts: dict[str, int] = {}
-    for o in observations:
-        counts[o.status] = counts.get(o.status, 0) + 1
+    counts = count_statuses(o.status for o in observations)
     return ArchiveReport(
         created=datetime.now(timezone.utc),
         archive=str(layout.raw_root),
@@ -180,18 +180,26 @@ def write_report(report: ArchiveReport, out_root: Path) -> tuple[Path, Path]:
     return js, page
 
 
+def count_statuses(statuses: Iterable[str]) -> dict[str, int]:
+    """``{status: how many}``."""
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def summary_markdown(title: str, observations: Iterable[tuple[str, str, str]], footer: str = "") -> str:
+    """A markdown table of (ObsID, status, message) under ``title`` with the status counts."""
+    observations = list(observations)
+    counts = count_statuses(status for _, status, _ in observations)
+    lines = [f"# {title}", "", ", ".join(f"**{v}** {k}" for k, v in sorted(counts.items())), "",
+             "| ObsID | status | message |", "|---|---|---|"]
+    lines += [f"| {obsid} | {status} | {message.replace('|', '/')} |" for obsid, status, message in observations]
+    return "\n".join(lines + ([f"\n{footer}"] if footer else []))
+
+
 def markdown_summary(report: ArchiveReport) -> str:
     """The archive summary as markdown, for a Prefect artifact."""
-    lines = [
-        f"# daxa-xmm: {len(report.observations)} observations",
-        "",
-        ", ".join(f"**{v}** {k}" for k, v in sorted(report.counts.items())),
-        "",
-        "| ObsID | status | message |",
-        "|---|---|---|",
-    ]
-    for o in report.observations:
-        lines.append(f"| {o.obsid} | {o.status} | {o.message.replace('|', '/')} |")
-    lines.append("")
-    lines.append(f"Report: `{Path(report.out) / 'report.html'}`")
-    return "\n".join(lines)
+    return summary_markdown(f"daxa-xmm: {len(report.observations)} observations",
+                            ((o.obsid, o.status, o.message) for o in report.observations),
+                            f"Report: `{Path(report.out) / 'report.html'}`")

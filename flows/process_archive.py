@@ -33,7 +33,14 @@ from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.layout import ArchiveLayout, select_obsids
 from daxa_xmm.locks import ObservationBusy, observation_lock
 from daxa_xmm.quicklook import observation_pictures
-from daxa_xmm.report import build_report, markdown_summary, observation_rows, write_report
+from daxa_xmm.report import (
+    build_report,
+    count_statuses,
+    markdown_summary,
+    observation_rows,
+    summary_markdown,
+    write_report,
+)
 from daxa_xmm.sasenv import detect_sas
 from flows.cli import needs_heasoft
 from flows.process_observation import (
@@ -131,14 +138,9 @@ def _publish_observation(layout: ArchiveLayout, outcome: dict[str, Any], finishe
     if rows:
         create_table_artifact(key=f"obs-{obsid}", table=[{k: v for k, v in r.items() if k != "products"} for r in rows],
                               description=f"{obsid}: {outcome['status']} {outcome.get('message', '')}".strip())
-    counts: dict[str, int] = {}
-    for o in finished:
-        counts[o["status"]] = counts.get(o["status"], 0) + 1
-    lines = [f"# daxa-xmm: {len(finished)} of {total} observations finished", "",
-             ", ".join(f"**{v}** {k}" for k, v in sorted(counts.items())), "",
-             "| ObsID | status | message |", "|---|---|---|"]
-    lines += [f"| {o['obsid']} | {o['status']} | {o.get('message', '').replace('|', '/')} |" for o in finished]
-    create_markdown_artifact(key="archive-summary", markdown="\n".join(lines), description="daxa-xmm archive summary")
+    markdown = summary_markdown(f"daxa-xmm: {len(finished)} of {total} observations finished",
+                                ((o["obsid"], o["status"], o.get("message", "")) for o in finished))
+    create_markdown_artifact(key="archive-summary", markdown=markdown, description="daxa-xmm archive summary")
 
 
 def _publish(layout: ArchiveLayout, outcomes: list[dict[str, Any]], sas_version: str) -> Path:
@@ -207,10 +209,7 @@ def process_archive_body(config: ProcessingConfig) -> dict[str, Any]:
     by_obsid = {o["obsid"]: o for o in finished}
     outcomes = [by_obsid[o] for o in obsids]
     page = _publish(layout, outcomes, sas_version)
-    counts: dict[str, int] = {}
-    for o in outcomes:
-        counts[o["status"]] = counts.get(o["status"], 0) + 1
-    return {"report": str(page), "observations": outcomes, "counts": counts}
+    return {"report": str(page), "observations": outcomes, "counts": count_statuses(o["status"] for o in outcomes)}
 
 
 def task_runner_for(config: ProcessingConfig):  # type: ignore[no-untyped-def]

@@ -31,7 +31,7 @@ from daxa_xmm.steps.cifbuild import analysis_date_used
 from daxa_xmm.ccf import ccf_stale_reason, listed_ccfs
 from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.manifest import ManifestStore, missing_leftovers
+from daxa_xmm.manifest import ManifestStore, call_facts, missing_leftovers
 from daxa_xmm.runner import FileSlots, is_transient, raise_for_result, run_sas
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ def _stale_ccf(call: SasCall, ctx: ObsContext) -> bool:
 def _facts(result: SasResult) -> dict[str, Any]:
     """The call's facts for its record; cifbuild's ``now`` becomes the date it used."""
     call = result.call
-    facts = {k: v for k, v in call.extra.items() if k != "upstream"}
+    facts = call_facts(call)
     if call.step == "cif_build" and result.ok and "analysis_date" in facts:
         facts["analysis_date"] = analysis_date_used(result.products[0], str(facts["analysis_date"]), result.started)
     return facts

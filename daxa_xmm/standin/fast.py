@@ -102,10 +102,11 @@ def header_cards(path: Path) -> dict[str, str]:
 
 
 def _stem(ctx: TaskContext) -> tuple[str, dict[str, str]]:
-    from daxa_xmm.standin.tasks_clean import _input
+    """(``pnS003``, header cards) of the call's input list (espfilt's ``eventset`` before SAS 20)."""
+    from daxa_xmm.standin.tasks_clean import _old
 
-    name = "eventfile" if ctx.task != "espfilt" or "eventset" not in ctx.args else "eventset"
-    cards = header_cards(ctx.require_file(name, _input(ctx) if ctx.task == "espfilt" else ctx.param("eventfile")))
+    name = "eventset" if ctx.task == "espfilt" and _old(ctx) else "eventfile"
+    cards = header_cards(ctx.require_file(name, ctx.param(name)))
     inst = cards.get("INSTRUME", "")
     if inst not in _PREFIX:
         raise SasExit("wrongInstrument", f"unsupported instrument '{inst}' (EPIC PN or MOS event list expected)")

@@ -61,12 +61,17 @@ def _ok_argvs(out: Path, obsids: list[str]) -> set[tuple[str, ...]]:
     return done
 
 
-def test_sigkill_mid_run_then_restart_resumes_cleanly(tmp_path: Path, standin) -> None:
+def _archive_with_a_slow_chain(tmp_path: Path, standin) -> tuple[Path, Path, str, str, Path]:
+    """Two observations; the second's MOS2 emchain sits for minutes, so a run is caught
+    mid-way. Returns (archive, out, first, second, the slow call's stdout log)."""
     archive, out = tmp_path / "archive", tmp_path / "processed"
     first, second = write_archive(archive, 2, mix="standard")
-    # `second`'s MOS2 chain sits in emchain for minutes: the run is caught mid-way.
     standin.faults([{"task": "emchain", "match": f"{second}M2S002-emchain", "action": "sleep", "seconds": 300}])
-    busy_log = out / second / "logs" / f"{second}M2S002-emchain.stdout.log"
+    return archive, out, first, second, out / second / "logs" / f"{second}M2S002-emchain.stdout.log"
+
+
+def test_sigkill_mid_run_then_restart_resumes_cleanly(tmp_path: Path, standin) -> None:
+    archive, out, first, second, busy_log = _archive_with_a_slow_chain(tmp_path, standin)
 
     run1 = _start_cli(archive, out, tmp_path / "run1.log")
     try:
@@ -127,10 +132,7 @@ def test_a_signal_stops_the_run_cleanly_and_a_rerun_resumes(tmp_path: Path, stan
     # ended, the manifests say interrupted, the report is written, the exit code is 128+sig
     import json
 
-    archive, out = tmp_path / "archive", tmp_path / "processed"
-    first, second = write_archive(archive, 2, mix="standard")
-    standin.faults([{"task": "emchain", "match": f"{second}M2S002-emchain", "action": "sleep", "seconds": 300}])
-    busy_log = out / second / "logs" / f"{second}M2S002-emchain.stdout.log"
+    archive, out, first, second, busy_log = _archive_with_a_slow_chain(tmp_path, standin)
     run1 = _start_cli(archive, out, tmp_path / "run1.log")
     try:
         wait_for(lambda: busy_log.exists() and "Executing" in busy_log.read_text(errors="replace"), 240,
