@@ -74,13 +74,9 @@ STALE_MESSAGE = "stale: made from inputs that changed since; run this step (or t
 class LeftoversGone(DaxaXmmError, RuntimeError):
     """A call must run but the files an earlier call left in its cwd are gone.
 
-    The chain that runs the call redoes the calls from the start of that working folder
-    (``producer`` names the step whose leftovers are missing), then this one.
+    The chain that runs the call redoes the calls from the one that started that working
+    folder, then this one (flows.process_observation).
     """
-
-    def __init__(self, message: str, producer: str) -> None:
-        super().__init__(message)
-        self.producer = producer
 
 
 @dataclass(frozen=True)
@@ -215,8 +211,7 @@ def run_call_blocking(call: SasCall, ctx: ObsContext, attempt: int = 1) -> dict[
     gone = missing_leftovers(store.snapshot(), call)
     if gone:
         raise LeftoversGone(f"{call.step} [{call.unit}]: {call.reads_cwd_of} must be redone first; "
-                            f"{', '.join(gone[:3])}{' ...' if len(gone) > 3 else ''} gone from {call.cwd}",
-                            producer=call.reads_cwd_of or "")
+                            f"{', '.join(gone[:3])}{' ...' if len(gone) > 3 else ''} gone from {call.cwd}")
     result = run_sas(call, log_dir=ctx.layout.logs_dir(ctx.obsid), extra_env=ctx.extra_env, slot=ctx.slots())
     store.record(result, ctx.sas_version, attempts=attempt, facts=_facts(result))
     raise_for_result(result)
