@@ -40,6 +40,7 @@ from astropy.units import Quantity
 
 from daxa_xmm.archive import Archive
 from daxa_xmm.calls import SasCall, StepPlan
+from daxa_xmm.daxa_records import daxa_step
 from daxa_xmm.emanom import keep_ccds
 from daxa_xmm.errors import ConfigError, DaxaXmmError
 from daxa_xmm.filters import MOS_DEFAULT, PN_DEFAULT, to_ev
@@ -54,6 +55,7 @@ from daxa_xmm.steps.images import image_expmap_calls
 from daxa_xmm.steps.merge import merge_calls, merge_streams
 from daxa_xmm.steps.odfingest import odfingest_calls
 from daxa_xmm.steps.rgsproc import rgsproc_calls
+from daxa_xmm.step_inputs import cleaned_units
 
 logger = logging.getLogger(__name__)
 
@@ -455,7 +457,8 @@ def merge_subexposures(
 ) -> StepPlan:
     """Plan the per-instrument merge of cleaned and espfilt all-good lists (PN also its OOT lists).
 
-    An instrument with one sub-exposure gets no calls; its ``extra_info`` holds
+    Once cleaning has run, only the sub-exposures it cleaned are merged (as in DAXA). An
+    instrument with one sub-exposure gets no calls; its ``extra_info`` holds
     ``single_source`` and ``dest``, and the runner copies it with
     :func:`daxa_xmm.steps.merge.place_single`.
     """
@@ -465,6 +468,9 @@ def merge_subexposures(
 
     def per_obs(obsid: str) -> UnitPlans:
         units = _units_of(archive, obsid, _EPIC, True)
+        manifest = archive.manifest(obsid)
+        if any(daxa_step(r.step) == "cleaned_evt_lists" for r in manifest.records.values()):
+            units = cleaned_units(manifest, units)  # as DAXA: merge what was cleaned
         out: UnitPlans = {}
         for inst in _EPIC:
             exps = [un.exp_id for un in units if un.inst == inst]

@@ -16,7 +16,8 @@ For a server and workers on other machines, use ``prefect.yaml`` and ``prefect d
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_CRON", "CRON_ENV", "ON_DEMAND", "SCHEDULED", "deployment_parameters", "build_deployments", "main"]
+__all__ = ["DEFAULT_CRON", "CRON_ENV", "ON_DEMAND", "SCHEDULED", "deployment_parameters", "scheduled_description",
+           "build_deployments", "main"]
 
 import argparse
 import json
@@ -68,6 +69,22 @@ def deployment_parameters(config: Path | None, archive: Path | None, out: Path |
     return data
 
 
+def scheduled_description(cron: str) -> str:
+    """The reprocessing deployment's description: it names the schedule's time zone.
+
+    Prefect 3.8.8's UI shows the schedule in the deployment page's Schedules box in words
+    ("At 03:00 AM every day") without its zone, and no setting or schedule field changes
+    that in the default (V2) UI; the description (its Description tab) says it instead.
+    """
+    fields = cron.split()
+    daily = ""
+    if len(fields) == 5 and fields[0].isdigit() and fields[1].isdigit() and fields[2:] == ["*", "*", "*"]:
+        daily = f", every day at {int(fields[1]):02d}:{int(fields[0]):02d} UTC"
+    return ("Keep the archive current: new ObsIDs, failed units, changed calibration. "
+            f"Schedule: `{cron}` (cron) in UTC{daily}. The Schedules box shows it without its zone; "
+            "run times are shown in your browser's zone.")
+
+
 def build_deployments(parameters: dict[str, Any], cron: str, *, schedule_active: bool = True) -> list[Any]:
     """The two RunnerDeployments of :func:`deployments.flow.archive_flow`.
 
@@ -93,7 +110,7 @@ def build_deployments(parameters: dict[str, Any], cron: str, *, schedule_active:
         name=SCHEDULED,
         parameters={**parameters, "reprocess": True},
         schedules=[Cron(cron, timezone="UTC", active=schedule_active)],
-        description="Keep the archive current: new ObsIDs, failed units, changed calibration (cron, UTC).",
+        description=scheduled_description(cron),
         tags=[*tags, "scheduled"],
         concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
     )

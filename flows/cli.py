@@ -71,35 +71,29 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _quiet_prefect() -> None:
+def quiet_prefect() -> None:
     """Local runs: no telemetry, no chatter; the report is what the user reads."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.server"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _setup_demo(args: argparse.Namespace) -> Path:
     """Generate the example archive and put the SAS stand-in on PATH; return the archive."""
-    from daxa_xmm.standin.install import install_standin
-    from daxa_xmm.synth import write_archive
+    from daxa_xmm.standin.install import setup_demo
 
     base = Path(args.archive or "daxa-demo").absolute()
-    archive = base / "archive"
-    if not archive.is_dir() or not any(archive.iterdir()):
-        write_archive(archive, mix="demo")
-    env = install_standin(base / "sas-standin")
-    os.environ.update(env)
     if args.out is None:
         args.out = base / "processed"
-    return archive
+    return setup_demo(base)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _quiet_prefect()
-    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.server"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_prefect()
     try:
         if args.demo:
             archive = _setup_demo(args)

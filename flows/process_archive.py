@@ -72,7 +72,7 @@ def slots_root() -> Path:
     return Path(os.environ.get("DAXA_XMM_SLOTS_DIR", default))
 
 
-def _context(obsid: str, config: ProcessingConfig, layout: ArchiveLayout, sas_version: str) -> ObsContext:
+def observation_context(obsid: str, config: ProcessingConfig, layout: ArchiveLayout, sas_version: str) -> ObsContext:
     return ObsContext(
         layout=layout,
         obsid=obsid,
@@ -195,7 +195,7 @@ def process_archive_body(config: ProcessingConfig) -> dict[str, Any]:
     with task_runner_for(config) as runner:
         futures = {
             runner.submit(observation_task, parameters={
-                "obsid": o, "config": config, "ctx": _context(o, config, layout, sas_version)}): o
+                "obsid": o, "config": config, "ctx": observation_context(o, config, layout, sas_version)}): o
             for o in obsids
         }
         for fut in as_completed(list(futures)):

@@ -39,7 +39,8 @@ from daxa_xmm.selection import select_units
 from daxa_xmm.steps.merge import place_single
 from daxa_xmm.summary import read_observation_record, read_odf_summary
 from flows.progress import progress
-from tasks.sas_step import STALE_MESSAGE, LeftoversGone, ObsContext, StepSkipped, pipeline_step, sas_task, with_upstream
+from daxa_xmm.identity import with_upstream
+from tasks.sas_step import STALE_MESSAGE, LeftoversGone, ObsContext, StepSkipped, pipeline_step, sas_task
 
 log = logging.getLogger(__name__)
 

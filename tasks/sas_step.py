@@ -9,15 +9,12 @@ SAS error declines (retrying ``noCounts`` would only repeat it).
 
 from __future__ import annotations
 
-__all__ = ["ObsContext", "LeftoversGone", "STALE_MESSAGE", "StepSkipped", "sas_task", "run_call_blocking", "retry_if_transient", "with_upstream"]
+__all__ = ["ObsContext", "LeftoversGone", "STALE_MESSAGE", "StepSkipped", "sas_task", "run_call_blocking", "retry_if_transient"]
 
-import dataclasses
-import hashlib
 import logging
 import os
 import socket
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +25,9 @@ from prefect.tasks import exponential_backoff
 
 from daxa_xmm.calls import SasCall, SasResult
 from daxa_xmm.steps.cifbuild import analysis_date_used
-from daxa_xmm.ccf import ccf_stale_reason, listed_ccfs
+from daxa_xmm.ccf import ccf_stale_reason
 from daxa_xmm.errors import DaxaXmmError
+from daxa_xmm.identity import record_token, with_upstream
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.manifest import ManifestStore, call_facts, missing_leftovers
 from daxa_xmm.runner import FileSlots, is_transient, raise_for_result, run_sas
@@ -125,43 +123,9 @@ def _store(path: Path, obsid: str) -> ManifestStore:
         return _stores[key]
 
 
-def with_upstream(call: SasCall, tokens: Iterable[str]) -> SasCall:
-    """``call`` with the identity of the products it reads folded into its fingerprint."""
-    tokens = sorted(set(tokens))
-    if not tokens:
-        return call
-    return dataclasses.replace(call, extra={**call.extra, "upstream": tokens})
-
-
-def _calibration_identity(call: SasCall) -> str | None:
-    """For cifbuild: a hash of the calibration set its ccf.cif lists (scope, type, issue).
-
-    What cifbuild's dependants read is that set, not the run: re-running cifbuild (a new
-    analysis date, a scheduled refresh) re-runs everything downstream only when the set
-    actually changed.
-    """
-    if call.step != "cif_build" or not call.products:
-        return None
-    try:
-        entries = sorted({(scope, typeid, issue) for scope, typeid, issue, _ in listed_ccfs(call.products[0])})
-    except OSError:
-        return None
-    return "calindex:" + hashlib.sha256(repr(entries).encode()).hexdigest()[:16]
-
-
 def _token(store: ManifestStore, call: SasCall) -> str:
-    """This call's product identity: for cifbuild its calibration set, else its fingerprint
-    and when it was made.
-
-    A forced re-run with unchanged parameters still changes the token (new end time), so
-    what depends on it re-runs too.
-    """
-    identity = _calibration_identity(call)
-    if identity is not None:
-        return identity
-    rec = store.get(call.unit, call.step)
-    ended = rec.ended.isoformat() if rec is not None and rec.ended is not None else ""
-    return f"{rec.fingerprint if rec else ''}@{ended}"
+    """This call's product identity, from its record (daxa_xmm.identity)."""
+    return record_token(store.get(call.unit, call.step))
 
 
 def _stale_ccf(call: SasCall, ctx: ObsContext) -> bool:

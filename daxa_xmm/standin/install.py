@@ -7,7 +7,7 @@ the way ``setsas.sh`` sets them.
 
 from __future__ import annotations
 
-__all__ = ["TASKS", "install_standin", "DEFAULT_VERSION"]
+__all__ = ["TASKS", "install_standin", "setup_demo", "DEFAULT_VERSION"]
 
 import os
 import stat
@@ -111,3 +111,19 @@ def install_standin(root: Path, *, sas_version: str = DEFAULT_VERSION) -> dict[s
         "SAS_CCFPATH": str(ccfdir),
         "DAXA_STANDIN_SAS_VERSION": sas_version,
     }
+
+
+def setup_demo(base: Path) -> Path:
+    """The demo: a small synthetic archive in ``base/archive`` (made once) and the stand-in in
+    ``base/sas-standin``, put on this process's PATH with SAS's variables; returns the archive.
+
+    ``python -m flows.process_archive --demo`` and the DAXA walk-through (docs/) both start here.
+    """
+    from daxa_xmm.synth import write_archive
+
+    base = Path(base).absolute()
+    archive = base / "archive"
+    if not archive.is_dir() or not any(archive.iterdir()):
+        write_archive(archive, mix="demo")
+    os.environ.update(install_standin(base / "sas-standin"))
+    return archive

@@ -38,6 +38,9 @@ def test_deployments_schedule_and_parameter_schema(served: Served) -> None:
     (sched,) = scheduled["schedules"]
     assert sched["schedule"]["cron"] == CRON and sched["schedule"]["timezone"] == "UTC"
     assert sched["active"] is True
+    # issue 11: the UI's Schedules box shows the cron in words without its zone (Prefect 3.8.8):
+    # the description, on the deployment's Description tab, names the schedule and its zone
+    assert f"`{CRON}` (cron) in UTC" in scheduled["description"]
     assert scheduled["parameters"]["reprocess"] is True
     # the deployments carry exactly the settings serve was given, nothing frozen from this machine
     assert on_demand["parameters"] == {**DEPLOY_CONFIG, "archive": str(served.archive)}

@@ -1,4 +1,4 @@
-"""The identity tokens that decide what a re-run redoes (tasks/sas_step.py)."""
+"""The identity tokens that decide what a re-run redoes (daxa_xmm/identity.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from pathlib import Path
 from astropy.io import fits
 
 from daxa_xmm.calls import OutputSpec, SasCall
-from tasks.sas_step import _calibration_identity, pipeline_step, with_upstream
+from daxa_xmm.identity import calibration_identity, record_token, with_upstream
+from daxa_xmm.manifest import StepRecord
+from tasks.sas_step import pipeline_step
 
 
 def _cif(path: Path, issues: list[int]) -> Path:
@@ -21,26 +23,27 @@ def _cif(path: Path, issues: list[int]) -> Path:
     return path
 
 
-def _cifbuild(cif: Path, date: str) -> SasCall:
-    return SasCall(step="cif_build", obsid="0201903501", unit="0201903501",
-                   argv=("cifbuild", f"analysisdate={date}"), cwd=cif.parent, outputs=(OutputSpec("ccf.cif", cif),))
+def _cifbuild(cif: Path, ended: str) -> StepRecord:
+    return StepRecord(step="cif_build", unit="0201903501", status="ok", fingerprint="f", ended=ended, products=[cif])
 
 
 def test_cifbuild_token_follows_the_calibration_set_not_the_run(tmp_path: Path) -> None:
     cif = _cif(tmp_path / "ccf.cif", [19])
-    first = _calibration_identity(_cifbuild(cif, "2026-01-01"))
-    again = _calibration_identity(_cifbuild(_cif(cif, [19]), "2026-11-24"))
-    assert first is not None and first == again  # same set: downstream stays
-    newer = _calibration_identity(_cifbuild(_cif(cif, [20]), "2026-11-24"))
+    first = record_token(_cifbuild(cif, "2026-01-01T00:00:00Z"))
+    again = record_token(_cifbuild(_cif(cif, [19]), "2026-11-24T00:00:00Z"))
+    assert first.startswith("calindex:") and first == again  # same set: downstream stays
+    newer = record_token(_cifbuild(_cif(cif, [20]), "2026-11-24T00:00:00Z"))
     assert newer != first  # newer calibration: downstream re-runs
 
 
-def test_unreadable_index_falls_back_and_other_steps_have_none(tmp_path: Path) -> None:
+def test_unreadable_index_falls_back_to_the_run_and_other_steps_use_theirs(tmp_path: Path) -> None:
     bad = tmp_path / "ccf.cif"
     bad.write_text("not FITS")
-    assert _calibration_identity(_cifbuild(bad, "now")) is None
-    call = SasCall(step="espfilt", obsid="0201903501", unit="u", argv=("espfilt",), cwd=tmp_path)
-    assert _calibration_identity(call) is None
+    assert calibration_identity(bad) is None
+    assert record_token(_cifbuild(bad, "2026-01-01T00:00:00Z")) == "f@2026-01-01T00:00:00+00:00"
+    rec = StepRecord(step="espfilt", unit="u", status="ok", fingerprint="abc", ended="2026-01-02T00:00:00Z")
+    assert record_token(rec) == "abc@2026-01-02T00:00:00+00:00"
+    assert record_token(None) == ""
 
 
 def test_upstream_tokens_change_the_fingerprint() -> None:

@@ -1,0 +1,252 @@
+"""DAXA's step functions, by name, that run SAS: a DAXA notebook works after one import.
+
+``from flows.daxa_steps import Archive, cif_build, odf_ingest, epchain, ...`` then, as in
+DAXA, ``cif_build(arch)``, ``odf_ingest(arch)``, ``epchain(arch, timeout=2 * u.h)`` ...
+and ``arch.process_success``, ``arch.process_errors``, ``arch.process_logs``.
+
+Each function takes DAXA's arguments (validated and planned by :mod:`daxa_xmm.seed`, which
+still plans without running) and runs its step over the archive's units as one Prefect
+flow run, ``daxa-<step>``: one task per SAS call, through the same task as the archive flow
+(retries of transient failures only, the timeout that kills the SAS process group, the
+per-host SAS slots, the manifest and resume). A unit whose prerequisite failed is recorded
+and skipped; the others run. The calls get the fingerprints the archive flow would give
+them (daxa_xmm.step_inputs), so neither redoes what the other made. With no
+``PREFECT_API_URL`` Prefect runs on its temporary local backend, quietly.
+"""
+
+from __future__ import annotations
+
+from flows.cli import quiet_prefect
+
+quiet_prefect()  # before Prefect is imported
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import flow
+from prefect.utilities.asyncutils import run_coro_as_sync
+
+from daxa_xmm import seed
+from daxa_xmm.archive import Archive
+from daxa_xmm.calls import SasCall, StepPlan
+from daxa_xmm.config import ProcessingConfig
+from daxa_xmm.daxa_records import STEPS, check_prerequisite, daxa_key, save_step_info
+from daxa_xmm.errors import ConfigError
+from daxa_xmm.locks import ObservationBusy, observation_lock
+from daxa_xmm.manifest import Manifest
+from daxa_xmm.models import Unit
+from daxa_xmm.sasenv import detect_sas
+from daxa_xmm.seed import NUM_CORES, parse_emanom_out, parse_odf_sum
+from daxa_xmm.step_inputs import UnitInputs, band_inputs, head_inputs, merge_inputs, unit_chain_steps, unit_inputs
+from daxa_xmm.steps.merge import place_single
+from flows.process_archive import observation_context
+from flows.process_observation import _Chain
+from tasks.sas_step import ObsContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Calls that run in order (one unit's step; an instrument's merges), and what they read."""
+
+    obsid: str
+    key: str
+    calls: tuple[SasCall, ...]
+    tokens: tuple[str, ...]
+
+
+class _Inputs:
+    """Per observation: the manifest as it was before the step, and its units' chains."""
+
+    def __init__(self, archive: Archive, obsid: str) -> None:
+        self.archive, self.obsid = archive, obsid
+        self.manifest: Manifest = archive.manifest(obsid)
+        self._chains: dict[str, list[str]] = {}
+
+    def units(self) -> dict[str, Unit]:
+        return {u.label: u for u in self.archive.units(self.obsid)}
+
+    def of(self, step: str, label: str) -> UnitInputs:
+        if step in ("cif_build", "odf_ingest"):
+            return head_inputs(self.manifest, self.obsid, step)
+        units = self.units()
+        if step in ("merge_subexposures", "generate_images_expmaps"):
+            inst = daxa_key(label)[len(self.obsid):]
+            if step == "merge_subexposures":
+                return merge_inputs(self.manifest, self.obsid, inst, list(units.values()))
+            return band_inputs(self.manifest, self.archive.layout, self.obsid, inst, list(units.values()))
+        unit = units[label]
+        if unit.inst not in self._chains:
+            self._chains[unit.inst] = unit_chain_steps(self.archive.layout, unit, self.archive.sas_version,
+                                                       self.archive.summary_path(self.obsid))
+        return unit_inputs(self.manifest, unit, step, self._chains[unit.inst])
+
+
+def _extra_key(label: str) -> tuple[str, str | None]:
+    """DAXA's key of a plan's unit label, and the part (merge kind, band) it names, if any."""
+    key = daxa_key(label)
+    return key, (label[len(key) + 1:] or None)
+
+
+def _prepare(archive: Archive, step: str, plan: StepPlan, contexts: dict[str, ObsContext]) -> list[_Job]:
+    """The jobs to run; records what cannot run (a failed prerequisite, a unit that could not
+    be planned) and notes the step's extra info beside the manifest."""
+    jobs: list[_Job] = []
+    for obsid in archive.obsids:
+        extra_info: dict[str, dict[str, Any]] = {}
+        plan_errors: dict[str, str] = {}
+        plans = plan.extra_info.get(obsid, {})
+        if "error" in plans:  # the observation could not be planned (no summary...)
+            plan_errors[obsid] = str(plans["error"])
+        inputs = _Inputs(archive, obsid)
+        runnable: list[_Job] = []
+        for label, calls in plan.commands.get(obsid, {}).items():
+            info = dict(plans.get(label, {}))
+            key, part = _extra_key(label)
+            if part is None:
+                extra_info[key] = info
+            else:
+                extra_info.setdefault(key, {})[part] = info
+            if "error" in info:
+                plan_errors[key] = str(info["error"])
+                continue
+            needs = inputs.of(step, label)
+            if not needs.ready:
+                plan_errors.setdefault(key, f"not run: {needs.why}")
+                for call in calls:
+                    contexts[obsid].store().mark(call, "upstream_failed", f"not run: {needs.why}",
+                                                 sas_version=contexts[obsid].sas_version)
+            elif "single_source" in info:  # one sub-exposure: copied, not merged
+                place_single(info["single_source"], info["dest"])
+            else:
+                runnable.append(_Job(obsid, key if step == "merge_subexposures" else label, tuple(calls), needs.tokens))
+        jobs += _chained(runnable) if step == "merge_subexposures" else runnable
+        save_step_info(archive.layout, obsid, step, extra_info, plan_errors)
+    return [j for j in jobs if j.calls]
+
+
+def _chained(jobs: list[_Job]) -> list[_Job]:
+    """An instrument's merges run as one chain in plan order, as in the archive flow (each
+    link's fingerprint carries the links before it)."""
+    by_key: dict[str, _Job] = {}
+    for job in jobs:
+        prev = by_key.get(job.key)
+        by_key[job.key] = job if prev is None else dataclasses.replace(prev, calls=prev.calls + job.calls)
+    return list(by_key.values())
+
+
+@contextlib.contextmanager
+def _locked(archive: Archive, obsids: set[str]) -> Iterator[set[str]]:
+    """Hold the observations' locks (as the archive flow does); yields the busy ones."""
+    busy: set[str] = set()
+    with contextlib.ExitStack() as stack:
+        for obsid in sorted(obsids):
+            try:
+                stack.enter_context(observation_lock(archive.layout.obs_dir(obsid)))
+            except ObservationBusy as exc:
+                log.warning("%s", exc)
+                busy.add(obsid)
+        yield busy
+
+
+@flow(name="daxa-step", flow_run_name="daxa-{step}", validate_parameters=False)
+async def daxa_step_flow(step: str, jobs: list[_Job], contexts: dict[str, ObsContext], config: ProcessingConfig,
+                         show_progress: bool = False, message: str = "") -> dict[str, str]:
+    """Run every job of one DAXA step; returns ``{key: "ok" | why it stopped}``."""
+    bar = _Bar(message or step, len(jobs)) if show_progress else None
+    gate = asyncio.Semaphore(max(2, 2 * config.num_cores))  # bounded task-run creation
+
+    async def one(job: _Job) -> tuple[str, str]:
+        async with gate:
+            try:
+                await _Chain(contexts[job.obsid], config, job.tokens).run(job.calls)
+                return job.key, "ok"
+            except Exception as exc:  # recorded in the manifest; the other units go on
+                return job.key, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            finally:
+                if bar is not None:
+                    bar.advance()
+
+    try:
+        return dict(await asyncio.gather(*(one(j) for j in jobs)))
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+class _Bar:
+    """DAXA's progress bar: one line per step, advanced as units finish (rich, as the CLI)."""
+
+    def __init__(self, description: str, total: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._rich = Progress(TextColumn("XMM Pointed - {task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn())
+        self._task = self._rich.add_task(description, total=total)
+        self._rich.start()
+
+    def advance(self) -> None:
+        self._rich.advance(self._task)
+
+    def stop(self) -> None:
+        self._rich.stop()
+
+
+def run_step(archive: Archive, step: str, plan: StepPlan) -> dict[str, str]:
+    """Run a planned step over the archive (what every step function does after planning)."""
+    sas = detect_sas(heasoft=step == "emchain")
+    if sas.version.tuple != archive.sas_version.tuple:
+        raise ConfigError(f"the archive plans for SAS {archive.sas_version}, but the SAS set up here is {sas.version}")
+    layout = archive.layout
+    config = ProcessingConfig(archive=layout.raw_root, out=layout.out_root, num_cores=plan.num_cores)
+    contexts = {o: observation_context(o, config, layout, sas.version.raw) for o in archive.obsids}
+    with _locked(archive, set(archive.obsids)) as busy:
+        if busy:
+            raise ConfigError(f"another run is processing {', '.join(sorted(busy))}; wait for it to end")
+        jobs = _prepare(archive, step, plan, contexts)
+        if not jobs:
+            return {}
+        coro = daxa_step_flow(step, jobs, contexts, config, not plan.disable_progress, plan.process_message)
+        return run_coro_as_sync(coro) or {}
+
+
+def _running(plan_step: Callable[..., StepPlan]) -> Callable[..., None]:
+    """The DAXA function of the same name and arguments as ``plan_step``, that runs it."""
+    step = plan_step.__name__
+
+    @functools.wraps(plan_step)
+    def run(obs_archive: Archive, *args: Any, **kwargs: Any) -> None:
+        if not isinstance(obs_archive, Archive):
+            raise ConfigError(f"obs_archive must be a daxa_xmm Archive, got {type(obs_archive).__name__}")
+        check_prerequisite(obs_archive.layout, obs_archive.obsids, step)
+        run_step(obs_archive, step, plan_step(obs_archive, *args, **kwargs))
+
+    run.__annotations__ = {**plan_step.__annotations__, "return": None}
+    doc = plan_step.__doc__ or ""
+    run.__doc__ = ("Run" + doc[len("Plan"):] if doc.startswith("Plan") else doc) + (
+        "\n\n    Runs as the Prefect flow run ``daxa-" + step + "``; the outcome is in the archive's records"
+        " (``process_success``...). ``daxa_xmm.seed." + step + "`` plans without running.\n")
+    return run
+
+
+cif_build = _running(seed.cif_build)
+odf_ingest = _running(seed.odf_ingest)
+epchain = _running(seed.epchain)
+emchain = _running(seed.emchain)
+rgs_events = _running(seed.rgs_events)
+rgs_angles = _running(seed.rgs_angles)
+cleaned_rgs_event_lists = _running(seed.cleaned_rgs_event_lists)
+emanom = _running(seed.emanom)
+espfilt = _running(seed.espfilt)
+cleaned_evt_lists = _running(seed.cleaned_evt_lists)
+merge_subexposures = _running(seed.merge_subexposures)
+generate_images_expmaps = _running(seed.generate_images_expmaps)
+
+__all__ = ["Archive", "NUM_CORES", "parse_odf_sum", "parse_emanom_out", "run_step", "daxa_step_flow", *STEPS]

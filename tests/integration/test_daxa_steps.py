@@ -1,0 +1,122 @@
+"""DAXA's step functions run SAS (flows/daxa_steps.py) and keep DAXA's records on disk.
+
+What ran is read from the SAS stand-in's call log and the manifests; what the user sees
+from the Archive's records, read again by a new Archive (a new session) where it matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from daxa_xmm.daxa_records import MISSION, MissingStepError
+from daxa_xmm.pipeline import plan_observation
+from daxa_xmm.standin.install import install_standin
+from daxa_xmm.synth import write_archive
+from flows import daxa_steps as daxa
+from flows.process_archive import run_archive
+from tests.integration.flowkit import REPO, call_keys, cli_env, config
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+#: DAXA's order, as a notebook calls them.
+IN_ORDER = (daxa.cif_build, daxa.odf_ingest, daxa.epchain, daxa.emchain, daxa.rgs_events, daxa.rgs_angles,
+            daxa.cleaned_rgs_event_lists, daxa.emanom, daxa.espfilt, daxa.cleaned_evt_lists,
+            daxa.merge_subexposures, daxa.generate_images_expmaps)
+
+
+def _records(out: Path, obsid: str) -> dict[str, str]:
+    """The status of every manifest record of ``obsid``."""
+    records = json.loads((out / obsid / "manifest.json").read_text())["records"]
+    return {key: rec["status"] for key, rec in records.items()}
+
+
+def test_the_readme_walkthrough_runs_the_twelve_functions_and_the_flow_agrees(
+        tmp_path: Path, standin, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the README's worked example, as a user runs it (its own demo archive and stand-in)
+    done = subprocess.run([sys.executable, str(REPO / "docs" / "daxa_walkthrough.py")], cwd=tmp_path,
+                          env=cli_env(), capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "errors: none" in done.stdout, done.stdout
+    demo = tmp_path / "daxa-demo"
+
+    # records under DAXA's keys, read by a new session on the same folder
+    arch = daxa.Archive.from_folders(demo / "archive", demo / "daxa-steps")
+    success = arch.process_success[MISSION]
+    assert list(success) == [s.__name__ for s in IN_ORDER]
+    assert all(ok for by_key in success.values() for ok in by_key.values()), success
+    assert arch.final_process_success[MISSION] == {o: True for o in arch.obsids}
+    assert arch.process_errors[MISSION] == {}
+    pn = next(iter(success["epchain"]))
+    assert "epchain" in arch.process_logs[MISSION]["epchain"][pn]  # stdout of both runs
+    assert Path(arch.process_extra_info[MISSION]["epchain"][pn]["evt_list"]).is_file()
+
+    # the archive flow's calls, no more: one record each, all ok
+    cfg = config(tmp_path, archive="daxa-demo/archive", out="daxa-demo/daxa-steps", images={},
+                 clean={"filt_mos_anom_state": True})
+    for obsid in arch.obsids:
+        planned = {f"{c.unit}/{c.step}" for _, c in plan_observation(arch.layout, obsid, cfg, arch.sas_version) if c}
+        assert _records(demo / "daxa-steps", obsid) == dict.fromkeys(planned, "ok")
+
+    # with the same fingerprints: on the walkthrough's SAS, the flow finds nothing to redo
+    for key, value in install_standin(demo / "sas-standin").items():
+        monkeypatch.setenv(key, value)
+    made = len(standin.calls())
+    assert made > 0  # the walkthrough's calls are in the log too
+    flow = run_archive(cfg)
+    assert all(o["status"] == "ok" for o in flow["observations"]), flow
+    assert standin.calls()[made:] == [], call_keys(standin.calls()[made:], demo / "daxa-steps")
+
+
+def test_a_failed_unit_is_in_process_errors_and_only_it_stops(tmp_path: Path, standin) -> None:
+    a, b = write_archive(tmp_path / "archive", 2, mix="standard")
+    arch = daxa.Archive.from_folders(tmp_path / "archive", tmp_path / "out", instruments=["PN", "M1"])
+    bad = f"{a}M1S001"
+    standin.faults([{"task": "espfilt", "match": f"{bad}-espfilt", "action": "fail", "name": "noGoodTime"}])
+    for step in (daxa.cif_build, daxa.odf_ingest, daxa.epchain, daxa.emchain, daxa.espfilt, daxa.cleaned_evt_lists):
+        step(arch, num_cores=2, disable_progress=True)
+
+    success = arch.process_success[MISSION]
+    assert success["espfilt"][bad] is False
+    assert [k for k, ok in success["espfilt"].items() if not ok] == [bad]
+    assert any("noGoodTime" in e for e in arch.process_errors[MISSION]["espfilt"][bad])
+    # the unit whose prerequisite failed is recorded and skipped; the others were cleaned
+    assert success["cleaned_evt_lists"][bad] is False
+    assert "espfilt did not succeed" in arch.process_errors[MISSION]["cleaned_evt_lists"][bad][0]
+    assert [k for k, ok in success["cleaned_evt_lists"].items() if not ok] == [bad]
+    assert _records(tmp_path / "out", a)[f"{bad}/cleaned_evt_lists"] == "upstream_failed"
+    assert set(_records(tmp_path / "out", b).values()) == {"ok"}
+
+    # calling a finished step again does nothing; changing a knob re-runs it
+    mark = len(standin.calls())
+    daxa.epchain(arch, num_cores=2, disable_progress=True)
+    assert standin.calls()[mark:] == []
+    daxa.espfilt(arch, ratio=1.5, method="ratio", num_cores=2, disable_progress=True)
+    rerun = call_keys(standin.calls()[mark:], tmp_path / "out")
+    assert rerun and all(k.endswith("/espfilt") for k in rerun), rerun
+
+
+def test_a_step_before_the_one_it_needs_names_it(tmp_path: Path, standin) -> None:
+    write_archive(tmp_path / "archive", 1, mix="standard")
+    arch = daxa.Archive.from_folders(tmp_path / "archive", tmp_path / "out")
+    with pytest.raises(MissingStepError, match=r"epchain needs odf_ingest first.*run odf_ingest\(archive\)"):
+        daxa.epchain(arch)
+    with pytest.raises(MissingStepError, match="espfilt needs epchain or emchain"):
+        daxa.espfilt(arch)
+    assert standin.calls() == []
+
+
+def test_a_step_runs_from_inside_a_running_event_loop_as_in_jupyter(tmp_path: Path, standin) -> None:
+    (obsid,) = write_archive(tmp_path / "archive", 1, mix="standard")
+    arch = daxa.Archive.from_folders(tmp_path / "archive", tmp_path / "out", instruments=["PN"])
+
+    async def notebook_cell() -> None:  # Jupyter runs cells inside its own event loop
+        daxa.cif_build(arch, disable_progress=True)
+
+    asyncio.run(notebook_cell())
+    assert arch.process_success[MISSION]["cif_build"] == {obsid: True}
