@@ -7,14 +7,14 @@ summary file is the only disk access, in :func:`plan_observation`).
 
 from __future__ import annotations
 
-__all__ = ["head_calls", "epic_unit_calls", "rgs_unit_calls", "instrument_calls", "plan_observation"]
+__all__ = ["head_calls", "epic_unit_calls", "accepted_ccds", "rgs_unit_calls", "instrument_calls", "plan_observation"]
 
 from collections.abc import Sequence
 from pathlib import Path
 
 from daxa_xmm.calls import SasCall
 from daxa_xmm.config import ProcessingConfig
-from daxa_xmm.emanom import emanom_supported
+from daxa_xmm.emanom import emanom_supported, keep_ccds
 from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.models import EPIC, ObservationRecord, Unit
@@ -64,6 +64,17 @@ def epic_unit_calls(
     espf = espfilt_calls(layout, unit, config.espfilt.to_step(), sas_version, timeout)
     clean = clean_events_calls(layout, unit, config.clean.to_step(), accepted_ccds, timeout)
     return [first, espf, clean]
+
+
+def accepted_ccds(layout: ArchiveLayout, unit: Unit, config: ProcessingConfig, sas_version: SasVersion) -> list[int] | None:
+    """The MOS CCDs emanom accepted, when the run filters on them; else None (all CCDs).
+
+    Read once emanom has run: the cleaning group is then rebuilt with them.
+    """
+    if unit.inst == "PN" or not config.clean.filt_mos_anom_state or not emanom_supported(sas_version):
+        return None
+    log_path = layout.emanom_log(unit.obsid, unit.inst, unit.exp_id)
+    return keep_ccds(log_path, unit.ccds, config.clean.acc_mos_anom_states)
 
 
 def rgs_unit_calls(layout: ArchiveLayout, unit: Unit, config: ProcessingConfig, summary: Path) -> list[SasCall]:

@@ -115,19 +115,32 @@ def image_png(image: Path, out: Path, title: str) -> Path | None:
     return _save(plt, fig, out)
 
 
+def _drawn(out: Path, *sources: Path) -> bool:
+    """The picture exists and is newer than what it shows (a re-run need not draw it again)."""
+    try:
+        return out.stat().st_mtime >= max(s.stat().st_mtime for s in sources)
+    except OSError:
+        return False
+
+
 def observation_pictures(layout: ArchiveLayout, obsid: str) -> list[Path]:
-    """Every quick-look picture that can be drawn for ``obsid`` from its products."""
+    """Every quick-look picture that can be drawn for ``obsid`` from its products (drawn
+    again only when its products changed)."""
     pics: list[Path] = []
     qdir = layout.obs_dir(obsid) / "quicklook"
     for gti in sorted(layout.cleaning_dir(obsid).glob("*-gti.fits")):
         stem = gti.name[: -len("-gti.fits")]  # e.g. pnS003
         events = layout.background_dir(obsid) / f"{stem}-allevc.fits"
-        if events.exists():
-            pic = lightcurve_png(events, gti, qdir / f"{stem}-lightcurve.png", f"{obsid} {stem}: espfilt light curve, GTIs shaded")
+        out = qdir / f"{stem}-lightcurve.png"
+        if _drawn(out, events, gti):
+            pics.append(out)
+        elif events.exists():
+            pic = lightcurve_png(events, gti, out, f"{obsid} {stem}: espfilt light curve, GTIs shaded")
             if pic:
                 pics.append(pic)
     for img in sorted(layout.images_dir(obsid).glob("*img.fits")):
-        pic = image_png(img, qdir / (img.name[: -len(".fits")] + ".png"), img.name)
+        out = qdir / (img.name[: -len(".fits")] + ".png")
+        pic = out if _drawn(out, img) else image_png(img, out, img.name)
         if pic:
             pics.append(pic)
     return pics

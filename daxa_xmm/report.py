@@ -8,9 +8,10 @@ state, so a report after a resumed or partly failed run tells the whole truth. W
 from __future__ import annotations
 
 __all__ = ["ObservationSummary", "ArchiveReport", "build_report", "write_report", "observation_rows", "status_from_rows",
-           "count_statuses", "summary_markdown"]
+           "count_statuses", "summary_markdown", "write_archive_report"]
 
 import html
+import logging
 from datetime import datetime, timezone
 from pathlib import Path
 from collections.abc import Iterable
@@ -21,6 +22,8 @@ from pydantic import BaseModel, Field
 from daxa_xmm.atomic import atomic_write_json, atomic_write_text
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.manifest import load_manifest
+
+log = logging.getLogger(__name__)
 
 
 class ObservationSummary(BaseModel):
@@ -203,3 +206,20 @@ def markdown_summary(report: ArchiveReport) -> str:
     return summary_markdown(f"daxa-xmm: {len(report.observations)} observations",
                             ((o.obsid, o.status, o.message) for o in report.observations),
                             f"Report: `{Path(report.out) / 'report.html'}`")
+
+
+def write_archive_report(layout: ArchiveLayout, outcomes: list[dict[str, Any]], sas_version: str) -> tuple[ArchiveReport, Path]:
+    """Quick-look pictures, then report.json and report.html; returns the report and its page."""
+    from daxa_xmm.quicklook import observation_pictures
+
+    pictures: dict[str, list[str]] = {}
+    for o in outcomes:
+        try:
+            pics = observation_pictures(layout, o["obsid"])
+        except Exception as exc:  # noqa: BLE001 - pictures are a nicety; never fail the run for them
+            log.warning("quick-look pictures of %s: %s", o["obsid"], exc)
+            pics = []
+        pictures[o["obsid"]] = [str(p.relative_to(layout.out_root)) for p in pics]
+    report = build_report(layout, outcomes, sas_version, pictures)
+    _, page = write_report(report, layout.out_root)
+    return report, page

@@ -17,12 +17,15 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from daxa_xmm import interrupt
 from daxa_xmm.config import STEPS, ProcessingConfig, load_config
 from daxa_xmm.errors import DaxaXmmError, SasNotFoundError
 from daxa_xmm.layout import ArchiveLayout, select_obsids
+from daxa_xmm.report import count_statuses, write_archive_report
 from daxa_xmm.sasenv import detect_sas
+from daxa_xmm.uptodate import finished_observations, up_to_date_outcome
 from flows.progress import progress
 
 
@@ -129,8 +132,15 @@ def main(argv: list[str] | None = None) -> int:
             print(plan_archive(config, version))
             return 0
         # fail now, before Prefect starts: a missing archive or ObsID, then SAS's set-up
-        select_obsids(ArchiveLayout(config.archive, config.out_root), config.obsids)
-        detect_sas(heasoft=needs_heasoft(config))
+        layout = ArchiveLayout(config.archive, config.out_root)
+        obsids = select_obsids(layout, config.obsids)
+        sas_version = detect_sas(heasoft=needs_heasoft(config)).version.raw
+        # plan first: a re-run that finds every observation finished needs no Prefect at all
+        if obsids and len(finished_observations(layout, obsids, config, sas_version)) == len(obsids):
+            outcomes = [up_to_date_outcome(o) for o in obsids]
+            _, page = write_archive_report(layout, outcomes, sas_version)
+            return _summary(config, {"observations": outcomes, "report": str(page),
+                                     "counts": count_statuses(o["status"] for o in outcomes)})
     except DaxaXmmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -152,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     finally:
         progress.stop()
+    return _summary(config, result)
+
+
+def _summary(config: ProcessingConfig, result: dict[str, Any]) -> int:
+    """What the command prints at the end, and its exit code."""
     counts = ", ".join(f"{v} {k}" for k, v in sorted(result["counts"].items()))
     print(f"Processed {len(result['observations'])} observation(s): {counts}")
     for o in result["observations"]:

@@ -32,16 +32,15 @@ from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.layout import ArchiveLayout, select_obsids
 from daxa_xmm.locks import ObservationBusy, observation_lock
-from daxa_xmm.quicklook import observation_pictures
 from daxa_xmm.report import (
-    build_report,
     count_statuses,
     markdown_summary,
     observation_rows,
     summary_markdown,
-    write_report,
+    write_archive_report,
 )
 from daxa_xmm.sasenv import detect_sas
+from daxa_xmm.uptodate import finished_observations, up_to_date_outcome
 from flows.cli import needs_heasoft
 from flows.process_observation import (
     ORCHESTRATION_ATTEMPTS,
@@ -147,16 +146,7 @@ def _publish(layout: ArchiveLayout, outcomes: list[dict[str, Any]], sas_version:
     """Pictures, report files and the final summary artifact; returns the HTML report's path."""
     from prefect.artifacts import create_markdown_artifact
 
-    pictures: dict[str, list[str]] = {}
-    for o in outcomes:
-        try:
-            pics = observation_pictures(layout, o["obsid"])
-        except Exception as exc:  # pictures are a nicety; never fail the run for them
-            log.warning("quick-look pictures of %s: %s", o["obsid"], exc)
-            pics = []
-        pictures[o["obsid"]] = [str(p.relative_to(layout.out_root)) for p in pics]
-    report = build_report(layout, outcomes, sas_version, pictures)
-    _, page = write_report(report, layout.out_root)
+    report, page = write_archive_report(layout, outcomes, sas_version)
     create_markdown_artifact(key="archive-summary", markdown=markdown_summary(report), description="daxa-xmm archive summary")
     return page
 
@@ -190,13 +180,15 @@ def process_archive_body(config: ProcessingConfig) -> dict[str, Any]:
     sas = detect_sas(heasoft=needs_heasoft(config))
     sas_version = sas.version.raw
     obsids = _obsids(config, layout)
-    progress.set_total(len(obsids))
-    finished: list[dict[str, Any]] = []
+    done = set(finished_observations(layout, obsids, config, sas_version))
+    finished: list[dict[str, Any]] = [up_to_date_outcome(o) for o in obsids if o in done]
+    todo = [o for o in obsids if o not in done]
+    progress.set_total(len(todo))
     with task_runner_for(config) as runner:
         futures = {
             runner.submit(observation_task, parameters={
                 "obsid": o, "config": config, "ctx": observation_context(o, config, layout, sas_version)}): o
-            for o in obsids
+            for o in todo
         }
         for fut in as_completed(list(futures)):
             obsid = futures[fut]

@@ -29,11 +29,10 @@ from pydantic import BaseModel
 from daxa_xmm import interrupt
 from daxa_xmm.calls import SasCall
 from daxa_xmm.config import ProcessingConfig
-from daxa_xmm.emanom import emanom_supported, keep_ccds
 from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.models import EPIC, Unit
 from daxa_xmm.odf_input import unpack_odf
-from daxa_xmm.pipeline import epic_unit_calls, head_calls, instrument_calls, rgs_unit_calls
+from daxa_xmm.pipeline import accepted_ccds, epic_unit_calls, head_calls, instrument_calls, rgs_unit_calls
 from daxa_xmm.sasversion import parse_sas_version
 from daxa_xmm.selection import select_units
 from daxa_xmm.steps.merge import place_single
@@ -158,10 +157,8 @@ async def _epic_unit(unit: Unit, ctx: ObsContext, cfg: ProcessingConfig, base: l
     done = 0
     try:
         for i, group in enumerate(groups):
-            if i == 2 and unit.inst != "PN" and cfg.clean.filt_mos_anom_state and emanom_supported(sasv):
-                # the cleaning expression keeps only the CCDs emanom accepted
-                log_path = ctx.layout.emanom_log(unit.obsid, unit.inst, unit.exp_id)
-                accepted = keep_ccds(log_path, unit.ccds, cfg.clean.acc_mos_anom_states)
+            accepted = accepted_ccds(ctx.layout, unit, cfg, sasv) if i == 2 else None
+            if accepted is not None:  # the cleaning expression keeps only the CCDs emanom accepted
                 group = epic_unit_calls(ctx.layout, unit, cfg, sasv, summary, accepted)[2]
             await chain.run(group)
             done = i + 1

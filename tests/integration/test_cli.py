@@ -74,8 +74,10 @@ def test_demo_runs_then_a_second_demo_makes_no_sas_call(tmp_path: Path) -> None:
 
     n = len([c for c in read_call_log(log) if c["task"] != "sasversion"])
     assert n > 0
-    second = run_cli(args, cwd=tmp_path, env=env)
+    # plan first: nothing to redo needs no Prefect at all (an API nobody answers is not asked)
+    second = run_cli(args, cwd=tmp_path, env={**env, "PREFECT_API_URL": "http://127.0.0.1:9/api"})
     assert second.returncode == 0, second.stdout + second.stderr
+    assert "Processed 3 observation(s): 3 ok" in second.stdout
     assert len([c for c in read_call_log(log) if c["task"] != "sasversion"]) == n, "the second demo made SAS calls"
 
 
