@@ -37,7 +37,7 @@ from daxa_xmm.archive import Archive
 from daxa_xmm.calls import SasCall, StepPlan
 from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.daxa_records import STEPS, check_prerequisite, daxa_key, save_step_info
-from daxa_xmm.errors import ConfigError
+from daxa_xmm.errors import ConfigError, DaxaXmmError
 from daxa_xmm.locks import ObservationBusy, observation_lock
 from daxa_xmm.manifest import Manifest
 from daxa_xmm.models import Unit
@@ -96,40 +96,50 @@ def _extra_key(label: str) -> tuple[str, str | None]:
 
 
 def _prepare(archive: Archive, step: str, plan: StepPlan, contexts: dict[str, ObsContext]) -> list[_Job]:
-    """The jobs to run; records what cannot run (a failed prerequisite, a unit that could not
-    be planned) and notes the step's extra info beside the manifest."""
+    """The jobs to run, observation by observation; one that cannot be prepared (an
+    unreadable file) is noted in its own records and the others go on."""
     jobs: list[_Job] = []
     for obsid in archive.obsids:
-        extra_info: dict[str, dict[str, Any]] = {}
-        plan_errors: dict[str, str] = {}
-        plans = plan.extra_info.get(obsid, {})
-        if "error" in plans:  # the observation could not be planned (no summary...)
-            plan_errors[obsid] = str(plans["error"])
-        inputs = _Inputs(archive, obsid)
-        runnable: list[_Job] = []
-        for label, calls in plan.commands.get(obsid, {}).items():
-            info = dict(plans.get(label, {}))
-            key, part = _extra_key(label)
-            if part is None:
-                extra_info[key] = info
-            else:
-                extra_info.setdefault(key, {})[part] = info
-            if "error" in info:
-                plan_errors[key] = str(info["error"])
-                continue
-            needs = inputs.of(step, label)
-            if not needs.ready:
-                plan_errors.setdefault(key, f"not run: {needs.why}")
-                for call in calls:
-                    contexts[obsid].store().mark(call, "upstream_failed", f"not run: {needs.why}",
-                                                 sas_version=contexts[obsid].sas_version)
-            elif "single_source" in info:  # one sub-exposure: copied, not merged
-                place_single(info["single_source"], info["dest"])
-            else:
-                runnable.append(_Job(obsid, key if step == "merge_subexposures" else label, tuple(calls), needs.tokens))
-        jobs += _chained(runnable) if step == "merge_subexposures" else runnable
-        save_step_info(archive.layout, obsid, step, extra_info, plan_errors)
+        try:
+            jobs += _prepare_observation(archive, step, plan, contexts[obsid])
+        except (DaxaXmmError, OSError, ValueError) as exc:
+            log.warning("%s: %s: %s", step, obsid, exc)
+            save_step_info(archive.layout, obsid, step, {}, {obsid: f"{type(exc).__name__}: {exc}"})
     return [j for j in jobs if j.calls]
+
+
+def _prepare_observation(archive: Archive, step: str, plan: StepPlan, ctx: ObsContext) -> list[_Job]:
+    """One observation's jobs; records what cannot run (a failed prerequisite, a unit that
+    could not be planned) and notes the step's extra info beside the manifest."""
+    obsid = ctx.obsid
+    extra_info: dict[str, dict[str, Any]] = {}
+    plan_errors: dict[str, str] = {}
+    plans = plan.extra_info.get(obsid, {})
+    if "error" in plans:  # the observation could not be planned (no summary...)
+        plan_errors[obsid] = str(plans["error"])
+    inputs = _Inputs(archive, obsid)
+    runnable: list[_Job] = []
+    for label, calls in plan.commands.get(obsid, {}).items():
+        info = dict(plans.get(label, {}))
+        key, part = _extra_key(label)
+        if part is None:
+            extra_info[key] = info
+        else:
+            extra_info.setdefault(key, {})[part] = info
+        if "error" in info:
+            plan_errors[key] = str(info["error"])
+            continue
+        needs = inputs.of(step, label)
+        if not needs.ready:
+            plan_errors.setdefault(key, f"not run: {needs.why}")
+            for call in calls:
+                ctx.store().mark(call, "upstream_failed", f"not run: {needs.why}", sas_version=ctx.sas_version)
+        elif "single_source" in info:  # one sub-exposure: copied, not merged
+            place_single(info["single_source"], info["dest"])
+        else:
+            runnable.append(_Job(obsid, key if step == "merge_subexposures" else label, tuple(calls), needs.tokens))
+    save_step_info(archive.layout, obsid, step, extra_info, plan_errors)
+    return _chained(runnable) if step == "merge_subexposures" else runnable
 
 
 def _chained(jobs: list[_Job]) -> list[_Job]:

@@ -61,3 +61,11 @@ def test_timeout_latency_runs_tiny(tmp_path: Path) -> None:
     for case in result["cases"].values():
         assert case["all_timed_out"] and case["processes_left"] == 0
         assert case["max_deadline_to_gone_s"] is not None
+
+
+def test_noop_runs_tiny(tmp_path: Path) -> None:
+    _run("noop", "--n", "2", tmp=tmp_path)
+    result = json.loads((tmp_path / "res" / "noop.json").read_text())
+    _machine_ok(result)
+    (row,) = result["sizes"]
+    assert row["n"] == 2 and len(row["noop_command_s"]) == 2 and row["check_s"] >= 0
