@@ -186,12 +186,12 @@ def gti_files(expr: str) -> list[str]:
 def _check_grammar(expr: str) -> None:
     """Parse ``expr`` with the selection-language grammar (``PATTERN <== 4`` fails here).
 
-    The grammar is the one the SAS stand-in evaluates with (daxa_xmm.standin.expression).
+    The grammar is the core's (daxa_xmm.expression), which the SAS stand-in evaluates with.
     ``#NAME`` flag
     macros are defined in each event list's header, not known yet: they are masked as
     ``true`` of the same width, which keeps error positions right.
     """
-    from daxa_xmm.standin.expression import ExpressionError, parse
+    from daxa_xmm.expression import ExpressionError, parse
 
     masked = _MACRO.sub(lambda m: "true".ljust(len(m.group())), expr)
     # a quoted string is one operand (SAS compares string columns with it): the grammar

@@ -2,9 +2,8 @@
 
 DAXA ran SAS through ``sh -c`` and, on timeout, killed only the shell: the SAS child ran on
 and the call waited for it. Here every call starts in a new session (its own process group,
-no shell), and on timeout, on Python-side interruption, or when children outlive their
-parent, the whole group gets SIGTERM, then SIGKILL after a grace period, and the runner
-waits until no live process of the group is left.
+no shell) and the whole group is ended at the timeout (:mod:`daxa_xmm.process_group`); it
+holds one of the machine's SAS slots while it runs (:mod:`daxa_xmm.slots`).
 
 A call has failed when its exit status is non-zero, when SAS printed a ``** task: error``
 record, or when an expected output is missing: all three are checked. Outputs go to their
@@ -23,283 +22,33 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["run_sas", "raise_for_result", "is_transient", "kill_process_group", "FileSlots", "SlotLike"]
+__all__ = ["run_sas", "raise_for_result", "is_transient"]
 
 import contextlib
-import errno
-import fcntl
 import logging
 import os
-import random
 import secrets
 import shutil
 import signal
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ContextManager, Union
+from typing import Any
 
 from daxa_xmm import interrupt
 from daxa_xmm.atomic import copy_into_place, move_into_place
 from daxa_xmm.calls import FailureKind, OutputSpec, SasCall, SasResult
-from daxa_xmm.errors import ConfigError, LayoutError, SasInputMissing, SasOutputMissing, SasTaskError, SasTimeout
-from daxa_xmm.orphans import CALL_ENV, OWNER_ENV, ensure_watchdog, kill_call_processes
+from daxa_xmm.errors import LayoutError, SasInputMissing, SasOutputMissing, SasTaskError, SasTimeout
+from daxa_xmm.orphans import CALL_ENV, OWNER_ENV, ensure_watchdog
+from daxa_xmm.process_group import wait_for_call
 from daxa_xmm.product_checks import check_product
 from daxa_xmm.sas_stderr import SasRecord, has_error, parse_sas_stderr
+from daxa_xmm.slots import SlotLike, gate
 
 log = logging.getLogger(__name__)
 
-#: A concurrency gate: a context manager (``threading.Semaphore``, :class:`FileSlots`) or a
-#: zero-argument factory returning one.
-SlotLike = Union[ContextManager[Any], Callable[[], ContextManager[Any]]]
-
-#: How long to wait, after SIGKILL, for the kernel to take a group down before giving up.
-_SETTLE_S = 10.0
-_POLL_S = 0.02
-#: How often a waiting call looks for a stop request.
-_STOP_POLL_S = 0.25
 _START = "could not start"
-
-
-# --------------------------------------------------------------------------- process groups
-def _live_members(pgid: int) -> list[int] | None:
-    """Pids of the group's processes that are not zombies; None where /proc is unavailable.
-
-    ``killpg(pgid, 0)`` succeeds while a zombie of the group is left, and an orphaned
-    grandchild's zombie lingers for as long as PID 1 does not reap it (containers whose
-    PID 1 is not an init). A zombie runs nothing, so it does not count as alive.
-    """
-    proc = Path("/proc")
-    if not proc.is_dir():  # pragma: no cover - non-Linux
-        return None
-    live: list[int] = []
-    want = str(pgid)
-    with os.scandir(proc) as entries:
-        for entry in entries:
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = Path(entry.path, "stat").read_text()
-            except OSError:
-                continue
-            # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-            fields = stat.rpartition(")")[2].split()
-            if len(fields) > 2 and fields[2] == want and fields[0] not in ("Z", "X", "x"):
-                live.append(int(entry.name))
-    return live
-
-
-def _group_alive(pgid: int) -> bool:
-    """True while any non-zombie process of group ``pgid`` exists."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pragma: no cover - a process we may not signal is still alive
-        return True
-    members = _live_members(pgid)
-    return True if members is None else bool(members)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
-
-
-def _wait_group_gone(pgid: int, limit_s: float, proc: subprocess.Popen[bytes] | None) -> bool:
-    """Poll until group ``pgid`` has no live process or ``limit_s`` passed; reap ``proc``."""
-    deadline = time.monotonic() + max(limit_s, 0.0)
-    while True:
-        if proc is not None:
-            proc.poll()  # reap the leader, so its zombie does not keep the group "alive"
-        if not _group_alive(pgid):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(_POLL_S)
-
-
-def kill_process_group(
-    pgid: int,
-    grace_s: float = 3.0,
-    *,
-    proc: subprocess.Popen[bytes] | None = None,
-    settle_s: float = _SETTLE_S,
-) -> bool:
-    """SIGTERM the whole group, wait ``grace_s``, SIGKILL what is left, wait until it is gone.
-
-    SIGTERM first lets a SAS task close its FITS files; SIGKILL then ends whatever ignored it,
-    grandchildren included. The SIGKILL is sent in a ``finally``: even an interruption during
-    the grace period (a second Ctrl-C, a cancelled task) leaves nothing running.
-
-    Args:
-        pgid: the process group, which is the leader's pid for a ``start_new_session`` child.
-        grace_s: seconds between SIGTERM and SIGKILL.
-        proc: the group leader's Popen, reaped while waiting.
-        settle_s: how long to wait after SIGKILL for the kernel to remove the processes.
-
-    Returns:
-        True when no live process of the group is left.
-    """
-    try:
-        if _group_alive(pgid):
-            _signal_group(pgid, signal.SIGTERM)
-            _wait_group_gone(pgid, grace_s, proc)
-    finally:
-        if _group_alive(pgid):
-            _signal_group(pgid, signal.SIGKILL)
-    return _wait_group_gone(pgid, settle_s, proc)
-
-
-def _wait(proc: subprocess.Popen[bytes], timeout_s: float | None, grace_s: float, call_token: str = "") -> str:
-    """Wait for ``proc``; kill its group on timeout, on a stop request (Ctrl-C, SIGTERM: see
-    :mod:`daxa_xmm.interrupt`), on interruption and if children linger.
-
-    Returns:
-        ``"done"``, ``"timeout"`` or ``"interrupted"``.
-    """
-    pgid = proc.pid  # start_new_session=True: the child leads its own group
-    outcome = "done"
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    interrupt.register_group(pgid)
-    try:
-        while True:
-            step_s = _STOP_POLL_S if deadline is None else max(0.0, min(_STOP_POLL_S, deadline - time.monotonic()))
-            try:
-                proc.wait(timeout=step_s)
-                break
-            except subprocess.TimeoutExpired:
-                if deadline is not None and time.monotonic() >= deadline:
-                    outcome = "timeout"
-                    break
-                if interrupt.stop_requested():
-                    outcome = "interrupted"
-                    break
-    finally:
-        # Reached on timeout, on a stop request, on normal exit (a child may leave
-        # grandchildren running) and on KeyboardInterrupt or any BaseException while waiting.
-        if _group_alive(pgid):
-            if outcome == "done" and proc.returncode is not None:
-                log.warning("process group %d outlived its leader; killing it", pgid)
-            if not kill_process_group(pgid, grace_s, proc=proc):
-                log.error("process group %d still has live processes after SIGKILL", pgid)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=_SETTLE_S)
-        interrupt.unregister_group(pgid)
-        if call_token:  # a grandchild that left the group (setsid) still carries the call's marker
-            kill_call_processes(call_token, grace_s)
-    return outcome
-
-
-# --------------------------------------------------------------------------- slots
-class _Lease:
-    """One held slot: an open, flock'ed file descriptor."""
-
-    def __init__(self, index: int, fd: int) -> None:
-        self.index = index
-        self._fd: int | None = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
-
-
-class FileSlots:
-    """A counting semaphore across threads and processes: ``n`` lock files under ``folder``.
-
-    Holding a slot means holding an exclusive ``flock`` on one of ``slot-<i>.lock``. flock
-    locks belong to open file descriptions, so two threads of one process exclude each other
-    just as two processes do, and the kernel drops a lock when its holder dies: a crashed
-    worker never leaks a slot. This caps concurrent SAS processes across threads, subflows,
-    Dask workers and two flow runs on one machine, which Prefect's tag limits do not do
-    exactly.
-
-    Use it as a context manager (the held slots are tracked per thread, so one instance may
-    be shared), or :meth:`acquire` a lease and release it.
-
-    Args:
-        folder: where the lock files live; created if missing. Every process that shares
-            the cap must use the same folder.
-        n: how many holders at once.
-        poll_s: mean sleep between attempts while every slot is taken.
-
-    Example:
-        >>> slots = FileSlots(Path("/tmp/daxa-slots"), 4)  # doctest: +SKIP
-        >>> with slots:  # doctest: +SKIP
-        ...     run_the_sas_task()
-    """
-
-    def __init__(self, folder: str | os.PathLike[str], n: int, *, poll_s: float = 0.05) -> None:
-        if n < 1:
-            raise ConfigError(f"FileSlots needs at least one slot, got n={n}")
-        self.folder = Path(folder)
-        self.n = n
-        self.poll_s = poll_s
-        self._local = threading.local()
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Picklable for process pools (threading.local is not): same folder, same cap.
-        return (self.__class__, (self.folder, self.n), {"poll_s": self.poll_s})
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.poll_s = state["poll_s"]
-
-    def __repr__(self) -> str:
-        return f"FileSlots({str(self.folder)!r}, n={self.n})"
-
-    def _try(self, index: int) -> _Lease | None:
-        fd = os.open(self.folder / f"slot-{index}.lock", os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return None
-            raise
-        return _Lease(index, fd)
-
-    def acquire(self, timeout_s: float | None = None) -> _Lease:
-        """Take a free slot, waiting for one; raise ``TimeoutError`` after ``timeout_s``."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            if interrupt.stop_requested():
-                raise interrupt.Interrupted(f"stop requested while waiting for a SAS slot in {self.folder}")
-            start = random.randrange(self.n)  # spread holders over the files
-            for k in range(self.n):
-                lease = self._try((start + k) % self.n)
-                if lease is not None:
-                    return lease
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"no free slot in {self.folder} after {timeout_s} s")
-            time.sleep(self.poll_s * (0.5 + random.random()))
-
-    def _stack(self) -> list[_Lease]:
-        stack = getattr(self._local, "stack", None)
-        if stack is None:
-            stack = self._local.stack = []
-        return stack
-
-    def __enter__(self) -> FileSlots:
-        self._stack().append(self.acquire())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stack().pop().release()
-
-
-def _gate(slot: SlotLike | None) -> ContextManager[Any]:
-    if slot is None:
-        return contextlib.nullcontext()
-    if hasattr(slot, "__enter__") and hasattr(slot, "__exit__"):
-        return slot  # type: ignore[return-value]
-    return slot()  # type: ignore[operator]
 
 
 # --------------------------------------------------------------------------- running
@@ -424,8 +173,8 @@ def run_sas(
     if interrupt.stop_requested():
         return stopped
     try:
-        gate = _gate(slot)
-        gate.__enter__()
+        slot_gate = gate(slot)
+        slot_gate.__enter__()
     except interrupt.Interrupted:
         return stopped
     try:
@@ -443,10 +192,10 @@ def run_sas(
                 ended = time.time()
                 log.error("%s: %s: %s", label, _START, exc)
                 return result("failed", None, (), f"{_START} {argv[0]!r}: {exc}", "start")
-            waited = _wait(proc, call.timeout_s, kill_grace_s, call_token)
+            waited = wait_for_call(proc, call.timeout_s, kill_grace_s, call_token)
         ended = time.time()
     finally:
-        gate.__exit__(None, None, None)
+        slot_gate.__exit__(None, None, None)
 
     code = proc.returncode
     records = tuple(parse_sas_stderr(stderr_log.read_text(errors="replace")))

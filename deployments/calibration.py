@@ -33,7 +33,8 @@ from daxa_xmm.ccf import listed_ccfs
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.locks import observation_lock
 from daxa_xmm.manifest import ManifestStore, record_key
-from daxa_xmm.runner import FileSlots, raise_for_result, run_sas
+from daxa_xmm.runner import raise_for_result, run_sas
+from daxa_xmm.slots import FileSlots
 from daxa_xmm.steps.cifbuild import CifBuildConfig, cifbuild_calls
 from daxa_xmm.summary import read_observation_record
 

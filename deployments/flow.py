@@ -39,7 +39,7 @@ from daxa_xmm.errors import ConfigError
 from daxa_xmm.config import CleanSettings, EspfiltSettings, ImageSettings, ProcessingConfig, StepName
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.manifest import load_manifest
-from daxa_xmm.runner import FileSlots
+from daxa_xmm.slots import FileSlots
 from deployments.calibration import check_calibration, mark_stale
 from deployments.params import config_from_parameters
 

@@ -50,11 +50,21 @@ def _prefect_hint() -> str:
             "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("daxa-xmm")
+    except PackageNotFoundError:  # run from a checkout that was not pip-installed
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m flows.process_archive",
         description="Process an archive of XMM-Newton ODFs with SAS, observation by observation.",
     )
+    p.add_argument("--version", action="version", version=f"daxa-xmm {_version()}")
     p.add_argument("archive", nargs="?", type=Path, help="folder with one ODF folder per ObsID")
     p.add_argument("--out", type=Path, help="products folder (default: <archive>/../processed)")
     p.add_argument("--obsids", nargs="+", metavar="OBSID", help="only these ObsIDs")

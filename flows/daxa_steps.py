@@ -99,7 +99,7 @@ def _prepare(archive: Archive, step: str, plan: StepPlan, contexts: dict[str, Ob
     """The jobs to run, observation by observation; one that cannot be prepared (an
     unreadable file) is noted in its own records and the others go on."""
     jobs: list[_Job] = []
-    for obsid in archive.obsids:
+    for obsid in [o for o in archive.obsids if o in contexts]:
         try:
             jobs += _prepare_observation(archive, step, plan, contexts[obsid])
         except (DaxaXmmError, OSError, ValueError) as exc:
@@ -154,14 +154,15 @@ def _chained(jobs: list[_Job]) -> list[_Job]:
 
 @contextlib.contextmanager
 def _locked(archive: Archive, obsids: set[str]) -> Iterator[set[str]]:
-    """Hold the observations' locks (as the archive flow does); yields the busy ones."""
+    """Hold the observations' locks (as the archive flow does); yields the busy ones, which
+    another run is processing: this step leaves them alone, with a warning naming them."""
     busy: set[str] = set()
     with contextlib.ExitStack() as stack:
         for obsid in sorted(obsids):
             try:
                 stack.enter_context(observation_lock(archive.layout.obs_dir(obsid)))
             except ObservationBusy as exc:
-                log.warning("%s", exc)
+                log.warning("%s: left alone: %s", obsid, exc)
                 busy.add(obsid)
         yield busy
 
@@ -217,10 +218,8 @@ def run_step(archive: Archive, step: str, plan: StepPlan) -> dict[str, str]:
     layout = archive.layout
     config = ProcessingConfig(archive=layout.raw_root, out=layout.out_root, num_cores=plan.num_cores)
     contexts = {o: observation_context(o, config, layout, sas.version.raw) for o in archive.obsids}
-    with _locked(archive, set(archive.obsids)) as busy:
-        if busy:
-            raise ConfigError(f"another run is processing {', '.join(sorted(busy))}; wait for it to end")
-        jobs = _prepare(archive, step, plan, contexts)
+    with _locked(archive, set(archive.obsids)) as busy:  # a busy observation is left to its run
+        jobs = _prepare(archive, step, plan, {o: c for o, c in contexts.items() if o not in busy})
         if not jobs:
             return {}
         coro = daxa_step_flow(step, jobs, contexts, config, not plan.disable_progress, plan.process_message)

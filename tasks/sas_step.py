@@ -27,10 +27,11 @@ from daxa_xmm.calls import SasCall, SasResult
 from daxa_xmm.steps.cifbuild import analysis_date_used
 from daxa_xmm.ccf import ccf_stale_reason
 from daxa_xmm.errors import DaxaXmmError
-from daxa_xmm.identity import record_token, with_upstream
+from daxa_xmm.identity import record_token
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.manifest import ManifestStore, call_facts, missing_leftovers
-from daxa_xmm.runner import FileSlots, is_transient, raise_for_result, run_sas
+from daxa_xmm.runner import is_transient, raise_for_result, run_sas
+from daxa_xmm.slots import FileSlots
 
 log = logging.getLogger(__name__)
 

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
+
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-#: Real SAS files live beside the repository (../shared/xmm-samples); never inside it.
-SAMPLES = REPO.parent / "shared" / "xmm-samples"
+#: Real SAS files live outside the repository: ``DAXA_XMM_SAMPLES``, else ../shared/xmm-samples.
+SAMPLES = Path(os.environ.get("DAXA_XMM_SAMPLES") or REPO.parent / "shared" / "xmm-samples")
 
 
 @pytest.fixture(scope="session")
 def xmm_samples() -> Path:
-    """The folder of real SAS files; skips the test with a reason when it is absent."""
+    """The folder of real SAS files; skips the test with a reason when it is absent, except
+    under CI (``CI`` set), where a missing sample folder is an error, not a skip."""
     if not SAMPLES.is_dir():
-        pytest.skip(f"real SAS samples not found at {SAMPLES} (they live in ../shared, outside the repo)")
+        why = f"real SAS samples not found at {SAMPLES} (set DAXA_XMM_SAMPLES, or put them in ../shared/xmm-samples)"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
     return SAMPLES
 
 

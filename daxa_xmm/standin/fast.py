@@ -4,8 +4,9 @@ Benchmarks of the orchestration (overhead per call, memory and database size at 
 or thousands of observations, makespan against its lower bound) need SAS calls that cost
 next to nothing, or the stand-in's own work hides what is measured: a normal stand-in call
 imports astropy and numpy (~0.4 s of CPU) and writes real event lists. With
-``DAXA_STANDIN_FAST=1`` every task except ``sasversion`` and ``odfingest`` (whose summary
-file the flow parses) writes its outputs under their real names as tiny header-only FITS
+``DAXA_STANDIN_FAST=1`` every task except ``sasversion``, ``odfingest`` (whose summary
+file the flow parses) and ``cifbuild`` (whose calibration index the flow reads, once per
+observation, to decide whether it is current) writes its outputs under their real names as tiny header-only FITS
 files carrying the keywords later tasks derive names from (INSTRUME, EXPIDSTR, OBS_ID),
 read back without astropy. Argument checking, faults, durations and the call log are
 unchanged, so a fast call still costs one Python start-up (~40 ms).
@@ -28,7 +29,7 @@ from daxa_xmm.standin.common import SasExit, TaskContext, is_yes
 ENV = "DAXA_STANDIN_FAST"
 
 #: Tasks fast mode replaces; the others always run for real.
-FAST_TASKS = frozenset({"cifbuild", "epchain", "emchain", "rgsproc", "emanom", "espfilt", "evselect", "merge", "eexpmap"})
+FAST_TASKS = frozenset({"epchain", "emchain", "rgsproc", "emanom", "espfilt", "evselect", "merge", "eexpmap"})
 
 _PREFIX = {"EPN": "pn", "EMOS1": "mos1", "EMOS2": "mos2"}
 

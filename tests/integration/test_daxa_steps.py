@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from daxa_xmm.daxa_records import MISSION, MissingStepError
+from daxa_xmm.locks import observation_lock
 from daxa_xmm.pipeline import plan_observation
 from daxa_xmm.standin.install import install_standin
 from daxa_xmm.synth import write_archive
@@ -117,12 +118,15 @@ def test_a_step_before_the_one_it_needs_names_it(tmp_path: Path, standin) -> Non
     assert standin.calls() == []
 
 
-def test_a_step_runs_from_inside_a_running_event_loop_as_in_jupyter(tmp_path: Path, standin) -> None:
-    (obsid,) = write_archive(tmp_path / "archive", 1, mix="standard")
+def test_a_step_runs_inside_a_running_event_loop_and_leaves_a_busy_observation_alone(tmp_path: Path, standin) -> None:
+    a, b = write_archive(tmp_path / "archive", 2, mix="standard")
     arch = daxa.Archive.from_folders(tmp_path / "archive", tmp_path / "out", instruments=["PN"])
 
     async def notebook_cell() -> None:  # Jupyter runs cells inside its own event loop
         daxa.cif_build(arch, disable_progress=True)
 
+    with observation_lock(arch.layout.obs_dir(b)):  # another run holds b
+        asyncio.run(notebook_cell())
+    assert arch.process_success[MISSION]["cif_build"] == {a: True}
     asyncio.run(notebook_cell())
-    assert arch.process_success[MISSION]["cif_build"] == {obsid: True}
+    assert arch.process_success[MISSION]["cif_build"] == {a: True, b: True}

@@ -21,7 +21,8 @@ import pytest
 
 from daxa_xmm.calls import OutputSpec, SasCall
 from daxa_xmm.errors import SasInputMissing, SasOutputMissing, SasTaskError, SasTimeout
-from daxa_xmm.runner import FileSlots, is_transient, raise_for_result, run_sas
+from daxa_xmm.runner import is_transient, raise_for_result, run_sas
+from daxa_xmm.slots import FileSlots
 
 OBSID = "0201903501"
 UNIT = "0201903501PNS003"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from daxa_xmm.calls import OutputSpec, SasCall
+from daxa_xmm.calls import SasCall
 from daxa_xmm.identity import calibration_identity, record_token, with_upstream
 from daxa_xmm.manifest import StepRecord
 from tasks.sas_step import pipeline_step

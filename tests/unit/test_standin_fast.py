@@ -8,6 +8,7 @@ import pytest
 from astropy.io import fits
 
 from daxa_xmm.standin import cli, fast
+from daxa_xmm.standin.install import install_standin
 from daxa_xmm.standin.testing import TINY_OBSID, write_tiny_odf
 
 
@@ -40,7 +41,8 @@ def odf_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv(fast.ENV, raising=False)
     for var in ("DAXA_STANDIN_FAULTS", "DAXA_STANDIN_DURATIONS", "DAXA_STANDIN_LOG"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv(fast.ENV, "1")  # cifbuild's placeholder CIF is enough for what follows
+    monkeypatch.setenv("SAS_CCFPATH", install_standin(tmp_path / "sas")["SAS_CCFPATH"])
+    monkeypatch.setenv(fast.ENV, "1")  # cifbuild runs for real even so: the flow reads its index
     assert cli.main("cifbuild", ["calindexset=ccf.cif", "withobservationdate=yes", "observationdate=2004-06-17"]) == 0
     monkeypatch.setenv("SAS_CCF", str(work / "ccf.cif"))
     # odfingest always runs for real, fast mode or not: the flow parses its summary

@@ -1,0 +1,136 @@
+"""SAS slots: at most ``n`` SAS processes at once, across threads, processes and runs.
+
+One lock file per slot in a shared folder; a call holds one (``flock``) while its SAS
+process runs. The kernel drops a dead holder's lock, so a killed run never leaves a slot
+taken.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FileSlots", "SlotLike", "gate"]
+
+import contextlib
+import errno
+import fcntl
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ContextManager, Union
+
+from daxa_xmm import interrupt
+from daxa_xmm.errors import ConfigError
+
+#: A concurrency gate: a context manager (``threading.Semaphore``, :class:`FileSlots`) or a
+#: zero-argument factory returning one.
+SlotLike = Union[ContextManager[Any], Callable[[], ContextManager[Any]]]
+
+
+class _Lease:
+    """One held slot: an open, flock'ed file descriptor."""
+
+    def __init__(self, index: int, fd: int) -> None:
+        self.index = index
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+
+class FileSlots:
+    """A counting semaphore across threads and processes: ``n`` lock files under ``folder``.
+
+    Holding a slot means holding an exclusive ``flock`` on one of ``slot-<i>.lock``. flock
+    locks belong to open file descriptions, so two threads of one process exclude each other
+    just as two processes do, and the kernel drops a lock when its holder dies: a crashed
+    worker never leaks a slot. This caps concurrent SAS processes across threads, subflows,
+    Dask workers and two flow runs on one machine, which Prefect's tag limits do not do
+    exactly.
+
+    Use it as a context manager (the held slots are tracked per thread, so one instance may
+    be shared), or :meth:`acquire` a lease and release it.
+
+    Args:
+        folder: where the lock files live; created if missing. Every process that shares
+            the cap must use the same folder.
+        n: how many holders at once.
+        poll_s: mean sleep between attempts while every slot is taken.
+
+    Example:
+        >>> slots = FileSlots(Path("/tmp/daxa-slots"), 4)  # doctest: +SKIP
+        >>> with slots:  # doctest: +SKIP
+        ...     run_the_sas_task()
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], n: int, *, poll_s: float = 0.05) -> None:
+        if n < 1:
+            raise ConfigError(f"FileSlots needs at least one slot, got n={n}")
+        self.folder = Path(folder)
+        self.n = n
+        self.poll_s = poll_s
+        self._local = threading.local()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable for process pools (threading.local is not): same folder, same cap.
+        return (self.__class__, (self.folder, self.n), {"poll_s": self.poll_s})
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.poll_s = state["poll_s"]
+
+    def __repr__(self) -> str:
+        return f"FileSlots({str(self.folder)!r}, n={self.n})"
+
+    def _try(self, index: int) -> _Lease | None:
+        fd = os.open(self.folder / f"slot-{index}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return None
+            raise
+        return _Lease(index, fd)
+
+    def acquire(self, timeout_s: float | None = None) -> _Lease:
+        """Take a free slot, waiting for one; raise ``TimeoutError`` after ``timeout_s``."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            if interrupt.stop_requested():
+                raise interrupt.Interrupted(f"stop requested while waiting for a SAS slot in {self.folder}")
+            start = random.randrange(self.n)  # spread holders over the files
+            for k in range(self.n):
+                lease = self._try((start + k) % self.n)
+                if lease is not None:
+                    return lease
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"no free slot in {self.folder} after {timeout_s} s")
+            time.sleep(self.poll_s * (0.5 + random.random()))
+
+    def _stack(self) -> list[_Lease]:
+        stack = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = self._local.stack = []
+        return stack
+
+    def __enter__(self) -> FileSlots:
+        self._stack().append(self.acquire())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack().pop().release()
+
+
+def gate(slot: SlotLike | None) -> ContextManager[Any]:
+    if slot is None:
+        return contextlib.nullcontext()
+    if hasattr(slot, "__enter__") and hasattr(slot, "__exit__"):
+        return slot  # type: ignore[return-value]
+    return slot()  # type: ignore[operator]
