@@ -20,8 +20,8 @@ from daxa_xmm.errors import ConfigError, LayoutError, SummaryParseError
 from daxa_xmm.layout import ArchiveLayout, check_obsid, select_obsids
 from daxa_xmm.manifest import Manifest, load_manifest
 from daxa_xmm.models import OdfSummary, Unit
-from daxa_xmm.selection import UNIT_INSTRUMENTS
 from daxa_xmm.sasversion import SasVersion, parse_sas_version
+from daxa_xmm.selection import UNIT_INSTRUMENTS
 
 
 class Archive:
@@ -59,7 +59,7 @@ class Archive:
         obsids: Iterable[str] | None = None,
         instruments: Iterable[str] | None = None,
         sas_version: SasVersion | str | None = None,
-    ) -> "Archive":
+    ) -> Archive:
         """An archive of the ODFs under ``odf_folder`` (one folder per ObsID), products under ``out_folder``.
 
         Args:

@@ -20,8 +20,7 @@ import secrets
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def _temp_beside(path: Path) -> tuple[int, Path]:

@@ -298,7 +298,7 @@ class ProcessingConfig(BaseModel):
         return v if v is None else check_inside_roots(v, "")
 
     @model_validator(mode="after")
-    def _default_out_inside_roots(self) -> "ProcessingConfig":
+    def _default_out_inside_roots(self) -> ProcessingConfig:
         if self.out is None:
             check_inside_roots(self.out_root, "out (default <archive>/../processed)")
         return self
@@ -321,7 +321,7 @@ class ProcessingConfig(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _paths(self) -> "ProcessingConfig":
+    def _paths(self) -> ProcessingConfig:
         out = self.out_root.expanduser().absolute()
         if out.exists() and not out.is_dir():
             raise ValueError(f"out: {out} is a file, not a folder")

@@ -109,9 +109,8 @@ class DaxaRecords:
 
     def in_step_order(self) -> None:
         """Steps in DAXA's order, as a notebook ran them."""
-        rank = {s: i for i, s in enumerate(STEPS)}
         for table in (self.success, self.errors, self.warnings, self.logs, self.extra_info):
-            table[MISSION] = dict(sorted(table[MISSION].items(), key=lambda kv: rank.get(kv[0], len(rank))))
+            _in_step_order(table)
 
     def _put(self, step: str, key: str, ok: bool, errors: list[str], warnings: list[str], log: str) -> None:
         success = self.success[MISSION].setdefault(step, {})
@@ -123,6 +122,11 @@ class DaxaRecords:
         if log:
             logs = self.logs[MISSION].setdefault(step, {})
             logs[key] = logs.get(key, "") + log
+
+
+def _in_step_order(table: dict[str, dict[str, Any]]) -> None:
+    rank = {s: i for i, s in enumerate(STEPS)}
+    table[MISSION] = dict(sorted(table[MISSION].items(), key=lambda kv: rank.get(kv[0], len(rank))))
 
 
 def _info_path(layout: ArchiveLayout, obsid: str) -> Path:
@@ -177,7 +181,7 @@ def _stdout(record: StepRecord) -> str:
 def _errors(record: StepRecord) -> list[str]:
     if record.status == "ok":
         return []
-    parsed = [str(SasRecord(**e)) for e in record.errors]
+    parsed = [str(SasRecord.from_dict(e)) for e in record.errors]
     return parsed or [record.message or f"{record.step}: {record.status}"]
 
 
@@ -200,7 +204,7 @@ def read_records(layout: ArchiveLayout, obsids: list[str]) -> DaxaRecords:
         for rec in records:
             if rec.status == "skipped":  # not selected by a partial run: never attempted
                 continue
-            warnings = [str(SasRecord(**w)) for w in rec.warnings]
+            warnings = [str(SasRecord.from_dict(w)) for w in rec.warnings]
             out._put(daxa_step(rec.step), daxa_key(rec.unit), rec.status == "ok", _errors(rec), warnings, _stdout(rec))
         for step, noted in info.items():
             for key, message in noted.get("plan_errors", {}).items():

@@ -103,7 +103,7 @@ class SasTaskError(DaxaXmmError, RuntimeError):
         task: str,
         argv: Sequence[str] = (),
         exit_code: int | None = None,
-        records: Sequence["SasRecord"] = (),
+        records: Sequence[SasRecord] = (),
         unit: str | None = None,
         transient: bool = False,
         log_files: Sequence[Path] = (),

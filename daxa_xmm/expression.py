@@ -95,7 +95,7 @@ def _tokenize(text: str) -> list[_Tok]:
             m = _NUMBER_RE.match(text, i)
             lit = m.group(0) if m else text[i]
             # "0.eq.FLAG": the dot belongs to the operator, not to the number
-            if lit.endswith(".") and _DOT_OP_RE.match(text, m.end() - 1):
+            if m is not None and lit.endswith(".") and _DOT_OP_RE.match(text, m.end() - 1):
                 lit = lit[:-1]
             end = i + len(lit)
             is_int = re.fullmatch(r"[0-9]+", lit) is not None
@@ -152,7 +152,7 @@ class Node:
 
     kind: str
     value: Any = None
-    args: tuple["Node", ...] = ()
+    args: tuple[Node, ...] = ()
     pos: int = 0
 
 

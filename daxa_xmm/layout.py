@@ -54,7 +54,7 @@ def check_obsid(obsid: str) -> str:
     return obsid
 
 
-def select_obsids(layout: "ArchiveLayout", obsids: list[str] | None) -> list[str]:
+def select_obsids(layout: ArchiveLayout, obsids: list[str] | None) -> list[str]:
     """The ObsIDs a run processes: ``obsids`` (each checked to be in the archive), else all.
 
     Raises:

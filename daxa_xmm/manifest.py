@@ -91,9 +91,13 @@ class StepRecord(BaseModel):
     message: str = Field(default="", description="Why it failed or was skipped, for humans.")
     log_files: list[Path] = Field(default_factory=list, description="stdout and stderr logs.")
     products: list[Path] = Field(default_factory=list, description="Final product paths (empty unless ok).")
-    facts: dict[str, Any] = Field(default_factory=dict, description="What the call was about (exposure, band, CCDs...) and what it found out (cifbuild's analysis date).")
-    modified: list[Path] = Field(default_factory=list, description="Files the call changed where they lie (e.g. emanom's keywords in the emchain list).")
-    leftovers: list[str] | None = Field(default=None, description="Files left in the cwd for the next call of the chain; None in records of older versions.")
+    facts: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What the call was about (exposure, band, CCDs...) and what it found out (cifbuild's analysis date).")
+    modified: list[Path] = Field(
+        default_factory=list, description="Files the call changed where they lie (e.g. emanom's keywords in the emchain list).")
+    leftovers: list[str] | None = Field(
+        default=None, description="Files left in the cwd for the next call of the chain; None in records of older versions.")
     attempts: int = Field(default=0, description="How many runs this outcome took (retries included).")
 
     @property

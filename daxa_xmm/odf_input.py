@@ -55,7 +55,7 @@ def unpack_odf(layout: ArchiveLayout, obsid: str) -> Path:
             if _current(dest, source):
                 continue
 
-            def write(out, source: Path = source) -> None:  # type: ignore[no-untyped-def]
+            def write(out, source: Path = source) -> None:
                 with gzip.open(source, "rb") as fh:
                     shutil.copyfileobj(fh, out, 1 << 20)
 

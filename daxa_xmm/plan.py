@@ -52,9 +52,9 @@ def format_plan(plans: list[tuple[str, StepPlan]]) -> str:
     lines: list[str] = []
     for name, plan in plans:
         lines.append(f"=== {name}: {plan.process_message}")
-        for obsid, units in plan.extra_info.items():
-            if "error" in units:
-                lines.append(f"  {obsid}: NOT PLANNED: {units['error']}")
+        for obsid, infos in plan.extra_info.items():
+            if "error" in infos:
+                lines.append(f"  {obsid}: NOT PLANNED: {infos['error']}")
         for obsid, units in plan.commands.items():
             for unit, calls in units.items():
                 info = plan.extra_info.get(obsid, {}).get(unit, {})

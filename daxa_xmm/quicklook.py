@@ -19,7 +19,7 @@ from daxa_xmm.layout import ArchiveLayout
 log = logging.getLogger(__name__)
 
 
-def _plt():  # type: ignore[no-untyped-def]
+def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -28,7 +28,7 @@ def _plt():  # type: ignore[no-untyped-def]
     return plt
 
 
-def _save(plt, fig, out: Path) -> Path:  # type: ignore[no-untyped-def]
+def _save(plt, fig, out: Path) -> Path:
     """Write the figure beside ``out`` and rename it into place."""
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +77,7 @@ def lightcurve_png(events: Path, gti: Path, out: Path, title: str, bin_s: float 
     return _save(plt, fig, out)
 
 
-def display_norm(data: np.ndarray):  # type: ignore[no-untyped-def]
+def display_norm(data: np.ndarray):
     """(lightly smoothed image, asinh ImageNormalize over 0 to its 99.9th percentile)."""
     from astropy.convolution import Gaussian2DKernel, convolve_fft
     from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval

@@ -12,9 +12,9 @@ __all__ = ["ObservationSummary", "ArchiveReport", "build_report", "write_report"
 
 import html
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -162,7 +162,8 @@ def _html(report: ArchiveReport) -> str:
             parts.append(f"<p>{e(o.message)}</p>")
         for pic in o.pictures:
             parts.append(f"<a href='{e(pic)}'><img src='{e(pic)}' alt='{e(Path(pic).name)}'></a>")
-        parts.append("<table><tr><th>unit</th><th>step</th><th>status</th><th>s</th><th>tries</th><th>SAS errors</th><th>warnings</th><th>message</th></tr>")
+        heads = ("unit", "step", "status", "s", "tries", "SAS errors", "warnings", "message")
+        parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in heads) + "</tr>")
         for r in o.rows:
             dur = "" if r["duration_s"] is None else f"{r['duration_s']:.1f}"
             parts.append(

@@ -214,12 +214,13 @@ def run_sas(
         res = result("failed", code, records,
                      f"missing output{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
                      "(exit status 0, no error record)", "missing_output")
-    elif corrupt := [p for o in call.outputs if o.check and (p := check_product(found[o.name], o.check))]:
+    elif corrupt := [p for o in call.outputs
+                      if o.check and (f := found[o.name]) is not None and (p := check_product(f, o.check))]:
         res = result("failed", code, records, f"corrupt output {'; '.join(corrupt)} (exit status 0)",
                      "corrupt_output")
     else:
         products: list[Path] = []
-        modified = tuple(found[o.name] for o in call.outputs if o.kind == "modify")  # type: ignore[misc]
+        modified = tuple(found[o.name] for o in call.outputs if o.kind == "modify")
         try:
             for o in call.outputs:
                 if o.dest is not None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 __all__ = ["SasRecord", "parse_sas_stderr", "has_error"]
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -60,6 +60,13 @@ class SasRecord:
     level: Literal["error", "warning"]
     name: str
     message: str
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, str]) -> SasRecord:
+        """The record :meth:`to_dict` wrote (a manifest's ``errors`` and ``warnings``)."""
+        level = d.get("level", "error")
+        return cls(task=d.get("task", ""), level="warning" if level == "warning" else "error",
+                   name=d.get("name", ""), message=d.get("message", ""))
 
     def to_dict(self) -> dict[str, str]:
         """A JSON-ready dict, for manifests and reports."""

@@ -7,6 +7,8 @@ themselves ``xmmsas_20211130_0941-20.0.0``. DAXA once read the first form as ver
 
 from __future__ import annotations
 
+import builtins
+
 __all__ = ["SasVersion", "parse_sas_version"]
 
 import re
@@ -41,16 +43,16 @@ class SasVersion:
         self.raw = raw or f"{major}.{minor}.{patch}"
 
     @property
-    def tuple(self) -> tuple[int, int, int]:
+    def tuple(self) -> builtins.tuple[int, int, int]:
         return (self.major, self.minor, self.patch)
 
-    def _key(self, other: object) -> tuple[int, int, int]:
+    def _key(self, other: object) -> builtins.tuple[int, int, int]:
         if isinstance(other, SasVersion):
             return other.tuple
         if isinstance(other, tuple):
             padded = tuple(other) + (0,) * (3 - len(other))
-            return padded[:3]  # type: ignore[return-value]
-        return NotImplemented  # type: ignore[return-value]
+            return padded[:3]
+        return NotImplemented
 
     def __eq__(self, other: object) -> bool:
         key = self._key(other)

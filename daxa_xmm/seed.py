@@ -44,6 +44,7 @@ from daxa_xmm.daxa_records import daxa_step
 from daxa_xmm.emanom import keep_ccds
 from daxa_xmm.errors import ConfigError, DaxaXmmError
 from daxa_xmm.filters import MOS_DEFAULT, PN_DEFAULT, to_ev
+from daxa_xmm.step_inputs import cleaned_units
 from daxa_xmm.steps._common import make_config
 from daxa_xmm.steps.cifbuild import CifBuildConfig, cifbuild_calls
 from daxa_xmm.steps.clean_events import CleanEventsConfig, clean_events_calls
@@ -55,7 +56,6 @@ from daxa_xmm.steps.images import image_expmap_calls
 from daxa_xmm.steps.merge import merge_calls, merge_streams
 from daxa_xmm.steps.odfingest import odfingest_calls
 from daxa_xmm.steps.rgsproc import rgsproc_calls
-from daxa_xmm.step_inputs import cleaned_units
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,18 @@ _RGS = ("R1", "R2")
 _OBS_ERRORS = (DaxaXmmError, OSError, ValueError, KeyError)
 
 UnitPlans = dict[str, tuple[list[SasCall], dict[str, Any]]]
+
+
+def _constant(value: Any, unit: str) -> Quantity:
+    """A default Quantity that cannot be changed in place (every call shares it)."""
+    q = Quantity(value, unit)
+    q.flags.writeable = False
+    return q
+
+
+# DAXA's defaults: espfilt's flare light-curve band, and the image bands (0.5-2, 2-10 keV)
+_FLARE_LO, _FLARE_HI = _constant(2500, "eV"), _constant(8500, "eV")
+_BANDS_LO, _BANDS_HI = _constant([0.5, 2.0], "keV"), _constant([2.0, 10.0], "keV")
 
 
 def parse_odf_sum(sum_path: str | Path, obs_id: str | None = None) -> dict:
@@ -329,8 +341,8 @@ def espfilt(
     with_smoothing: bool | Quantity = True,
     with_binning: bool | Quantity = True,
     ratio: float = 1.2,
-    filter_lo_en: Quantity = Quantity(2500, "eV"),
-    filter_hi_en: Quantity = Quantity(8500, "eV"),
+    filter_lo_en: Quantity = _FLARE_LO,
+    filter_hi_en: Quantity = _FLARE_HI,
     range_scale: dict | None = None,
     allowed_sigma: float = 3.0,
     gauss_fit_lims: tuple[float, float] = (0.1, 6.5),
@@ -500,16 +512,16 @@ def _bands(lo_en: Any, hi_en: Any) -> list[tuple[float, float]]:
     los, his = evs(lo_en, "lo_en"), evs(hi_en, "hi_en")
     if len(los) != len(his) or not los:
         raise ConfigError(f"lo_en and hi_en must hold the same number of band edges (got {len(los)} and {len(his)})")
-    for lo, hi in zip(los, his):
+    for lo, hi in zip(los, his, strict=True):
         if not hi > lo:
             raise ConfigError(f"band {lo:g}-{hi:g} eV: each hi_en must be larger than its lo_en")
-    return list(zip(los, his))
+    return list(zip(los, his, strict=True))
 
 
 def generate_images_expmaps(
     obs_archive: Archive,
-    lo_en: Quantity = Quantity([0.5, 2.0], "keV"),
-    hi_en: Quantity = Quantity([2.0, 10.0], "keV"),
+    lo_en: Quantity = _BANDS_LO,
+    hi_en: Quantity = _BANDS_HI,
     num_cores: int = NUM_CORES,
     disable_progress: bool = False,
     timeout: Quantity | None = None,

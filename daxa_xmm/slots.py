@@ -17,15 +17,16 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, ContextManager, Union
+from typing import Any
 
 from daxa_xmm import interrupt
 from daxa_xmm.errors import ConfigError
 
 #: A concurrency gate: a context manager (``threading.Semaphore``, :class:`FileSlots`) or a
 #: zero-argument factory returning one.
-SlotLike = Union[ContextManager[Any], Callable[[], ContextManager[Any]]]
+SlotLike = AbstractContextManager[Any] | Callable[[], AbstractContextManager[Any]]
 
 
 class _Lease:
@@ -128,9 +129,9 @@ class FileSlots:
         self._stack().pop().release()
 
 
-def gate(slot: SlotLike | None) -> ContextManager[Any]:
+def gate(slot: SlotLike | None) -> AbstractContextManager[Any]:
     if slot is None:
         return contextlib.nullcontext()
     if hasattr(slot, "__enter__") and hasattr(slot, "__exit__"):
-        return slot  # type: ignore[return-value]
-    return slot()  # type: ignore[operator]
+        return slot
+    return slot()

@@ -77,7 +77,7 @@ def unit_inputs(manifest: Manifest, unit: Unit, step: str, chain: Sequence[str])
     keys = [(unit.obsid, "cif_build"), (unit.obsid, "odf_ingest")] + [(unit.label, s) for s in chain[:first]]
     before = [manifest.get(label, s) for label, s in keys]
     needs = PREREQUISITES[step]
-    needed = [(daxa_step(s), r) for (_, s), r in zip(keys, before) if daxa_step(s) in needs]
+    needed = [(daxa_step(s), r) for (_, s), r in zip(keys, before, strict=True) if daxa_step(s) in needs]
     failed = list(dict.fromkeys(s for s, r in needed if r is None or r.status != "ok"))
     if failed or not needed:
         return UnitInputs(False, why=f"{unit.label}: {' and '.join(failed) or ' or '.join(needs)} did not succeed")
@@ -104,7 +104,7 @@ def merge_inputs(manifest: Manifest, obsid: str, inst: str, units: Sequence[Unit
     good = cleaned_units(manifest, [u for u in units if u.inst == inst])
     if not good:
         return UnitInputs(False, why=f"{obsid}{inst}: no cleaned event list to merge (cleaned_evt_lists did not succeed)")
-    return UnitInputs(True, _tokens(_ok(_head(manifest, obsid) + _units_records(manifest, good))))
+    return UnitInputs(True, _tokens(_ok([*_head(manifest, obsid), *_units_records(manifest, good)])))
 
 
 def band_inputs(manifest: Manifest, layout: ArchiveLayout, obsid: str, inst: str, units: Sequence[Unit]) -> UnitInputs:

@@ -36,7 +36,6 @@ from pathlib import Path
 
 from daxa_xmm.models import OdfSummary
 
-
 #: How real ODF constituent names look (the SUM.ASC and spacecraft files use inst SC, X00000).
 NAME_RE = re.compile(r"^(\d{4})_(\d{10})_(PN|M1|M2|R1|R2|OM|SC)([SUX])(\d{3})(\d{2})([A-Z]{3})\.(FIT|ASC)(\.gz)?$")
 

@@ -30,7 +30,6 @@ from daxa_xmm.sasversion import parse_sas_version
 from daxa_xmm.selection import select_units
 from daxa_xmm.summary import read_observation_record, read_odf_summary
 
-
 #: What the report says of an observation a re-run found finished (no subflow was started).
 UP_TO_DATE = "up to date: nothing to redo"
 

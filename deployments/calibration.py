@@ -138,7 +138,7 @@ def mark_stale(layout: ArchiveLayout, change: CalibrationChange) -> bool:
     try:
         with observation_lock(layout.obs_dir(change.obsid)):
 
-            def stale(manifest):  # type: ignore[no-untyped-def]
+            def stale(manifest):
                 key = record_key(change.obsid, CIF_STEP)
                 rec = manifest.records.get(key)
                 if rec is None:

@@ -35,8 +35,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 from pydantic import Field, StringConstraints
 
-from daxa_xmm.errors import ConfigError
 from daxa_xmm.config import CleanSettings, EspfiltSettings, ImageSettings, ProcessingConfig, StepName
+from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.manifest import load_manifest
 from daxa_xmm.slots import FileSlots
@@ -115,7 +115,7 @@ def _prepare_reprocessing(config: ProcessingConfig) -> dict[str, Any]:
         logger.info("analysis_date is fixed at %s: calibration sets are not refreshed", config.analysis_date)
     else:
         futures = [calibration_check.submit(layout, o, config.num_cores, config.timeout_s()) for o in done]
-        for obsid, fut in zip(done, futures):
+        for obsid, fut in zip(done, futures, strict=True):
             try:
                 found = fut.result()
             except Exception as exc:  # a failed check leaves that observation as it was
@@ -147,6 +147,10 @@ def _summary_markdown(summary: dict[str, Any]) -> str:
 # validate_parameters=False: the settings are validated below, all at once and without a
 # traceback (config_from_parameters); Prefect's own validation would fail the run on the first
 # bad section with its traceback. The server still checks the form's schema (enums, patterns).
+#: The form's section defaults (frozen at import; a run's sections are new models, merged field by field).
+_ESPFILT, _CLEAN, _IMAGES = EspfiltSettings(), CleanSettings(), ImageSettings()
+
+
 @flow(name="daxa-xmm-archive", log_prints=False, validate_parameters=False)
 def archive_flow(
     archive: Path,
@@ -162,9 +166,9 @@ def archive_flow(
     retry_delay: str = "10 s",
     process_unscheduled: bool = True,
     analysis_date: str = "now",
-    espfilt: EspfiltSettings = EspfiltSettings(),
-    clean: CleanSettings = CleanSettings(),
-    images: ImageSettings = ImageSettings(),
+    espfilt: EspfiltSettings = _ESPFILT,
+    clean: CleanSettings = _CLEAN,
+    images: ImageSettings = _IMAGES,
     disable_progress: bool = True,
     task_runner: Literal["threads", "dask"] = "threads",
     dask_address: str | None = None,

@@ -94,6 +94,7 @@ def build_deployments(parameters: dict[str, Any], cron: str, *, schedule_active:
     cancelled (CANCEL_NEW), visibly in the UI, since the next one will catch up anyway.
     """
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.deployments.runner import RunnerDeployment
     from prefect.schedules import Cron
 
     from deployments.flow import archive_flow
@@ -118,6 +119,8 @@ def build_deployments(parameters: dict[str, Any], cron: str, *, schedule_active:
     # none), and `reprocess` is what makes the scheduled deployment the scheduled one. The
     # flow keeps them (with their defaults); the forms do not show them.
     for dep, hidden in ((on_demand, ("reprocess", "disable_progress")), (scheduled, ("disable_progress",))):
+        if not isinstance(dep, RunnerDeployment):  # to_deployment returns a coroutine only inside an event loop
+            raise TypeError("build_deployments must be called outside an event loop")
         for name in hidden:
             dep._parameter_openapi_schema.properties.pop(name, None)
     return [on_demand, scheduled]

@@ -204,7 +204,7 @@ def process_archive_body(config: ProcessingConfig) -> dict[str, Any]:
     return {"report": str(page), "observations": outcomes, "counts": count_statuses(o["status"] for o in outcomes)}
 
 
-def task_runner_for(config: ProcessingConfig):  # type: ignore[no-untyped-def]
+def task_runner_for(config: ProcessingConfig):
     """Threads on this machine, or Dask (an existing scheduler, or a LocalCluster)."""
     workers = config.obs_concurrency or 2 * config.num_cores
     if config.task_runner == "dask":

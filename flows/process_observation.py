@@ -19,7 +19,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ from daxa_xmm import interrupt
 from daxa_xmm.calls import SasCall
 from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.errors import DaxaXmmError
+from daxa_xmm.identity import with_upstream
+from daxa_xmm.manifest import StepStatus
 from daxa_xmm.models import EPIC, Unit
 from daxa_xmm.odf_input import unpack_odf
 from daxa_xmm.pipeline import accepted_ccds, epic_unit_calls, head_calls, instrument_calls, rgs_unit_calls
@@ -38,7 +40,6 @@ from daxa_xmm.selection import select_units
 from daxa_xmm.steps.merge import place_single
 from daxa_xmm.summary import read_observation_record, read_odf_summary
 from flows.progress import progress
-from daxa_xmm.identity import with_upstream
 from tasks.sas_step import STALE_MESSAGE, LeftoversGone, ObsContext, StepSkipped, pipeline_step, sas_task
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,8 @@ class ObservationOutcome(BaseModel):
     busy: bool = False  # another run holds the observation: the report reads its manifest
 
 
-@lru_cache(maxsize=None)
-def _task(name: str, retries: int, delay_s: float):  # type: ignore[no-untyped-def]
+@cache
+def _task(name: str, retries: int, delay_s: float):
     return sas_task(name, retries, delay_s)
 
 
@@ -136,7 +137,7 @@ class _Chain:
     def fail_rest(self, calls: Sequence[SasCall], cause: BaseException) -> None:
         """Record the calls that cannot run because something they read failed (or was not selected)."""
         store = self.ctx.store()
-        status = ("skipped" if isinstance(cause, StepSkipped)
+        status: StepStatus = ("skipped" if isinstance(cause, StepSkipped)
                   else "interrupted" if isinstance(cause, interrupt.Interrupted) else "upstream_failed")
         for call in calls:
             # a partial run (--steps) leaves what it did not select: older products are stale
@@ -271,10 +272,10 @@ async def process_observation(obsid: str, config: ProcessingConfig, ctx: ObsCont
         # Each instrument's merge waits for that instrument's units only.
         async def instrument_after(inst: str, unit_jobs: list[Any], its_units: list[Unit]) -> None:
             unit_tokens = await asyncio.gather(*unit_jobs)
-            for u, tokens in zip(its_units, unit_tokens):
+            for u, tokens in zip(its_units, unit_tokens, strict=True):
                 if tokens is None:
                     failed.append(u.label)
-            good = [u for u, tokens in zip(its_units, unit_tokens) if tokens is not None]
+            good = [u for u, tokens in zip(its_units, unit_tokens, strict=True) if tokens is not None]
             made = [t for tokens in unit_tokens if tokens is not None for t in tokens]
             if inst in EPIC and good:
                 if not await _instrument(inst, good, ctx, config, made):
@@ -285,7 +286,7 @@ async def process_observation(obsid: str, config: ProcessingConfig, ctx: ObsCont
                 _Chain(ctx, config).fail_rest(not_made, RuntimeError(f"no {inst} sub-exposure was processed"))
 
         by_inst: dict[str, tuple[list[Any], list[Unit]]] = {}
-        for u, job in zip(units, jobs):
+        for u, job in zip(units, jobs, strict=True):
             by_inst.setdefault(u.inst, ([], []))
             by_inst[u.inst][0].append(job)
             by_inst[u.inst][1].append(u)

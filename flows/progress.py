@@ -37,7 +37,8 @@ class Progress:
         return self._rich is not None
 
     def start(self, n_observations: int | None = None) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichProgress
 
         self._rich = RichProgress(
             TextColumn("{task.description:<24}"),

@@ -24,7 +24,6 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from daxa_xmm.calls import SasCall, SasResult
-from daxa_xmm.steps.cifbuild import analysis_date_used
 from daxa_xmm.ccf import ccf_stale_reason
 from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.identity import record_token
@@ -32,6 +31,7 @@ from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.manifest import ManifestStore, call_facts, missing_leftovers
 from daxa_xmm.runner import is_transient, raise_for_result, run_sas
 from daxa_xmm.slots import FileSlots
+from daxa_xmm.steps.cifbuild import analysis_date_used
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,8 @@ def run_call_blocking(call: SasCall, ctx: ObsContext, attempt: int = 1) -> dict[
     selected = ctx.steps is None or step in ctx.steps
     if not forced and store.is_up_to_date(call, ctx.sas_version):
         rec = store.get(call.unit, call.step)
-        return {"token": _token(store, call), "skipped": True, "products": [str(p) for p in rec.products]}
+        products = rec.products if rec is not None else []
+        return {"token": _token(store, call), "skipped": True, "products": [str(p) for p in products]}
     if not selected and not forced:
         if store.mark_stale(call, STALE_MESSAGE) is not None:
             raise StepSkipped(f"{call.step} [{call.unit}]: step not selected; its products are stale", stale=True)
@@ -198,7 +199,7 @@ def _run_name() -> str:
     return f"{call.step}-{call.unit}" if call is not None else "sas"
 
 
-def sas_task(name: str, retries: int = 2, retry_delay_s: float = 10.0):  # type: ignore[no-untyped-def]
+def sas_task(name: str, retries: int = 2, retry_delay_s: float = 10.0):
     """The Prefect task for one SAS step, named ``name`` in the UI.
 
     Retries use exponential backoff with jitter and only for transient failures. No result

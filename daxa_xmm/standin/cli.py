@@ -80,7 +80,7 @@ def _first_output(task: str, ctx: TaskContext) -> Path | None:
         out = _resolve(spec)(ctx)
     except Exception:  # noqa: BLE001 - a crash must happen even if the name can't be found
         return None
-    return Path(out) if out else None
+    return Path(str(out)) if out else None
 
 
 def _run_task(task: str, ctx: TaskContext) -> int:
@@ -97,7 +97,7 @@ def _run_task(task: str, ctx: TaskContext) -> int:
         func = _resolve(TASK_IMPLS[task])
     except (ImportError, AttributeError) as exc:
         raise SasExit("TaskNotAvailable", f"the stand-in has no implementation of {task} ({exc})") from exc
-    return int(func(dict(ctx.args), ctx) or 0)
+    return int(str(func(dict(ctx.args), ctx) or 0))
 
 
 def _corrupt(task: str, ctx: TaskContext) -> int:

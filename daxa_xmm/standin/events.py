@@ -226,24 +226,24 @@ def make_event_list(
         h[f"TCDLT{i}"] = delt
         h[f"TCUNI{i}"] = "deg"
     ontime = t1 - t0
-    for c in ccds:
-        h[f"ONTIME{c:02d}"] = (ontime, "Sum of GTIs for a particular CCD")
-        h[f"LIVETI{c:02d}"] = (ontime * 0.99, "Live time for a particular CCD")
+    for ccd in ccds:
+        h[f"ONTIME{ccd:02d}"] = (ontime, "Sum of GTIs for a particular CCD")
+        h[f"LIVETI{ccd:02d}"] = (ontime * 0.99, "Live time for a particular CCD")
     h["ONTIME"] = (ontime, "Sum of GTIs for central CCD")
     h["LIVETIME"] = (ontime * 0.99, "Live time for the central CCD")
     h["EXPOSURE"] = (ontime * 0.99, "[s] Exposure time of the central CCD")
     hdus: list = [primary, ev]
     frame = np.arange(t0, t1, max((t1 - t0) / 200.0, 1.0))
-    for c in ccds:
+    for ccd in ccds:
         ex = fits.BinTableHDU.from_columns(
             [fits.Column("TIME", "D", unit="s", array=frame),
              fits.Column("FRACEXP", "E", array=np.ones(frame.size, dtype=np.float32))],
-            name=f"EXPOSU{c:02d}",
+            name=f"EXPOSU{ccd:02d}",
         )
-        ex.header["CCDID"] = (c, "Numerical identifier of the CCD")
+        ex.header["CCDID"] = (ccd, "Numerical identifier of the CCD")
         hdus.append(ex)
-    for c in ccds:
-        hdus.append(gti_hdu([(t0, t1)], f"STDGTI{c:02d}", inst=inst, obsid=obsid, ccd=c, exp_id=exp_id))
+    for ccd in ccds:
+        hdus.append(gti_hdu([(t0, t1)], f"STDGTI{ccd:02d}", inst=inst, obsid=obsid, ccd=ccd, exp_id=exp_id))
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     fits.HDUList(hdus).writeto(tmp, overwrite=True)
     os.replace(tmp, path)

@@ -65,7 +65,7 @@ class Odf:
         lines = self.record("OBSERVATION") or []
         values = [ln.split("/", 1)[0].strip() for ln in lines[1:5]]
         keys = ("obsid", "rev", "start", "end")
-        return dict(zip(keys, values))
+        return dict(zip(keys, values, strict=False))  # a short record: the keys it has
 
 
 def _split_records(text: str) -> list[tuple[str, list[str]]]:
@@ -123,7 +123,7 @@ def read_odf(odfdir: Path) -> Odf:
         key = (m["inst"], m["sched"], m["num"])
         if key in exposures and m["type"] != "AUX" and m["ext"] == "FIT":
             hdr = _header(odfdir / name)
-            ccd = int(hdr.get("CCDID", int(m["cc"])))
+            ccd = int(str(hdr.get("CCDID", m["cc"])))
             exposures[key].ccds.setdefault(ccd, str(hdr.get("DATAMODE", "Imaging")).strip())
     ordered = sorted(
         exposures.values(),

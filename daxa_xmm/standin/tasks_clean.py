@@ -235,7 +235,7 @@ def espfilt(args: dict[str, str], ctx: TaskContext) -> int:
         hist, hedges = np.histogram(rates, bins=min(50, max(5, counts.size // 4)))
         qdp = ["READ SERR 1", "LABEL X Rate (counts/s)", "LABEL Y Number of bins",
                f"! espfilt stand-in: median {med:.4f} sigma {sigma:.4f} threshold {thresh:.4f}"]
-        qdp += [f"{(a + b) / 2:.5f} {(b - a) / 2:.5f} {n}" for a, b, n in zip(hedges[:-1], hedges[1:], hist)]
+        qdp += [f"{(a + b) / 2:.5f} {(b - a) / 2:.5f} {n}" for a, b, n in zip(hedges[:-1], hedges[1:], hist, strict=True)]
         with atomic_path(ctx.cwd / names["hist"]) as tmp:
             tmp.write_text("\n".join(qdp) + "\n")
     info(task, f" {method.upper()}_METHOD: Return with no errors")

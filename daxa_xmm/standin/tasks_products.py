@@ -19,7 +19,7 @@ def _gtis(hdul) -> list[tuple[float, float]]:
     out: list[tuple[float, float]] = []
     for h in hdul[1:]:
         if h.name.startswith("STDGTI") or h.name == "GTI":
-            out += [(float(a), float(b)) for a, b in zip(h.data["START"], h.data["STOP"])]
+            out += [(float(a), float(b)) for a, b in zip(h.data["START"], h.data["STOP"], strict=True)]
     return out
 
 
@@ -69,11 +69,11 @@ def merge(args: dict[str, str], ctx: TaskContext) -> int:
         ccds = sorted({int(h.name[6:]) for hd in (h1, h2) for h in hd[1:]
                        if h.name.startswith("STDGTI") and h.name[6:].isdigit()})
         per_ccd = {c: _union([(float(a), float(b)) for hd in (h1, h2) if f"STDGTI{c:02d}" in hd
-                              for a, b in zip(hd[f"STDGTI{c:02d}"].data["START"], hd[f"STDGTI{c:02d}"].data["STOP"])])
+                              for a, b in zip(hd[f"STDGTI{c:02d}"].data["START"], hd[f"STDGTI{c:02d}"].data["STOP"], strict=True)])
                    for c in ccds}
         prim = h1[0].header.copy()
         new = fits.BinTableHDU.from_columns(e1.columns, nrows=len(data), header=hdr)
-        for name in data.dtype.names:
+        for name in data.dtype.names or ():
             new.data[name] = data[name]
     new.header["TSTART"] = min(float(e1.header["TSTART"]), float(e2.header["TSTART"]))
     new.header["TSTOP"] = max(float(e1.header["TSTOP"]), float(e2.header["TSTOP"]))

@@ -98,8 +98,9 @@ def _select_ccf(issues: dict[int, Path], obsdate: dt.datetime, analdate: dt.date
     headers = {issue: _ccf_header(path) for issue, path in issues.items()}
     for issue in sorted(issues, reverse=True):
         h = headers[issue]
-        if h.get("VALDATE") is not None:
-            valdate, evaldate, subdate = h["VALDATE"], h.get("EVALDATE"), h.get("SUBDATE")
+        valdate = h.get("VALDATE")
+        if valdate is not None:
+            evaldate, subdate = h.get("EVALDATE"), h.get("SUBDATE")
             if valdate > obsdate:
                 continue
             if evaldate is not None and evaldate < obsdate:
@@ -112,9 +113,9 @@ def _select_ccf(issues: dict[int, Path], obsdate: dt.datetime, analdate: dt.date
         iso = "%Y-%m-%dT%H:%M:%S"
         return _Chosen(
             issue, issues[issue],
-            valdate=h["VALDATE"].strftime(iso) if h.get("VALDATE") else "",
+            valdate=valdate.strftime(iso) if valdate else "",
             valdate_end=later[0].strftime(iso) if later else "",
-            subdate=h["SUBDATE"].strftime(iso) if h.get("SUBDATE") else "",
+            subdate=sub.strftime(iso) if (sub := h.get("SUBDATE")) else "",
         )
     return None
 

@@ -50,11 +50,14 @@ class CifBuildConfig(FrozenConfig):
         return v
 
 
+_DEFAULT = CifBuildConfig()
+
+
 def cifbuild_calls(
     layout: ArchiveLayout,
     obsid: str,
     observation_date: date | datetime,
-    cfg: CifBuildConfig = CifBuildConfig(),
+    cfg: CifBuildConfig = _DEFAULT,
     timeout_s: float | None = None,
 ) -> list[SasCall]:
     """One cifbuild call making ``ccf.cif`` for ``obsid``.

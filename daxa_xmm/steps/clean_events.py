@@ -55,7 +55,7 @@ class CleanEventsConfig(FrozenConfig):
         return v
 
     @model_validator(mode="after")
-    def _band(self) -> "CleanEventsConfig":
+    def _band(self) -> CleanEventsConfig:
         if (self.lo_ev is None) != (self.hi_ev is None):
             raise ValueError("lo_en and hi_en must be given together (both or neither)")
         if self.lo_ev is not None and self.hi_ev is not None and self.hi_ev <= self.lo_ev:

@@ -76,7 +76,7 @@ class EspfiltConfig(FrozenConfig):
         return v
 
     @model_validator(mode="after")
-    def _band(self) -> "EspfiltConfig":
+    def _band(self) -> EspfiltConfig:
         if self.filter_hi_ev <= self.filter_lo_ev:
             raise ValueError(
                 f"filter_hi_ev ({self.filter_hi_ev}) must be larger than filter_lo_ev ({self.filter_lo_ev})"

@@ -31,13 +31,16 @@ class ImageConfig(FrozenConfig):
     sky_max: int = Field(48106, description="upper sky X/Y edge [ximagemax]")
 
 
+_DEFAULT = ImageConfig()
+
+
 def image_expmap_calls(
     layout: ArchiveLayout,
     obsid: str,
     inst: str,
     lo_ev: float,
     hi_ev: float,
-    cfg: ImageConfig = ImageConfig(),
+    cfg: ImageConfig = _DEFAULT,
     timeout_s: float | None = None,
     user_expr: str | Sequence[str] | None = None,
 ) -> list[SasCall]:

@@ -207,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     obsids = make_archive(archive, ns.n)
     call_log = Path(env["DAXA_STANDIN_LOG"])
     result: dict[str, Any] = {
-        "benchmark": "makespan", "machine": machine_info(), "command": " ".join(["python -m tests.benchmarks.makespan", *(argv if argv is not None else sys.argv[1:])]),
+        "benchmark": "makespan", "machine": machine_info(),
+        "command": " ".join(["python -m tests.benchmarks.makespan", *(argv if argv is not None else sys.argv[1:])]),
         "n_observations": ns.n, "cap": ns.cap, "obs_concurrency": ns.obs_concurrency, "scale": ns.scale,
         "durations_s": durations, "instruments": INSTRUMENTS, "bands": BANDS, "stand_in_fast_mode": True,
     }

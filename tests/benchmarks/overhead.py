@@ -121,12 +121,14 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "overhead", "machine": machine_info(),
         "command": " ".join(["python -m tests.benchmarks.overhead", *(argv if argv is not None else sys.argv[1:])]),
         "n_observations": ns.n, "cap": ns.cap, "obs_concurrency": ns.obs_concurrency,
-        "database": "postgresql" if ns.db_url else "sqlite", "instruments": ns.instruments, "one_band": ns.one_band, "stand_in_fast_mode": True, "synth_s": synth_s,
+        "database": "postgresql" if ns.db_url else "sqlite", "instruments": ns.instruments, "one_band": ns.one_band,
+        "stand_in_fast_mode": True, "synth_s": synth_s,
     }
     watch = _ServerWatch()
     watch.start()
     try:
         import prefect  # noqa: F401  (its import cost is not the flow's)
+
         from flows.process_archive import run_archive
 
         ru0 = resource.getrusage(resource.RUSAGE_SELF)

@@ -51,7 +51,7 @@ def test_two_runs_in_two_processes_share_the_cap(tmp_path: Path, standin) -> Non
         for name in ("one", "two")
     ]
     outputs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
+    for p, (out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, out + err
     calls = standin.calls()
     runs = [[c for c in calls if f"/out-{name}/" in c["cwd"]] for name in ("one", "two")]

@@ -17,11 +17,11 @@ import pytest
 from daxa_xmm.daxa_records import MISSION, MissingStepError
 from daxa_xmm.locks import observation_lock
 from daxa_xmm.pipeline import plan_observation
+from daxa_xmm.sasenv import detect_sas
 from daxa_xmm.standin.install import install_standin
 from daxa_xmm.synth import write_archive
-from flows import daxa_steps as daxa
-from daxa_xmm.sasenv import detect_sas
 from daxa_xmm.uptodate import finished_observations
+from flows import daxa_steps as daxa
 from flows import process_archive
 from flows.process_archive import run_archive
 from tests.integration.flowkit import REPO, call_keys, cli_env, config

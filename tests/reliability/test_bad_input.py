@@ -18,7 +18,7 @@ import pytest
 
 from daxa_xmm.calls import OutputSpec, SasCall
 from daxa_xmm.config import ProcessingConfig, load_config
-from daxa_xmm.errors import ConfigError, FilterExpressionError, LayoutError, SummaryParseError, SasTaskError
+from daxa_xmm.errors import ConfigError, FilterExpressionError, LayoutError, SasTaskError, SummaryParseError
 from daxa_xmm.filters import validate_expression
 from daxa_xmm.layout import ArchiveLayout, check_obsid
 from daxa_xmm.runner import raise_for_result, run_sas

@@ -163,7 +163,7 @@ def test_random_text_only_raises_emanom_errors(tmp_path: Path, lines: list[str],
 def test_keep_ccds_keeps_what_emanom_did_not_judge(tmp_path: Path) -> None:
     # emanom's algorithm page: chips 2-7 only ("chip 1 has no corner data")
     log = tmp_path / "mos1S001-anom.log"
-    log.write_text("".join(f"CCD: {c}  Hardness ratio: 0.5  Status: {s}\n" for c, s in zip(range(2, 8), "GBGOIU")))
+    log.write_text("".join(f"CCD: {c}  Hardness ratio: 0.5  Status: {s}\n" for c, s in zip(range(2, 8), "GBGOIU", strict=True)))
     assert keep_ccds(log, [1, 2, 3, 4, 5, 7]) == [1, 2, 4, 7]  # B (3) and O (5) dropped; 6 not in the exposure
     assert keep_ccds(log, range(1, 8), ("G",)) == [1, 2, 4]
     assert parse_emanom_out(log) == [2, 4, 6, 7]  # DAXA's parser: the log's CCDs only

@@ -96,7 +96,7 @@ def test_cleaned_evt_lists_energy_and_anomalous_ccds(archive: Archive, tmp_path:
     log = archive.layout.emanom_log(GOOD, "M1", "S001")
     log.parent.mkdir(parents=True)
     # emanom judges chips 2-7 only: the central CCD 1 is not in its log and must be kept
-    log.write_text("".join(f"CCD: {c}  Hardness: 0.5  Status: {s}\n" for c, s in zip(range(2, 8), "GBGOIU")))
+    log.write_text("".join(f"CCD: {c}  Hardness: 0.5  Status: {s}\n" for c, s in zip(range(2, 8), "GBGOIU", strict=True)))
     plan = seed.cleaned_evt_lists(archive, lo_en=0.5 * u.keV, hi_en="2 keV", filt_mos_anom_state=True)
     m1 = plan.commands[GOOD][f"{GOOD}M1S001"][0]
     expr = next(a for a in m1.argv if a.startswith("expression="))

@@ -141,7 +141,8 @@ def test_real_without_unscheduled_and_only_pn(real: OdfSummary) -> None:
         ("R2", _exp("S005", mode="Spectroscopy", filt="UNDEFINED", ccd_modes={1: "Spectroscopy"}), True, {}, True, "Spectroscopy"),
         ("R1", _exp("S900", mode="Diagnostic3x3", filt="UNDEFINED", ccd_modes={1: "Diagnostic"}), True, {}, False, "not a science mode"),
         ("R1", _exp("S004", mode="HighEventRateWithSES", filt="UNDEFINED", ccd_modes={}), True, {}, False, "no CCD in Spectroscopy"),
-        ("R1", _exp("S004", mode="HighEventRateWithSES", filt="UNDEFINED", ccd_modes=RGS_SPEC), True, {"process_unscheduled": False}, True, "spectroscopy"),
+        ("R1", _exp("S004", mode="HighEventRateWithSES", filt="UNDEFINED", ccd_modes=RGS_SPEC), True,
+         {"process_unscheduled": False}, True, "spectroscopy"),
     ],
 )
 def test_rule(inst: str, exp: ExposureInfo, active: bool, kwargs: dict, kept: bool, reason: str) -> None:

@@ -363,7 +363,7 @@ def test_cifbuild_selects_by_validity_window(tmp_path: Path, analysisdate: str, 
         cal = hdul["CALINDEX"]
         rows = {(s.strip(), t.strip()): (int(i), v.strip(), e.strip())
                 for s, t, i, v, e in zip(cal.data["SCOPE"], cal.data["TYPEID"], cal.data["ISSUE"],
-                                         cal.data["VALDATE"], cal.data["VALDATE-END"])}
+                                         cal.data["VALDATE"], cal.data["VALDATE-END"], strict=True)}
         assert cal.header["OBSVDATE"] == "2004-06-17T10:38:28"
     assert set(rows) == {("EMOS1", "ADUCONV"), ("XRT1", "XPSF")}
     assert rows[("EMOS1", "ADUCONV")] == (issue, valdate, valdate_end)

@@ -577,7 +577,8 @@ def test_duplicates(tmp_path: Path) -> None:
 
 
 def test_exposure_before_instrument(tmp_path: Path) -> None:
-    text = summary_text([Inst("PN", [Exp("003")])]).replace("INSTRUMENT\nPN\nY / Is this instrument active?\n1 / Number of exposures for this instrument\n", "")
+    record = "INSTRUMENT\nPN\nY / Is this instrument active?\n1 / Number of exposures for this instrument\n"
+    text = summary_text([Inst("PN", [Exp("003")])]).replace(record, "")
     with pytest.raises(SummaryParseError, match="EXPOSURE record before any INSTRUMENT"):
         read_odf_summary(_write(tmp_path, text))
 
