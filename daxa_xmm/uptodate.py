@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from daxa_xmm.calls import SasCall
-from daxa_xmm.ccf import ccf_stale_reason
 from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.identity import record_token, with_upstream
@@ -28,6 +27,7 @@ from daxa_xmm.models import EPIC
 from daxa_xmm.pipeline import accepted_ccds, epic_unit_calls, head_calls, instrument_calls, rgs_unit_calls
 from daxa_xmm.sasversion import parse_sas_version
 from daxa_xmm.selection import select_units
+from daxa_xmm.step_run import calibration_stale, ccf_paths
 from daxa_xmm.summary import read_observation_record, read_odf_summary
 
 #: What the report says of an observation a re-run found finished (no subflow was started).
@@ -38,9 +38,8 @@ def finished_observations(layout: ArchiveLayout, obsids: Sequence[str], config: 
                           env: Mapping[str, str] | None = None) -> list[str]:
     """The observations of ``obsids`` with nothing to redo (the calibration folders are
     ``SAS_CCFPATH`` of ``env``, default this process's environment)."""
-    paths = (os.environ if env is None else env).get("SAS_CCFPATH", "")
-    ccf_paths = [Path(p) for p in paths.split(os.pathsep) if p]
-    return [o for o in obsids if observation_up_to_date(layout, o, config, sas_version, ccf_paths)]
+    folders = ccf_paths(os.environ if env is None else env)
+    return [o for o in obsids if observation_up_to_date(layout, o, config, sas_version, folders)]
 
 
 def up_to_date_outcome(obsid: str) -> dict[str, Any]:
@@ -63,7 +62,7 @@ def _chain(manifest: Manifest, calls: Sequence[SasCall], base: list[str], sas_ve
 
 
 def observation_up_to_date(layout: ArchiveLayout, obsid: str, config: ProcessingConfig, sas_version: str,
-                           ccf_paths: Sequence[Path]) -> bool:
+                           ccf_folders: Sequence[Path]) -> bool:
     """True when every call the flow would make for ``obsid`` is up to date (nothing to run)."""
     if config.force:
         return False
@@ -71,18 +70,17 @@ def observation_up_to_date(layout: ArchiveLayout, obsid: str, config: Processing
     if not manifest_path.exists():
         return False
     try:
-        return _walk(layout, obsid, config, sas_version, ccf_paths, load_manifest(manifest_path, obsid))
+        return _walk(layout, obsid, config, sas_version, ccf_folders, load_manifest(manifest_path, obsid))
     except (_NeedsWork, DaxaXmmError, OSError, ValueError):
         return False
 
 
 def _walk(layout: ArchiveLayout, obsid: str, config: ProcessingConfig, sas_version: str,
-          ccf_paths: Sequence[Path], manifest: Manifest) -> bool:
+          ccf_folders: Sequence[Path], manifest: Manifest) -> bool:
     sasv = parse_sas_version(sas_version)
     record = read_observation_record(layout.odf_sum_asc(obsid), obs_id=obsid)
     head = head_calls(layout, record, config)
-    analysis_now = head[0].extra.get("analysis_date", "now") == "now"
-    if ccf_stale_reason(layout.ccf(obsid), ccf_paths, analysis_now=analysis_now) is not None:
+    if calibration_stale(layout, head[0], list(ccf_folders)) is not None:
         return False
     base = _chain(manifest, head, [], sas_version)
     summary_path = layout.summary(obsid, record.revolution)

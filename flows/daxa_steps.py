@@ -44,10 +44,10 @@ from daxa_xmm.models import Unit
 from daxa_xmm.sasenv import detect_sas
 from daxa_xmm.seed import NUM_CORES, parse_emanom_out, parse_odf_sum
 from daxa_xmm.step_inputs import UnitInputs, band_inputs, head_inputs, merge_inputs, unit_chain_steps, unit_inputs
+from daxa_xmm.step_run import ObsContext
 from daxa_xmm.steps.merge import place_single
 from flows.process_archive import observation_context
 from flows.process_observation import _Chain
-from tasks.sas_step import ObsContext
 
 log = logging.getLogger(__name__)
 

@@ -40,6 +40,7 @@ from daxa_xmm.report import (
     write_archive_report,
 )
 from daxa_xmm.sasenv import detect_sas
+from daxa_xmm.step_run import ObsContext
 from daxa_xmm.uptodate import finished_observations, up_to_date_outcome
 from flows.cli import needs_heasoft
 from flows.process_observation import (
@@ -49,7 +50,6 @@ from flows.process_observation import (
     process_observation,
 )
 from flows.progress import progress
-from tasks.sas_step import ObsContext
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow
 from pydantic import BaseModel
@@ -37,10 +37,11 @@ from daxa_xmm.odf_input import unpack_odf
 from daxa_xmm.pipeline import accepted_ccds, epic_unit_calls, head_calls, instrument_calls, rgs_unit_calls
 from daxa_xmm.sasversion import parse_sas_version
 from daxa_xmm.selection import select_units
+from daxa_xmm.step_run import STALE_MESSAGE, CallOutcome, LeftoversGone, ObsContext, StepSkipped, pipeline_step
 from daxa_xmm.steps.merge import place_single
 from daxa_xmm.summary import read_observation_record, read_odf_summary
 from flows.progress import progress
-from tasks.sas_step import STALE_MESSAGE, LeftoversGone, ObsContext, StepSkipped, pipeline_step, sas_task
+from tasks.sas_step import sas_task
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class ObservationOutcome(BaseModel):
     """What happened to one observation, for the archive report."""
 
     obsid: str
-    status: str  # ok | partial | failed | interrupted
+    status: Literal["ok", "partial", "failed", "interrupted"]
     message: str = ""
     units: list[str] = []
     failed: list[str] = []
@@ -68,7 +69,7 @@ ORCHESTRATION_ATTEMPTS = 3
 ORCHESTRATION_DELAY_S = 2.0
 
 
-async def _orchestrated(step_task: Any, call: SasCall, ctx: ObsContext) -> dict[str, Any]:
+async def _orchestrated(step_task: Any, call: SasCall, ctx: ObsContext) -> CallOutcome:
     """Run one step's task, trying again when Prefect (not SAS) failed to run it.
 
     A step whose SAS call already finished is skipped on the next attempt (the manifest
@@ -128,8 +129,8 @@ class _Chain:
                 raise
             finally:
                 progress.finished(self.ctx.obsid, call)
-            made.append(out["token"])
-            produced.extend(out["products"])
+            made.append(out.token)
+            produced.extend(out.products)
             i += 1
         self.tokens = base + made
         return produced

@@ -9,7 +9,7 @@ from astropy.io import fits
 from daxa_xmm.calls import SasCall
 from daxa_xmm.identity import calibration_identity, record_token, with_upstream
 from daxa_xmm.manifest import StepRecord
-from tasks.sas_step import pipeline_step
+from daxa_xmm.step_run import pipeline_step
 
 
 def _cif(path: Path, issues: list[int]) -> Path:

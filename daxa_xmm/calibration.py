@@ -3,7 +3,7 @@
 Scheduled reprocessing must refresh the calibration of processed observations without
 reprocessing all of them every night. A cifbuild call whose argv carries today's date would
 change its fingerprint every day, and through the upstream tokens of
-``tasks.sas_step`` every step downstream would re-run, whether or not a calibration file
+``daxa_xmm.identity`` every step downstream would re-run, whether or not a calibration file
 changed. So the check runs apart from the pipeline:
 
 1. cifbuild with ``analysisdate=<today>`` into a scratch folder (``work/calcheck``), never
@@ -15,7 +15,7 @@ changed. So the check runs apart from the pipeline:
    through the existing manifest mechanism, untouched elsewhere.
 
 An unchanged observation keeps every record, so the run that follows skips it entirely.
-No Prefect here: the deployment flow wraps :func:`check_calibration` in a task.
+In the core: the deployment flow (deployments/flow.py) wraps :func:`check_calibration` in a task.
 """
 
 from __future__ import annotations

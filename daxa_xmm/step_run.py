@@ -1,0 +1,211 @@
+"""One SAS call of the pipeline, without Prefect: skip it if up to date, else run and record it.
+
+The archive flow's task (tasks/sas_step.py) and DAXA's step functions both run every call
+through :func:`run_call_blocking`; the task adds Prefect's retries, which a deterministic
+SAS error declines (retrying ``noCounts`` would only repeat it). What decides is here: the
+manifest (is the call up to date? what did it make?), the steps a partial run selected or
+forced, a calibration index gone stale, files an earlier call left in a shared folder.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ObsContext",
+    "CallOutcome",
+    "LeftoversGone",
+    "STALE_MESSAGE",
+    "StepSkipped",
+    "pipeline_step",
+    "ccf_paths",
+    "calibration_stale",
+    "run_call_blocking",
+]
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daxa_xmm.calls import SasCall, SasResult
+from daxa_xmm.ccf import ccf_stale_reason
+from daxa_xmm.errors import DaxaXmmError
+from daxa_xmm.identity import record_token
+from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.manifest import ManifestStore, call_facts, missing_leftovers
+from daxa_xmm.runner import raise_for_result, run_sas
+from daxa_xmm.slots import FileSlots
+from daxa_xmm.steps.cifbuild import analysis_date_used
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What a call that ran or was skipped left: its identity token and its products."""
+
+    token: str
+    skipped: bool
+    products: tuple[str, ...]
+
+
+#: Which pipeline step (config's ``steps``/``force`` names) a call's step belongs to.
+PIPELINE_STEP: dict[str, str] = {
+    "epchain_oot": "epchain",
+    "rgs_events": "rgsproc",
+    "rgs_angles": "rgsproc",
+    "cleaned_rgs_event_lists": "rgsproc",
+    "cleaned_evt_lists_oot": "cleaned_evt_lists",
+    "image": "generate_images_expmaps",
+    "expmap": "generate_images_expmaps",
+}
+
+
+def pipeline_step(call_step: str) -> str:
+    """``epchain_oot`` -> ``epchain``; ``merge_subexposures_2`` -> ``merge_subexposures``."""
+    if call_step.startswith("merge_subexposures"):
+        return "merge_subexposures"
+    return PIPELINE_STEP.get(call_step, call_step)
+
+
+class StepSkipped(DaxaXmmError, RuntimeError):
+    """A step was not selected (``--steps``) and has no up-to-date products to reuse.
+
+    ``stale``: it has products, made from inputs that changed since (marked ``stale``); a
+    partial run that leaves them so did what it was asked and is not a failure.
+    """
+
+    def __init__(self, message: str, stale: bool = False) -> None:
+        super().__init__(message)
+        self.stale = stale
+
+
+#: Why a product of a partial run is stale, for the manifest and the report.
+STALE_MESSAGE = "stale: made from inputs that changed since; run this step (or the whole pipeline) to remake it"
+
+
+class LeftoversGone(DaxaXmmError, RuntimeError):
+    """A call must run but the files an earlier call left in its cwd are gone.
+
+    The chain that runs the call redoes the calls from the one that started that working
+    folder, then this one (flows.process_observation).
+    """
+
+
+@dataclass(frozen=True)
+class ObsContext:
+    """What every step of one observation shares; small and picklable (Dask ships it).
+
+    Attributes:
+        layout: the archive layout.
+        obsid: the observation.
+        sas_version: the SAS version string (part of every fingerprint).
+        num_cores: at most this many SAS processes at once on one machine.
+        slots_root: folder of the cross-process slot files that enforce ``num_cores``.
+        steps: the selected pipeline steps (None: all).
+        force: pipeline steps to re-run even when up to date.
+        extra_env: variables every SAS call gets (the stand-in's settings, for instance).
+    """
+
+    layout: ArchiveLayout
+    obsid: str
+    sas_version: str
+    num_cores: int
+    slots_root: Path
+    steps: frozenset[str] | None = None
+    force: frozenset[str] = frozenset()
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def store(self) -> ManifestStore:
+        return _store(self.layout.manifest(self.obsid), self.obsid)
+
+    def slots(self) -> FileSlots:
+        # One set of slots per host: num_cores is a property of a machine, and on a cluster
+        # each node caps its own SAS processes (flock is not reliable across NFS hosts).
+        return FileSlots(self.slots_root / socket.gethostname(), self.num_cores)
+
+
+_stores: dict[tuple[str, str], ManifestStore] = {}
+_stores_lock = threading.Lock()
+
+
+def _store(path: Path, obsid: str) -> ManifestStore:
+    """One ManifestStore per manifest per process, so its thread lock is shared."""
+    with _stores_lock:
+        key = (str(path), obsid)
+        if key not in _stores:
+            _stores[key] = ManifestStore(path, obsid)
+        return _stores[key]
+
+
+def _token(store: ManifestStore, call: SasCall) -> str:
+    """This call's product identity, from its record (daxa_xmm.identity)."""
+    return record_token(store.get(call.unit, call.step))
+
+
+def ccf_paths(*envs: Mapping[str, str]) -> list[Path]:
+    """The calibration folders of ``SAS_CCFPATH``, from the first environment that sets it."""
+    paths = next((e["SAS_CCFPATH"] for e in envs if e.get("SAS_CCFPATH")), "")
+    return [Path(p) for p in paths.split(os.pathsep) if p]
+
+
+def calibration_stale(layout: ArchiveLayout, cifbuild: SasCall, folders: list[Path]) -> str | None:
+    """Why the observation's ccf.cif must be rebuilt (a vanished CCF, newer calibration), or None.
+
+    When the rebuilt index lists another calibration set, its token changes and everything
+    downstream is reprocessed too.
+    """
+    return ccf_stale_reason(layout.ccf(cifbuild.obsid), folders,
+                            analysis_now=cifbuild.extra.get("analysis_date", "now") == "now")
+
+
+def _stale_ccf(call: SasCall, ctx: ObsContext) -> bool:
+    """True for a cifbuild whose calibration index must be rebuilt (:func:`calibration_stale`)."""
+    if call.step != "cif_build":
+        return False
+    reason = calibration_stale(ctx.layout, call, ccf_paths(ctx.extra_env, os.environ))
+    if reason and ctx.layout.ccf(ctx.obsid).exists():
+        log.warning("%s: rebuilding the calibration index: %s", ctx.obsid, reason)
+    return reason is not None
+
+
+def _facts(result: SasResult) -> dict[str, Any]:
+    """The call's facts for its record; cifbuild's ``now`` becomes the date it used."""
+    call = result.call
+    facts = call_facts(call)
+    if call.step == "cif_build" and result.ok and "analysis_date" in facts:
+        facts["analysis_date"] = analysis_date_used(result.products[0], str(facts["analysis_date"]), result.started)
+    return facts
+
+
+def run_call_blocking(call: SasCall, ctx: ObsContext, attempt: int = 1) -> CallOutcome:
+    """Run (or skip) one call; return what it left.
+
+    Raises:
+        SasTaskError: (or a subclass) when the call failed; ``transient`` says whether a
+            retry may help.
+        StepSkipped: when the step is not selected and nothing reusable exists.
+    """
+    store = ctx.store()
+    step = pipeline_step(call.step)
+    forced = step in ctx.force or _stale_ccf(call, ctx)
+    selected = ctx.steps is None or step in ctx.steps
+    if not forced and store.is_up_to_date(call, ctx.sas_version):
+        rec = store.get(call.unit, call.step)
+        products = rec.products if rec is not None else []
+        return CallOutcome(_token(store, call), True, tuple(str(p) for p in products))
+    if not selected and not forced:
+        if store.mark_stale(call, STALE_MESSAGE) is not None:
+            raise StepSkipped(f"{call.step} [{call.unit}]: step not selected; its products are stale", stale=True)
+        raise StepSkipped(f"{call.step} [{call.unit}]: step not selected and no up-to-date products to reuse")
+    gone = missing_leftovers(store.snapshot(), call)
+    if gone:
+        raise LeftoversGone(f"{call.step} [{call.unit}]: {call.reads_cwd_of} must be redone first; "
+                            f"{', '.join(gone[:3])}{' ...' if len(gone) > 3 else ''} gone from {call.cwd}")
+    result = run_sas(call, log_dir=ctx.layout.logs_dir(ctx.obsid), extra_env=ctx.extra_env, slot=ctx.slots())
+    store.record(result, ctx.sas_version, attempts=attempt, facts=_facts(result))
+    raise_for_result(result)
+    return CallOutcome(_token(store, call), False, tuple(str(p) for p in result.products))
