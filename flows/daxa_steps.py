@@ -21,18 +21,18 @@ from flows.cli import quiet_prefect
 quiet_prefect()  # before Prefect is imported
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from prefect import flow
-from prefect.utilities.asyncutils import run_coro_as_sync
 
-from daxa_xmm import seed
+from daxa_xmm import interrupt, seed
 from daxa_xmm.archive import Archive
 from daxa_xmm.calls import SasCall, StepPlan
 from daxa_xmm.config import ProcessingConfig
@@ -223,7 +223,30 @@ def run_step(archive: Archive, step: str, plan: StepPlan) -> dict[str, str]:
         if not jobs:
             return {}
         coro = daxa_step_flow(step, jobs, contexts, config, not plan.disable_progress, plan.process_message)
-        return run_coro_as_sync(coro) or {}
+        return _run_stoppable(coro)
+
+
+def _run_stoppable(coro: Coroutine[Any, Any, dict[str, str]]) -> dict[str, str]:
+    """Run the step's flow on its own thread and event loop (a notebook's loop is busy).
+
+    Ctrl-C (KeyboardInterrupt) stops it as the command line's does: no new SAS call starts,
+    the running ones are ended and recorded ``interrupted``, then the KeyboardInterrupt goes
+    on to the caller. A second Ctrl-C while they are being ended gives up waiting.
+    """
+    interrupt.reset()  # a stop asked of an earlier step is not this one's
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="daxa-step")
+    future = pool.submit(asyncio.run, coro)
+    try:
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            interrupt.request_stop()
+            log.warning("stopping: no new SAS call starts, running ones are ended; Ctrl-C again to stop waiting")
+            with contextlib.suppress(Exception):  # stopped: the records say how far it got
+                future.result()
+            raise
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _running(plan_step: Callable[..., StepPlan]) -> Callable[..., None]:

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from daxa_xmm import interrupt
 from daxa_xmm.daxa_records import MISSION, MissingStepError
 from daxa_xmm.locks import observation_lock
 from daxa_xmm.pipeline import plan_observation
@@ -130,3 +134,33 @@ def test_a_step_runs_inside_a_running_event_loop_and_leaves_a_busy_observation_a
     assert arch.process_success[MISSION]["cif_build"] == {a: True}
     asyncio.run(notebook_cell())
     assert arch.process_success[MISSION]["cif_build"] == {a: True, b: True}
+
+
+def test_ctrl_c_stops_a_step_and_records_the_running_call_interrupted(tmp_path: Path, standin) -> None:
+    (obsid,) = write_archive(tmp_path / "archive", 1, mix="standard")
+    arch = daxa.Archive.from_folders(tmp_path / "archive", tmp_path / "out", instruments=["PN"])
+    daxa.cif_build(arch, disable_progress=True)
+    daxa.odf_ingest(arch, disable_progress=True)
+    standin.faults([{"task": "epchain", "match": "withoutoftime=Y", "action": "hang"}])  # the OOT run hangs
+    main = threading.get_ident()
+
+    def press_ctrl_c() -> None:  # once the hung call has started, as a user at the keyboard
+        for _ in range(1200):
+            if any(c["task"] == "epchain" for c in standin.calls()):
+                signal.pthread_kill(main, signal.SIGINT)
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            daxa.epchain(arch, disable_progress=True)
+    finally:
+        interrupt.reset()  # the stop flag is process-wide: leave none for the next test
+    (unit,) = [u.label for u in arch.units(obsid)]
+    records = _records(tmp_path / "out", obsid)
+    assert records[f"{unit}/epchain_oot"] == "interrupted"
+    assert f"{unit}/epchain" not in records or records[f"{unit}/epchain"] == "interrupted"
+    pids = [c["pid"] for c in standin.calls() if c["task"] == "epchain"]
+    assert pids and not any(Path(f"/proc/{p}").exists() and "Z" not in Path(f"/proc/{p}/stat").read_text().split(")")[1][:3]
+                            for p in pids)
