@@ -87,9 +87,10 @@ class Archive:
         return f"Archive({len(self.obsids)} ObsIDs, SAS {self.sas_version}, out={self.layout.out_root})"
 
     # --- DAXA's records, read from the products folder -----------------------------------
-    def records(self) -> DaxaRecords:
-        """Every record at once (the properties below each read them afresh)."""
-        return read_records(self.layout, self.obsids)
+    def records(self, logs: bool = False) -> DaxaRecords:
+        """Every record at once (the properties below each read them afresh); ``logs``
+        reads every call's stdout log too."""
+        return read_records(self.layout, self.obsids, logs=logs)
 
     @property
     def process_success(self) -> dict:
@@ -109,7 +110,7 @@ class Archive:
     @property
     def process_logs(self) -> dict:
         """``[mission][step][key]``: what SAS wrote to stdout."""
-        return self.records().logs
+        return self.records(logs=True).logs
 
     @property
     def process_extra_info(self) -> dict:

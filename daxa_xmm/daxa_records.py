@@ -194,8 +194,11 @@ def steps_run(layout: ArchiveLayout, obsid: str) -> set[str]:
     return done
 
 
-def read_records(layout: ArchiveLayout, obsids: list[str]) -> DaxaRecords:
-    """Every observation's records under DAXA's keys (see the module docstring)."""
+def read_records(layout: ArchiveLayout, obsids: list[str], *, logs: bool = False) -> DaxaRecords:
+    """Every observation's records under DAXA's keys (see the module docstring).
+
+    ``logs``: also read every call's stdout log (only ``process_logs`` needs them).
+    """
     out = DaxaRecords()
     for obsid in obsids:
         info = _read_info(layout, obsid)
@@ -205,7 +208,7 @@ def read_records(layout: ArchiveLayout, obsids: list[str]) -> DaxaRecords:
             if rec.status == "skipped":  # not selected by a partial run: never attempted
                 continue
             warnings = [str(SasRecord.from_dict(w)) for w in rec.warnings]
-            out._put(daxa_step(rec.step), daxa_key(rec.unit), rec.status == "ok", _errors(rec), warnings, _stdout(rec))
+            out._put(daxa_step(rec.step), daxa_key(rec.unit), rec.status == "ok", _errors(rec), warnings, _stdout(rec) if logs else "")
         for step, noted in info.items():
             for key, message in noted.get("plan_errors", {}).items():
                 out._put(step, key, False, [message], [], "")

@@ -69,9 +69,13 @@ class _Inputs:
         self.archive, self.obsid = archive, obsid
         self.manifest: Manifest = archive.manifest(obsid)
         self._chains: dict[str, list[str]] = {}
+        self._units: dict[str, Unit] | None = None
 
     def units(self) -> dict[str, Unit]:
-        return {u.label: u for u in self.archive.units(self.obsid)}
+        """The observation's units, selected once (every label of the step asks)."""
+        if self._units is None:
+            self._units = {u.label: u for u in self.archive.units(self.obsid)}
+        return self._units
 
     def of(self, step: str, label: str) -> UnitInputs:
         if step in ("cif_build", "odf_ingest"):

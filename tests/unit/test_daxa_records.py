@@ -58,7 +58,7 @@ def test_a_key_of_several_calls_succeeds_only_when_all_did(tmp_path: Path) -> No
                      _rec(PN, "epchain_oot", log_files=[log], warnings=[warn]),
                      _rec(PN, "epchain", "failed", errors=[err]),
                      _rec(f"{OBS}M1S001", "espfilt", "skipped"))  # never attempted: no record
-    recs = read_records(layout, [OBS])
+    recs = read_records(layout, [OBS], logs=True)
     assert recs.success[MISSION] == {"cif_build": {OBS: True}, "epchain": {PN: False}}
     assert recs.errors[MISSION]["epchain"][PN] == ["** epchain: error (noCounts), no events"]
     assert recs.warnings[MISSION]["epchain"][PN] == ["** epchain: warning (lowExp), short"]
