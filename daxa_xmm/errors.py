@@ -21,6 +21,7 @@ __all__ = [
     "SasTimeout",
     "SasOutputMissing",
     "SasInputMissing",
+    "explain",
 ]
 
 from collections.abc import Sequence
@@ -144,3 +145,19 @@ class SasOutputMissing(SasTaskError):
 
 class SasInputMissing(SasTaskError):
     """A file the call modifies in place was absent, so the call was not run."""
+
+
+def explain(exc: Any, prefix: str = "") -> str:
+    """A pydantic ValidationError as one line naming every bad field:
+    ``espfilt.binsize: '0.5 s' must be >= 1 s; images.bands[0]: ...``.
+
+    ``prefix`` goes before each field's path (a model's name, for instance).
+    """
+    parts = []
+    for err in exc.errors():
+        where = prefix
+        for p in err["loc"]:
+            where += f"[{p}]" if isinstance(p, int) else (f".{p}" if where else str(p))
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(msg if not where or msg.startswith(f"{where}:") else f"{where}: {msg}")
+    return "; ".join(parts)

@@ -36,9 +36,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import astropy.units as u
-
 from daxa_xmm.errors import ConfigError, FilterExpressionError
+from daxa_xmm.units import to_value
 
 #: DAXA's (and the XMM cookbook's) default PN selection: good flags, singles to quadruples.
 PN_DEFAULT = "#XMMEA_EP && (PATTERN <= 4) && (FLAG .eq. 0)"
@@ -204,33 +203,16 @@ def _check_grammar(expr: str) -> None:
 
 
 def to_ev(value: Any, name: str) -> float | None:
-    """Convert an energy to eV: a Quantity or a string like ``"0.5 keV"``; None stays None.
-
-    Bare numbers are refused: DAXA called ``.value`` on them and crashed, and a bare 0.5
-    could be keV or eV. The message names the argument.
+    """An energy in eV, read by :mod:`daxa_xmm.units`'s one rule (a Quantity or a string
+    like ``"0.5 keV"``; a bare number is refused: it could be keV or eV); None stays None.
 
     Raises:
-        ConfigError: for bare numbers, unparsable strings or non-energy units.
+        ConfigError: naming ``name``, for a value without a unit or of another physical type,
+            and for an energy that is negative or not finite.
     """
     if value is None:
         return None
-    if isinstance(value, (bool, int, float)):
-        raise ConfigError(
-            f"{name}={value!r} has no unit: pass an astropy Quantity (0.5 * u.keV) or a string like '0.5 keV'"
-        )
-    if isinstance(value, str):
-        try:
-            value = u.Quantity(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{name}={value!r} is not a quantity like '0.5 keV': {exc}") from None
-    if not isinstance(value, u.Quantity):
-        raise ConfigError(f"{name} must be an astropy Quantity in energy units, got {type(value).__name__}")
-    if not value.isscalar:
-        raise ConfigError(f"{name} must be a single energy, got {value!r}")
-    try:
-        ev = float(value.to_value(u.eV))
-    except u.UnitConversionError:
-        raise ConfigError(f"{name}={value} is not convertible to eV") from None
+    ev = to_value(value, "eV", name)
     if not ev >= 0 or ev == float("inf"):
         raise ConfigError(f"{name}={value} must be a finite energy >= 0")
     return ev

@@ -10,18 +10,16 @@ step functions skip what the flow made.
 
 from __future__ import annotations
 
-__all__ = ["UnitInputs", "unit_chain_steps", "cleaned_units", "unit_inputs", "merge_inputs", "band_inputs", "head_inputs"]
+__all__ = ["UnitInputs", "cleaned_units", "unit_inputs", "merge_inputs", "band_inputs", "head_inputs"]
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from daxa_xmm.daxa_records import PREREQUISITES, daxa_step
 from daxa_xmm.identity import record_token
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.manifest import Manifest, StepRecord
-from daxa_xmm.models import EPIC, Unit
-from daxa_xmm.sasversion import SasVersion
+from daxa_xmm.models import Unit
 
 
 @dataclass(frozen=True)
@@ -32,17 +30,6 @@ class UnitInputs:
     ready: bool
     tokens: tuple[str, ...] = ()
     why: str = ""
-
-
-def unit_chain_steps(layout: ArchiveLayout, unit: Unit, sas_version: SasVersion, summary: Path) -> list[str]:
-    """The call steps of ``unit``'s chain in the order the archive flow runs them."""
-    from daxa_xmm.config import ProcessingConfig
-    from daxa_xmm.pipeline import epic_unit_calls, rgs_unit_calls
-
-    config = ProcessingConfig(archive=layout.raw_root, out=layout.out_root)
-    if unit.inst in EPIC:
-        return [c.step for group in epic_unit_calls(layout, unit, config, sas_version, summary) for c in group]
-    return [c.step for c in rgs_unit_calls(layout, unit, config, summary)]
 
 
 def _ok(records: Iterable[StepRecord | None]) -> list[StepRecord]:

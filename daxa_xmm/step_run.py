@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daxa_xmm import stages
 from daxa_xmm.calls import SasCall, SasResult
 from daxa_xmm.ccf import ccf_stale_reason
 from daxa_xmm.errors import DaxaXmmError
@@ -52,23 +53,24 @@ class CallOutcome:
     products: tuple[str, ...]
 
 
-#: Which pipeline step (config's ``steps``/``force`` names) a call's step belongs to.
+#: Which pipeline step (config's ``steps``/``force`` names) a call's step belongs to, for
+#: calls not named ``<step>`` or ``<step>_<part>`` (DAXA's names for rgsproc's stages).
 PIPELINE_STEP: dict[str, str] = {
-    "epchain_oot": "epchain",
     "rgs_events": "rgsproc",
     "rgs_angles": "rgsproc",
     "cleaned_rgs_event_lists": "rgsproc",
-    "cleaned_evt_lists_oot": "cleaned_evt_lists",
     "image": "generate_images_expmaps",
     "expmap": "generate_images_expmaps",
 }
 
 
 def pipeline_step(call_step: str) -> str:
-    """``epchain_oot`` -> ``epchain``; ``merge_subexposures_2`` -> ``merge_subexposures``."""
-    if call_step.startswith("merge_subexposures"):
-        return "merge_subexposures"
-    return PIPELINE_STEP.get(call_step, call_step)
+    """``epchain_oot`` -> ``epchain``; ``merge_subexposures_2`` -> ``merge_subexposures``:
+    the table's step whose name the call's step is, or starts with ``<name>_``."""
+    if call_step in PIPELINE_STEP:
+        return PIPELINE_STEP[call_step]
+    names = sorted((s.name for s in stages.PIPELINE), key=len, reverse=True)
+    return next((n for n in names if call_step == n or call_step.startswith(f"{n}_")), call_step)
 
 
 class StepSkipped(DaxaXmmError, RuntimeError):
@@ -107,7 +109,7 @@ class ObsContext:
         slots_root: folder of the cross-process slot files that enforce ``num_cores``.
         steps: the selected pipeline steps (None: all).
         force: pipeline steps to re-run even when up to date.
-        extra_env: variables every SAS call gets (the stand-in's settings, for instance).
+        extra_env: variables every SAS call gets on top of the inherited ones (what a Dask worker may lack).
     """
 
     layout: ArchiveLayout

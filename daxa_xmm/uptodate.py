@@ -17,18 +17,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from daxa_xmm.calls import SasCall
 from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.identity import record_token, with_upstream
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.manifest import Manifest, is_up_to_date, load_manifest
-from daxa_xmm.models import EPIC
-from daxa_xmm.pipeline import accepted_ccds, epic_unit_calls, head_calls, instrument_calls, rgs_unit_calls
+from daxa_xmm.pipeline import ChainVisitor, observation_input, select_observation_units, walk_observation
 from daxa_xmm.sasversion import parse_sas_version
-from daxa_xmm.selection import select_units
+from daxa_xmm.stages import Copy, Work
 from daxa_xmm.step_run import calibration_stale, ccf_paths
-from daxa_xmm.summary import read_observation_record, read_odf_summary
+from daxa_xmm.summary import read_observation_record
 
 #: What the report says of an observation a re-run found finished (no subflow was started).
 UP_TO_DATE = "up to date: nothing to redo"
@@ -51,14 +49,25 @@ class _NeedsWork(Exception):
     """Some call of the observation must run."""
 
 
-def _chain(manifest: Manifest, calls: Sequence[SasCall], base: list[str], sas_version: str) -> list[str]:
-    """The tokens after ``calls``, each up to date with the tokens before it (as _Chain.run)."""
-    made: list[str] = []
-    for call in calls:
-        if not is_up_to_date(manifest, with_upstream(call, base + made), sas_version):
-            raise _NeedsWork(f"{call.step} [{call.unit}]")
-        made.append(record_token(manifest.get(call.unit, call.step)))
-    return base + made
+def _checker(layout: ArchiveLayout, manifest: Manifest, sas_version: str, ccf_folders: Sequence[Path]) -> ChainVisitor:
+    """A visitor that folds each call's token as _Chain.run does, and stops at the first call
+    that must run (a stale calibration index makes cifbuild one)."""
+
+    def check(work: Sequence[Work], base: list[str]) -> list[str]:
+        made: list[str] = []
+        for item in work:
+            if isinstance(item, Copy):
+                if not item.dest.exists():
+                    raise _NeedsWork(f"copy to {item.dest}")
+                continue
+            if item.step == "cif_build" and calibration_stale(layout, item, list(ccf_folders)) is not None:
+                raise _NeedsWork("the calibration index is stale")
+            if not is_up_to_date(manifest, with_upstream(item, base + made), sas_version):
+                raise _NeedsWork(f"{item.step} [{item.unit}]")
+            made.append(record_token(manifest.get(item.unit, item.step)))
+        return base + made
+
+    return check
 
 
 def observation_up_to_date(layout: ArchiveLayout, obsid: str, config: ProcessingConfig, sas_version: str,
@@ -70,41 +79,10 @@ def observation_up_to_date(layout: ArchiveLayout, obsid: str, config: Processing
     if not manifest_path.exists():
         return False
     try:
-        return _walk(layout, obsid, config, sas_version, ccf_folders, load_manifest(manifest_path, obsid))
+        manifest = load_manifest(manifest_path, obsid)
+        record = read_observation_record(layout.odf_sum_asc(obsid), obs_id=obsid)
+        si = observation_input(layout, record, config, parse_sas_version(sas_version))
+        walk_observation(si, lambda: select_observation_units(si), _checker(layout, manifest, sas_version, ccf_folders))
+        return True
     except (_NeedsWork, DaxaXmmError, OSError, ValueError):
         return False
-
-
-def _walk(layout: ArchiveLayout, obsid: str, config: ProcessingConfig, sas_version: str,
-          ccf_folders: Sequence[Path], manifest: Manifest) -> bool:
-    sasv = parse_sas_version(sas_version)
-    record = read_observation_record(layout.odf_sum_asc(obsid), obs_id=obsid)
-    head = head_calls(layout, record, config)
-    if calibration_stale(layout, head[0], list(ccf_folders)) is not None:
-        return False
-    base = _chain(manifest, head, [], sas_version)
-    summary_path = layout.summary(obsid, record.revolution)
-    summary = read_odf_summary(summary_path, obs_id=obsid)
-    units = select_units(summary, instruments=tuple(config.instruments), process_unscheduled=config.process_unscheduled)
-    made: dict[str, list[str]] = {}
-    for unit in units:
-        if unit.inst in EPIC:
-            tokens = base
-            for i, group in enumerate(epic_unit_calls(layout, unit, config, sasv, summary_path)):
-                accepted = accepted_ccds(layout, unit, config, sasv) if i == 2 else None
-                if accepted is not None:
-                    group = epic_unit_calls(layout, unit, config, sasv, summary_path, accepted)[2]
-                tokens = _chain(manifest, group, tokens, sas_version)
-            made.setdefault(unit.inst, []).extend(tokens)
-        else:
-            _chain(manifest, rgs_unit_calls(layout, unit, config, summary_path), base, sas_version)
-    for inst, tokens in made.items():
-        merges, bands = instrument_calls(layout, obsid, inst, [u for u in units if u.inst == inst], config, sas_version)
-        after = tokens
-        for plan in merges:
-            if plan.single_source is not None and not Path(plan.dest).exists():
-                return False
-            after = _chain(manifest, plan.calls, after, sas_version)
-        for band in bands:
-            _chain(manifest, band, after, sas_version)
-    return True

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 __all__ = ["archive_flow", "ObsId", "Instrument"]
 
+import inspect
 import json
 import logging
 import socket
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger, task
@@ -36,7 +36,7 @@ from prefect.states import Failed
 from pydantic import Field, StringConstraints
 
 from daxa_xmm.calibration import check_calibration, mark_stale
-from daxa_xmm.config import CleanSettings, EspfiltSettings, ImageSettings, ProcessingConfig, StepName
+from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.manifest import load_manifest
@@ -144,73 +144,52 @@ def _summary_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# validate_parameters=False: the settings are validated below, all at once and without a
-# traceback (config_from_parameters); Prefect's own validation would fail the run on the first
-# bad section with its traceback. The server still checks the form's schema (enums, patterns).
-#: The form's section defaults (frozen at import; a run's sections are new models, merged field by field).
-_ESPFILT, _CLEAN, _IMAGES = EspfiltSettings(), CleanSettings(), ImageSettings()
+#: Where the form's parameter differs from ProcessingConfig's field: (annotation, default,
+#: description). Every other parameter is the field itself: its type, limits, default and
+#: description are read from the model (:func:`_parameters`), never written here again.
+_ON_A_SERVER: dict[str, tuple[Any, Any, str]] = {
+    # a plain list: a bad ObsID is named, not an anyOf of list-or-null
+    "obsids": (list[ObsId], [], "process only these 10-digit ObsIDs; empty means every ObsID in the archive"),
+    "num_cores": (Annotated[int | None, Field(ge=1)], None,
+                  "at most this many SAS processes at once; empty means 90% of the cores of the machine running the flow"),
+    "disable_progress": (bool, True, "no progress bars (always true on a server: there is no terminal)"),
+}
+_REPROCESS = ("first refresh calibration: rebuild each processed observation's calibration index with today's "
+              "date and, where it changed, re-run cifbuild and everything downstream (the scheduled deployment "
+              "sets this)")
 
 
-@flow(name="daxa-xmm-archive", log_prints=False, validate_parameters=False)
-def archive_flow(
-    archive: Path,
-    out: Path | None = None,
-    obsids: list[ObsId] = [],  # noqa: B006 - a plain list: a bad ObsID is named, not an anyOf
-    instruments: list[Instrument] = ["PN", "M1", "M2", "R1", "R2"],  # noqa: B006 (pydantic copies)
-    steps: list[StepName] | None = None,
-    force: list[StepName] = [],  # noqa: B006
-    num_cores: Annotated[int | None, Field(ge=1)] = None,
-    obs_concurrency: Annotated[int | None, Field(ge=1)] = None,
-    timeout: str = "2 h",
-    retries: Annotated[int, Field(ge=0, le=10)] = 2,
-    retry_delay: str = "10 s",
-    process_unscheduled: bool = True,
-    analysis_date: str = "now",
-    espfilt: EspfiltSettings = _ESPFILT,
-    clean: CleanSettings = _CLEAN,
-    images: ImageSettings = _IMAGES,
-    disable_progress: bool = True,
-    task_runner: Literal["threads", "dask"] = "threads",
-    dask_address: str | None = None,
-    reprocess: bool = False,
-) -> Any:
+def _parameters() -> tuple[inspect.Signature, str]:
+    """The flow's signature and the Args of its docstring (what Prefect builds the form from),
+    made from ProcessingConfig's fields, plus ``reprocess``."""
+    params, doc = [], []
+    for name, field in ProcessingConfig.model_fields.items():
+        if name in _ON_A_SERVER:
+            annotation, default, description = _ON_A_SERVER[name]
+        else:
+            annotation = Annotated[tuple([field.annotation, *field.metadata])] if field.metadata else field.annotation
+            default = field.get_default(call_default_factory=True) if not field.is_required() else inspect.Parameter.empty
+            description = field.description or ""
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
+        doc.append(f"        {name}: {' '.join(description.split())}")
+    params.append(inspect.Parameter("reprocess", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool))
+    doc.append(f"        reprocess: {_REPROCESS}")
+    return inspect.Signature(params, return_annotation=Any), "\n".join(doc)
+
+
+def _archive_flow(**parameters: Any) -> Any:
     """Process an archive of XMM-Newton ODFs with SAS (daxa-xmm).
 
-    Args:
-        archive: folder of raw ODFs, one sub-folder per 10-digit ObsID; must lie under the
-            server's allowed archive roots (DAXA_XMM_ARCHIVE_ROOTS).
-        out: where products go, one folder per ObsID; empty means the folder 'processed'
-            beside the archive.
-        obsids: process only these 10-digit ObsIDs; empty means every ObsID in the archive.
-        instruments: instruments to process (PN, M1, M2, R1, R2).
-        steps: run only these steps; empty means all. The others reuse earlier products.
-        force: re-run these steps, and what depends on them, even if up to date.
-        num_cores: at most this many SAS processes at once; empty means 90% of the cores of
-            the machine running the flow.
-        obs_concurrency: observations processed at once; empty means twice num_cores.
-        timeout: wall-clock limit of one SAS call for one unit, e.g. '2 h'.
-        retries: retries of a transiently failed SAS call (timeout, signal, OS error), 0-10.
-        retry_delay: first retry delay, doubling each retry, e.g. '10 s'.
-        process_unscheduled: also process unscheduled (U) exposures.
-        analysis_date: cifbuild analysis date, 'now' or YYYY-MM-DD (a fixed date pins the
-            calibration set; scheduled reprocessing then leaves it alone).
-        espfilt: flare filtering settings (espfilt); fields left out keep the deployment's values.
-        clean: event cleaning settings (evselect); fields left out keep the deployment's values.
-        images: image and exposure-map settings; fields left out keep the deployment's values.
-        disable_progress: no progress bars (always true on a server: there is no terminal).
-        task_runner: 'threads' on the machine running the flow, or 'dask'.
-        dask_address: scheduler of an existing Dask cluster (tcp://host:8786); empty starts
-            a LocalCluster when task_runner is 'dask'.
-        reprocess: first refresh calibration: rebuild each processed observation's
-            calibration index with today's date and, where it changed, re-run cifbuild and
-            everything downstream (the scheduled deployment sets this).
+    A section (espfilt, clean, images) given in part keeps the deployment's other values.
 
     Returns:
         The archive result (report path, outcomes, counts); a Failed state naming the
         observations that are not ok.
     """
-    params = dict(locals())
-    params.pop("reprocess")
+    call = _SIGNATURE.bind(**parameters)
+    call.apply_defaults()  # a parameter the run left out has the form's default, as a keyword would
+    params = dict(call.arguments)
+    reprocess = bool(params.pop("reprocess"))
     params["obsids"] = params["obsids"] or None  # empty: every ObsID
     logger = get_run_logger()
     # Validation first: nothing below runs for a bad form, not even `sasversion`.
@@ -250,3 +229,12 @@ def archive_flow(
         return Failed(message=f"{len(bad)} of {len(result['observations'])} observation(s) not ok: {detail}. "
                               f"Report: {result['report']}")
     return result
+
+
+_SIGNATURE, _args = _parameters()
+_archive_flow.__signature__ = _SIGNATURE  # type: ignore[attr-defined]
+_archive_flow.__doc__ = (_archive_flow.__doc__ or "").replace("\n    Returns:", f"\n    Args:\n{_args}\n\n    Returns:", 1)
+# validate_parameters=False: the settings are validated in the flow, all at once and without
+# a traceback (config_from_parameters); Prefect's own validation would fail the run on the
+# first bad section with its traceback. The server still checks the form's schema.
+archive_flow = flow(name="daxa-xmm-archive", log_prints=False, validate_parameters=False)(_archive_flow)

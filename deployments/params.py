@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from daxa_xmm.config import ProcessingConfig
-from daxa_xmm.errors import ConfigError
+from daxa_xmm.errors import ConfigError, explain
 
 #: The nested sections of ProcessingConfig, merged field by field.
 SECTIONS: tuple[str, ...] = ("espfilt", "clean", "images")
@@ -71,16 +71,6 @@ def config_from_parameters(deployment: Mapping[str, Any], run: Mapping[str, Any]
     try:
         return ProcessingConfig(**data)
     except ValidationError as exc:
-        raise ConfigError("invalid parameters: " + _explain(exc)) from None
+        raise ConfigError("invalid parameters: " + explain(exc)) from None
     except ConfigError as exc:
         raise ConfigError(f"invalid parameters: {exc}") from None
-
-
-def _explain(exc: ValidationError) -> str:
-    """``field.sub: message; ...``; a whole-model error keeps its own message (it names the field)."""
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        parts.append(msg if not where or msg.startswith(f"{where}:") else f"{where}: {msg}")
-    return "; ".join(parts)

@@ -4,8 +4,7 @@ Everything a user can get wrong (the settings, the archive, the ObsIDs, SAS's se
 checked here before Prefect is imported, so a mistake is reported in about a second, with
 no traceback; the flow runs only once they pass.
 
-Exit codes: 0 every observation ok; 1 some failed; 2 bad input or SAS not set up; 3 Prefect
-could not start; 130/143 stopped by Ctrl-C/SIGTERM (re-run to resume).
+The settings' options are generated from ProcessingConfig (flows/cli_options.py).
 """
 
 from __future__ import annotations
@@ -26,7 +25,12 @@ from daxa_xmm.layout import ArchiveLayout, select_obsids
 from daxa_xmm.report import count_statuses, write_archive_report
 from daxa_xmm.sasenv import detect_sas
 from daxa_xmm.uptodate import finished_observations, up_to_date_outcome
+from flows.cli_options import add_config_options, config_overrides
 from flows.progress import progress
+
+#: The command's exit codes, in --help and the README.
+EXIT_CODES = ("Exit codes: 0 every observation ok; 1 some failed; 2 bad input or SAS not set up; 3 Prefect "
+              "could not start; 130/143 stopped by Ctrl-C/SIGTERM (run again to resume).")
 
 
 def needs_heasoft(config: ProcessingConfig) -> bool:
@@ -62,25 +66,20 @@ def _version() -> str:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m flows.process_archive",
+        usage="%(prog)s [ARCHIVE] [--config FILE] [--dry-run | --demo] [settings...]",
         description="Process an archive of XMM-Newton ODFs with SAS, observation by observation.",
+        epilog=f"STEP is one of: {', '.join(STEPS)}. Energies and times take a unit ('0.5 keV', '2 h'). "
+               "A setting given here overrides the --config file's. " + EXIT_CODES,
     )
     p.add_argument("--version", action="version", version=f"daxa-xmm {_version()}")
     p.add_argument("archive", nargs="?", type=Path, help="folder with one ODF folder per ObsID")
-    p.add_argument("--out", type=Path, help="products folder (default: <archive>/../processed)")
-    p.add_argument("--obsids", nargs="+", metavar="OBSID", help="only these ObsIDs")
-    p.add_argument("--instruments", nargs="+", choices=["PN", "M1", "M2", "R1", "R2"], help="instruments to process")
-    p.add_argument("--steps", nargs="+", choices=STEPS, help="run only these steps")
-    p.add_argument("--force", nargs="+", choices=STEPS, default=None, help="re-run these steps even if up to date")
-    p.add_argument("--config", type=Path, help="YAML or JSON file of settings (see ProcessingConfig)")
-    p.add_argument("--num-cores", type=int, help="max SAS processes at once (default: 90%% of cores)")
-    p.add_argument("--obs-concurrency", type=int, help="observations at once (default: 2 x num-cores)")
-    p.add_argument("--timeout", help="time limit of one SAS call per unit, e.g. '2 h'")
-    p.add_argument("--retries", type=int, help="retries of transient failures (default 2)")
+    p.add_argument("--config", type=Path, metavar="FILE", help="YAML or JSON file of settings (ProcessingConfig's fields)")
     p.add_argument("--dry-run", action="store_true", help="print every SAS call it would make; run none")
     p.add_argument("--demo", action="store_true", help="make a small example archive and process it with the SAS stand-in")
-    p.add_argument("--task-runner", choices=["threads", "dask"], help="where observations run")
-    p.add_argument("--dask-address", help="scheduler of an existing Dask cluster, e.g. tcp://host:8786")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    settings = p.add_argument_group("settings", "ProcessingConfig's fields (sections as --section.field)")
+    add_config_options(settings)
+    settings.add_argument("--no-progress", dest="disable_progress", action="store_const", const=True,
+                          help="the same as --disable-progress")
     return p
 
 
@@ -115,22 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         else:
             archive = args.archive
-        config = load_config(
-            args.config,
-            archive=archive,
-            out=args.out,
-            obsids=args.obsids,
-            instruments=args.instruments,
-            steps=args.steps,
-            force=args.force,
-            num_cores=args.num_cores,
-            obs_concurrency=args.obs_concurrency,
-            timeout=args.timeout,
-            retries=args.retries,
-            task_runner=args.task_runner,
-            dask_address=args.dask_address,
-            disable_progress=True if args.no_progress else None,
-        )
+        settings = config_overrides(args)
+        settings["archive"] = archive
+        config = load_config(args.config, **settings)
         if args.dry_run:
             from flows.process_archive import plan_archive
 
@@ -151,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             _, page = write_archive_report(layout, outcomes, sas_version)
             return _summary(config, {"observations": outcomes, "report": str(page),
                                      "counts": count_statuses(o["status"] for o in outcomes)})
-    except DaxaXmmError as exc:
+    except (DaxaXmmError, argparse.ArgumentTypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

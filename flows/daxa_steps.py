@@ -41,9 +41,10 @@ from daxa_xmm.errors import ConfigError, DaxaXmmError
 from daxa_xmm.locks import ObservationBusy, observation_lock
 from daxa_xmm.manifest import Manifest
 from daxa_xmm.models import Unit
+from daxa_xmm.pipeline import unit_chain_steps
 from daxa_xmm.sasenv import detect_sas
 from daxa_xmm.seed import NUM_CORES, parse_emanom_out, parse_odf_sum
-from daxa_xmm.step_inputs import UnitInputs, band_inputs, head_inputs, merge_inputs, unit_chain_steps, unit_inputs
+from daxa_xmm.step_inputs import UnitInputs, band_inputs, head_inputs, merge_inputs, unit_inputs
 from daxa_xmm.step_run import ObsContext
 from daxa_xmm.steps.merge import place_single
 from flows.process_archive import observation_context
@@ -89,7 +90,7 @@ class _Inputs:
         unit = units[label]
         if unit.inst not in self._chains:
             self._chains[unit.inst] = unit_chain_steps(self.archive.layout, unit, self.archive.sas_version,
-                                                       self.archive.summary_path(self.obsid))
+                                                       self.archive.summary(self.obsid).observation)
         return unit_inputs(self.manifest, unit, step, self._chains[unit.inst])
 
 

@@ -80,8 +80,7 @@ def observation_context(obsid: str, config: ProcessingConfig, layout: ArchiveLay
         slots_root=slots_root(),
         steps=None if config.steps is None else frozenset(config.steps),
         force=frozenset(config.force),
-        extra_env={k: os.environ[k] for k in _FORWARD_ENV if k in os.environ}
-        | {k: v for k, v in os.environ.items() if k.startswith("DAXA_STANDIN_")},
+        extra_env={k: os.environ[k] for k in _FORWARD_ENV if k in os.environ},
     )
 
 

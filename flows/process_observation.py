@@ -19,8 +19,8 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import cache
-from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow
@@ -32,14 +32,14 @@ from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.identity import with_upstream
 from daxa_xmm.manifest import StepStatus
-from daxa_xmm.models import EPIC, Unit
+from daxa_xmm.models import Unit
 from daxa_xmm.odf_input import unpack_odf
-from daxa_xmm.pipeline import accepted_ccds, epic_unit_calls, head_calls, instrument_calls, rgs_unit_calls
+from daxa_xmm.pipeline import observation_input, select_observation_units
 from daxa_xmm.sasversion import parse_sas_version
-from daxa_xmm.selection import select_units
+from daxa_xmm.stages import Copy, Scope, StageInput, Work, band_inputs, calls_only, planned_work, stages_for, unit_input
 from daxa_xmm.step_run import STALE_MESSAGE, CallOutcome, LeftoversGone, ObsContext, StepSkipped, pipeline_step
 from daxa_xmm.steps.merge import place_single
-from daxa_xmm.summary import read_observation_record, read_odf_summary
+from daxa_xmm.summary import read_observation_record
 from flows.progress import progress
 from tasks.sas_step import sas_task
 
@@ -135,6 +135,33 @@ class _Chain:
         self.tokens = base + made
         return produced
 
+    async def run_stages(self, scope: Scope, si: StageInput) -> None:
+        """Run the table's ``scope`` stages for ``si`` in order, each built just before it
+        runs (the cleaning reads emanom's verdict). On a failure the later stages' calls are
+        recorded as not run, and the exception goes on."""
+        todo = stages_for(scope, si)
+        for k, stage in enumerate(todo):
+            try:
+                await self.run_work(stage.build(si))
+            except Exception as exc:
+                self.fail_rest(calls_only([w for later in todo[k + 1:] for w in later.build(replace(si, planning=True))]), exc)
+                raise
+
+    async def run_work(self, work: Sequence[Work]) -> None:
+        """Run a stage's calls in order as one chain; a placement (a single sub-exposure as
+        the merged list) is done where it stands."""
+        pending: list[SasCall] = []
+        for item in work:
+            if isinstance(item, Copy):
+                if pending:
+                    await self.run(pending)
+                    pending = []
+                await asyncio.to_thread(place_single, item.source, item.dest)
+            else:
+                pending.append(item)
+        if pending:
+            await self.run(pending)
+
     def fail_rest(self, calls: Sequence[SasCall], cause: BaseException) -> None:
         """Record the calls that cannot run because something they read failed (or was not selected)."""
         store = self.ctx.store()
@@ -147,60 +174,40 @@ class _Chain:
             store.mark(call, status, f"not run: {_short(cause)}", sas_version=self.ctx.sas_version)
 
 
-async def _epic_unit(unit: Unit, ctx: ObsContext, cfg: ProcessingConfig, base: list[str], summary: Path) -> list[str] | None:
-    """One PN or MOS sub-exposure: chain -> [emanom] -> espfilt -> evselect.
+async def _unit(si: StageInput, ctx: ObsContext, cfg: ProcessingConfig, base: list[str]) -> list[str] | None:
+    """One sub-exposure's chain: its unit stages of the table, in order.
 
     Returns the identity tokens of what it made (the merge and images read them), or None
     when the unit failed.
     """
-    sasv = parse_sas_version(ctx.sas_version)
-    chain = _Chain(ctx, cfg, base)
-    groups = epic_unit_calls(ctx.layout, unit, cfg, sasv, summary)
-    done = 0
-    try:
-        for i, group in enumerate(groups):
-            accepted = accepted_ccds(ctx.layout, unit, cfg, sasv) if i == 2 else None
-            if accepted is not None:  # the cleaning expression keeps only the CCDs emanom accepted
-                group = epic_unit_calls(ctx.layout, unit, cfg, sasv, summary, accepted)[2]
-            await chain.run(group)
-            done = i + 1
-        return chain.tokens
-    except Exception as exc:
-        chain.fail_rest([c for g in groups[done + 1 :] for c in g], exc)
-        if _left_stale(exc):
-            return chain.tokens
-        log.warning("%s: chain stopped: %s", unit.label, _short(exc))
-        return None
-
-
-async def _rgs_unit(unit: Unit, ctx: ObsContext, cfg: ProcessingConfig, base: list[str], summary: Path) -> list[str] | None:
-    """One RGS sub-exposure: rgsproc's events, angles and filter stages."""
     chain = _Chain(ctx, cfg, base)
     try:
-        await chain.run(rgs_unit_calls(ctx.layout, unit, cfg, summary))
+        await chain.run_stages("unit", si)
         return chain.tokens
     except Exception as exc:
         if _left_stale(exc):
             return chain.tokens
-        log.warning("%s: rgsproc stopped: %s", unit.label, _short(exc))
+        log.warning("%s: chain stopped: %s", si.the_unit.label, _short(exc))
         return None
 
 
-async def _instrument(inst: str, units: list[Unit], ctx: ObsContext, cfg: ProcessingConfig, base: list[str]) -> bool:
-    """Merge one instrument's cleaned sub-exposures, then make its images and exposure maps.
+async def _instrument(si: StageInput, ctx: ObsContext, cfg: ProcessingConfig, base: list[str]) -> bool:
+    """One instrument's stages (its merges), then its band stages (images and exposure
+    maps), the bands side by side.
 
     ``base`` holds the tokens of every unit merged, so a re-made sub-exposure list re-makes
     the merged list and the images even though their argv are unchanged.
     """
-    merges, bands = instrument_calls(ctx.layout, ctx.obsid, inst, units, cfg, ctx.sas_version)
     chain = _Chain(ctx, cfg, base)
+    bands = band_inputs(si)
     try:
-        for plan in merges:
-            if plan.single_source is not None:
-                place_single(plan.single_source, plan.dest)
-            else:
-                await chain.run(plan.calls)
-        results = await asyncio.gather(*(_Chain(ctx, cfg, chain.tokens).run(p) for p in bands), return_exceptions=True)
+        try:
+            await chain.run_stages("instrument", si)
+        except Exception as exc:  # no band can be made from a merge that failed
+            chain.fail_rest(calls_only([w for b in bands for w in planned_work("band", b)]), exc)
+            raise
+        results = await asyncio.gather(*(_Chain(ctx, cfg, chain.tokens).run_stages("band", b) for b in bands),
+                                       return_exceptions=True)
         bad = [r for r in results if isinstance(r, BaseException)]
         if bad:
             raise bad[0]
@@ -208,8 +215,13 @@ async def _instrument(inst: str, units: list[Unit], ctx: ObsContext, cfg: Proces
     except Exception as exc:
         if _left_stale(exc):
             return True
-        log.warning("%s %s: merge/images stopped: %s", ctx.obsid, inst, _short(exc))
+        log.warning("%s %s: %s stopped: %s", ctx.obsid, si.inst, "/".join(_after_units(si)), _short(exc))
         return False
+
+
+def _after_units(si: StageInput) -> list[str]:
+    """The names of the instrument's and bands' stages, for messages."""
+    return [s.name for scope in ("instrument", "band") for s in stages_for(scope, si)]
 
 
 def _left_stale(exc: BaseException) -> bool:
@@ -253,38 +265,32 @@ async def process_observation(obsid: str, config: ProcessingConfig, ctx: ObsCont
         try:
             await asyncio.to_thread(unpack_odf, layout, obsid)  # gzipped constituents, if any
             record = read_observation_record(layout.odf_sum_asc(obsid), obs_id=obsid)
+            si = observation_input(layout, record, config, parse_sas_version(ctx.sas_version))
             head = _Chain(ctx, config)
-            await head.run(head_calls(layout, record, config))
-            summary_path = layout.summary(obsid, record.revolution)
-            summary = read_odf_summary(summary_path, obs_id=obsid)
+            await head.run_stages("observation", si)
+            units = select_observation_units(si)
         except Exception as exc:  # a bad ODF or summary, or cifbuild/odfingest failed for good
             status = "interrupted" if isinstance(exc, interrupt.Interrupted) else "failed"
             return ObservationOutcome(obsid=obsid, status=status, message=_short(exc), duration_s=time.time() - t0)
 
-        units = select_units(summary, instruments=tuple(config.instruments), process_unscheduled=config.process_unscheduled)
         base = head.tokens
-        jobs: list[Any] = []
-        for u in units:
-            if u.inst in EPIC:
-                jobs.append(_epic_unit(u, ctx, config, base, summary_path))
-            else:
-                jobs.append(_rgs_unit(u, ctx, config, base, summary_path))
+        jobs = [_unit(unit_input(si, u), ctx, config, base) for u in units]
 
-        # Each instrument's merge waits for that instrument's units only.
+        # Each instrument's stages wait for that instrument's units only.
         async def instrument_after(inst: str, unit_jobs: list[Any], its_units: list[Unit]) -> None:
             unit_tokens = await asyncio.gather(*unit_jobs)
             for u, tokens in zip(its_units, unit_tokens, strict=True):
                 if tokens is None:
                     failed.append(u.label)
-            good = [u for u, tokens in zip(its_units, unit_tokens, strict=True) if tokens is not None]
+            good = tuple(u for u, tokens in zip(its_units, unit_tokens, strict=True) if tokens is not None)
             made = [t for tokens in unit_tokens if tokens is not None for t in tokens]
-            if inst in EPIC and good:
-                if not await _instrument(inst, good, ctx, config, made):
-                    failed.append(f"{obsid}{inst}-merge/images")
-            elif inst in EPIC:  # record that its merge and images could not be made
-                merges, bands = instrument_calls(layout, obsid, inst, its_units, config, ctx.sas_version)
-                not_made = [c for p in merges for c in p.calls] + [c for pair in bands for c in pair]
-                _Chain(ctx, config).fail_rest(not_made, RuntimeError(f"no {inst} sub-exposure was processed"))
+            its = replace(si, inst=inst, units=good or tuple(its_units))
+            if good:
+                if not await _instrument(its, ctx, config, made):
+                    failed.append(f"{obsid}{inst}-{'/'.join(_after_units(its))}")
+            else:  # record that what the instrument's units feed could not be made
+                not_made = planned_work("instrument", its) + [w for b in band_inputs(its) for w in planned_work("band", b)]
+                _Chain(ctx, config).fail_rest(calls_only(not_made), RuntimeError(f"no {inst} sub-exposure was processed"))
 
         by_inst: dict[str, tuple[list[Any], list[Unit]]] = {}
         for u, job in zip(units, jobs, strict=True):

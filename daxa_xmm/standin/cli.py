@@ -226,6 +226,6 @@ def _main(task: str, argv: Sequence[str], ctx: TaskContext, log: dict[str, objec
 
 def _params(task: str) -> list[str]:
     """The task's parameter names."""
-    from daxa_xmm.standin.common import params_for
+    from daxa_xmm.standin.params import params_for
 
     return list(params_for(task) or {})

@@ -50,8 +50,9 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from daxa_xmm.standin.common import PARAMS, SasExit, TaskContext, atomic_path, info, is_yes, warning
+from daxa_xmm.standin.common import SasExit, TaskContext, atomic_path, info, is_yes, warning
 from daxa_xmm.standin.expression import ExpressionError, Node, parse, select
+from daxa_xmm.standin.params import PARAMS
 
 TASK = "evselect"
 VERSION = "3.72"

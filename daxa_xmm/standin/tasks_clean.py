@@ -25,7 +25,8 @@ import datetime as dt
 import hashlib
 from pathlib import Path
 
-from daxa_xmm.standin.common import TASK_VERSIONS, SasExit, TaskContext, atomic_path, info, is_yes, sas_major
+from daxa_xmm.standin.common import TASK_VERSIONS, SasExit, TaskContext, atomic_path, info, is_yes
+from daxa_xmm.standin.params import sas_major
 
 _PREFIX = {"EPN": "pn", "EMOS1": "mos1", "EMOS2": "mos2"}
 

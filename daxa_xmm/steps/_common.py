@@ -14,14 +14,17 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from daxa_xmm.errors import ConfigError
+from daxa_xmm.errors import ConfigError, explain
 from daxa_xmm.layout import ArchiveLayout
 
 
 class FrozenConfig(BaseModel):
-    """Base of every step's config: immutable, unknown fields refused (a typo is an error)."""
+    """Base of every step's settings (a section of ProcessingConfig and of the Prefect form):
+    immutable, unknown fields refused (a typo is an error)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # field titles are the field names, like the form's top-level parameters (Prefect titles
+    # those by name), not pydantic's "Filter Lo En"
+    model_config = ConfigDict(frozen=True, extra="forbid", field_title_generator=lambda name, _info: name)
 
 
 C = TypeVar("C", bound=BaseModel)
@@ -30,17 +33,13 @@ C = TypeVar("C", bound=BaseModel)
 def make_config(cls: type[C], /, **values: Any) -> C:
     """Build a config model, turning pydantic's ValidationError into a ConfigError.
 
-    The message names every failing field, e.g. ``EspfiltConfig.binsize_s: Input should be
-    greater than or equal to 1``, so a user sees which knob is wrong.
+    The message names every failing field, e.g. ``EspfiltConfig.smooth: Input should be
+    less than or equal to 60``, so a user sees which knob is wrong.
     """
     try:
         return cls(**values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{cls.__name__}.{'.'.join(str(p) for p in err['loc']) or '<model>'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(problems) from None
+        raise ConfigError(explain(exc, cls.__name__)) from None
 
 
 def sas_env(layout: ArchiveLayout, obsid: str, summary: Path) -> dict[str, str]:

@@ -12,6 +12,7 @@ __all__ = ["CleanEventsConfig", "clean_events_calls"]
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -21,46 +22,52 @@ from daxa_xmm.filters import MOS_DEFAULT, PN_DEFAULT, compose_expression, valida
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.models import Unit
 from daxa_xmm.steps._common import FrozenConfig, work_dir
+from daxa_xmm.units import Energy
 
-_STATES = ("G", "I", "U", "B", "O")
+State = Literal["G", "I", "U", "B", "O"]
 
 
 class CleanEventsConfig(FrozenConfig):
-    """Knobs of cleaned_evt_lists (energies already in eV; the seed converts Quantities)."""
+    """cleaned_evt_lists: evselect of the chain event lists."""
 
-    lo_ev: float | None = Field(None, ge=0, description="lower PI bound in eV, or None for no energy cut")
-    hi_ev: float | None = Field(None, gt=0, description="upper PI bound in eV, or None for no energy cut")
-    pn_filt_expr: str | tuple[str, ...] = Field(PN_DEFAULT, description="PN selection (a list is joined with &&)")
-    mos_filt_expr: str | tuple[str, ...] = Field(MOS_DEFAULT, description="MOS selection (a list is joined with &&)")
-    filt_mos_anom_state: bool = Field(False, description="keep only MOS CCDs emanom found in an accepted state")
-    acc_mos_anom_states: tuple[str, ...] = Field(
-        ("G", "I", "U"), description="accepted emanom states: G(ood), I(ntermediate), U(nknown), B(ad), O(ff)"
-    )
+    lo_en: Energy | None = Field(None, description="lower energy of the cleaned lists (e.g. '0.2 keV'); with hi_en")
+    hi_en: Energy | None = Field(None, description="upper energy of the cleaned lists (e.g. '12 keV'); with lo_en")
+    pn_filt_expr: tuple[str, ...] = Field((PN_DEFAULT,), description="PN selection expressions, joined with &&")
+    mos_filt_expr: tuple[str, ...] = Field((MOS_DEFAULT,), description="MOS selection expressions, joined with &&")
+    filt_mos_anom_state: bool = Field(False, description="drop MOS CCDs in an anomalous state (emanom)")
+    acc_mos_anom_states: tuple[State, ...] = Field(
+        ("G", "I", "U"), min_length=1,
+        description="emanom states accepted when filtering MOS CCDs: G(ood), I(ntermediate), U(nknown), B(ad), O(ff)")
+
+    @field_validator("pn_filt_expr", "mos_filt_expr", mode="before")
+    @classmethod
+    def _as_list(cls, v: Any) -> Any:
+        return (v,) if isinstance(v, str) else v
 
     @field_validator("pn_filt_expr", "mos_filt_expr")
     @classmethod
-    def _expr(cls, v: str | tuple[str, ...]) -> str | tuple[str, ...]:
-        for part in (v,) if isinstance(v, str) else v:
+    def _expr(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("give at least one expression")
+        for part in v:
             validate_expression(part)
-        if not isinstance(v, str) and not v:
-            raise ValueError("an empty list of expressions")
-        return v
-
-    @field_validator("acc_mos_anom_states")
-    @classmethod
-    def _states(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [s for s in v if s not in _STATES]
-        if bad or not v:
-            raise ValueError(f"states must be a non-empty subset of {_STATES}, got {list(v)}")
         return v
 
     @model_validator(mode="after")
     def _band(self) -> CleanEventsConfig:
-        if (self.lo_ev is None) != (self.hi_ev is None):
+        if (self.lo_en is None) != (self.hi_en is None):
             raise ValueError("lo_en and hi_en must be given together (both or neither)")
         if self.lo_ev is not None and self.hi_ev is not None and self.hi_ev <= self.lo_ev:
             raise ValueError(f"hi_en ({self.hi_ev:g} eV) must be larger than lo_en ({self.lo_ev:g} eV)")
         return self
+
+    @property
+    def lo_ev(self) -> float | None:
+        return None if self.lo_en is None else float(self.lo_en.to_value("eV"))
+
+    @property
+    def hi_ev(self) -> float | None:
+        return None if self.hi_en is None else float(self.hi_en.to_value("eV"))
 
 
 def clean_events_calls(

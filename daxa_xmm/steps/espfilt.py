@@ -26,8 +26,9 @@ from __future__ import annotations
 __all__ = ["DEFAULT_BAND_EV", "EspfiltConfig", "espfilt_calls", "espfilt_output_names"]
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
+from astropy.units import Quantity
 from pydantic import Field, field_validator, model_validator
 
 from daxa_xmm.calls import OutputSpec, SasCall, param
@@ -36,36 +37,27 @@ from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.models import Unit
 from daxa_xmm.sasversion import SasVersion
 from daxa_xmm.steps._common import FrozenConfig, work_dir
+from daxa_xmm.units import Energy, Physical, show
 
 
 class EspfiltConfig(FrozenConfig):
-    """Knobs of espfilt (DAXA's names; espfilt's parameter in brackets)."""
+    """espfilt: flare filtering of PN and MOS sub-exposures (espfilt's parameter in brackets)."""
 
     method: Literal["histogram", "ratio"] = Field("histogram", description="flare-finding method [method]")
     with_smoothing: bool = Field(True, description="smooth the light curve [withsmoothing]")
     smooth: int = Field(51, ge=1, le=60, description="smoothing factor, 1-60 as the espfilt docs limit it [smooth]")
     with_binning: bool = Field(True, description="bin the light curve [withbinning]")
-    binsize_s: float = Field(60.0, ge=1.0, description="light-curve bin size in seconds, >= 1 s [binsize]")
+    binsize: Annotated[Quantity, Physical("s", minimum=1)] = Field(
+        "60 s", validate_default=True, description="light-curve bin size, a time >= 1 s [binsize]")
     ratio: float = Field(1.2, gt=0, description="flaring ratio of annulus counts, ratio method [ratio]")
-    filter_lo_ev: int = Field(2500, ge=1, le=32766, description="lower energy of the light curve, eV [elow]")
-    filter_hi_ev: int = Field(8500, ge=2, le=32767, description="upper energy of the light curve, eV [ehigh]")
-    range_scale: dict[str, float] = Field(
-        default_factory=lambda: {"pn": 15.0, "mos": 6.0},
-        description="histogram range scale per camera, keys 'pn' and 'mos' [rangescale]",
-    )
+    filter_lo_en: Energy = Field("2500 eV", validate_default=True, description="lower energy of the light curve [elow]")
+    filter_hi_en: Energy = Field("8500 eV", validate_default=True, description="upper energy of the light curve [ehigh]")
+    range_scale_pn: float = Field(15.0, gt=0, description="histogram range scale, PN [rangescale]")
+    range_scale_mos: float = Field(6.0, gt=0, description="histogram range scale, MOS [rangescale]")
     allowed_sigma: float = Field(3.0, gt=0, description="sigma limit for unflared rates [allowsigma]")
     gauss_fit_lims: tuple[float, float] = Field(
         (0.1, 6.5), description="Gaussian fit limits of the histogram method, 0-10 [limits]"
     )
-
-    @field_validator("range_scale")
-    @classmethod
-    def _range_scale(cls, v: dict[str, float]) -> dict[str, float]:
-        if set(v) != {"pn", "mos"}:
-            raise ValueError(f"needs exactly the keys 'pn' and 'mos', got {sorted(v)}")
-        if any(not x > 0 for x in v.values()):
-            raise ValueError("values must be > 0")
-        return v
 
     @field_validator("gauss_fit_lims")
     @classmethod
@@ -77,11 +69,18 @@ class EspfiltConfig(FrozenConfig):
 
     @model_validator(mode="after")
     def _band(self) -> EspfiltConfig:
-        if self.filter_hi_ev <= self.filter_lo_ev:
-            raise ValueError(
-                f"filter_hi_ev ({self.filter_hi_ev}) must be larger than filter_lo_ev ({self.filter_lo_ev})"
-            )
+        if self.hi_ev <= self.lo_ev:
+            raise ValueError(f"filter_hi_en ({show(self.filter_hi_en)}) must be above filter_lo_en ({show(self.filter_lo_en)})")
         return self
+
+    @property
+    def lo_ev(self) -> int:
+        """elow: espfilt takes whole eV."""
+        return round(float(self.filter_lo_en.to_value("eV")))
+
+    @property
+    def hi_ev(self) -> int:
+        return round(float(self.filter_hi_en.to_value("eV")))
 
 
 #: espfilt's default light-curve band (eV), the only one SAS < 20 can be run with.
@@ -94,7 +93,7 @@ def espfilt_output_names(unit: Unit, cfg: EspfiltConfig, sas_version: SasVersion
     ``hist`` only with the histogram method; ``allevcoot`` only for PN on SAS >= 20.
     """
     stem = f"{unit.file_inst}{unit.exp_id}"
-    band = f"-{cfg.filter_lo_ev}-{cfg.filter_hi_ev}"
+    band = f"-{cfg.lo_ev}-{cfg.hi_ev}"
     banded = sas_version < (21, 0, 0)
 
     def names(kind: str, ext: str = "fits") -> tuple[str, ...]:
@@ -117,15 +116,15 @@ def _argv(unit: Unit, cfg: EspfiltConfig, sas_version: SasVersion, events: Path,
         param("withsmoothing", cfg.with_smoothing),
         param("smooth", cfg.smooth),
         param("withbinning", cfg.with_binning),
-        param("binsize", cfg.binsize_s),
+        param("binsize", float(cfg.binsize.to_value("s"))),
         param("ratio", cfg.ratio),
     ]
     if sas_version < (20, 0, 0):
-        if (cfg.filter_lo_ev, cfg.filter_hi_ev) != DEFAULT_BAND_EV:
+        if (cfg.lo_ev, cfg.hi_ev) != DEFAULT_BAND_EV:
             raise ConfigError(
                 f"espfilt of SAS {sas_version} cannot be given an energy band (no documented elow/ehigh): "
                 f"filter_lo_en/filter_hi_en must stay {DEFAULT_BAND_EV[0]}-{DEFAULT_BAND_EV[1]} eV, "
-                f"got {cfg.filter_lo_ev}-{cfg.filter_hi_ev} eV ({unit.label})"
+                f"got {cfg.lo_ev}-{cfg.hi_ev} eV ({unit.label})"
             )
         return ["espfilt", param("eventset", events), *knobs]
     argv = ["espfilt", param("eventfile", events), param("withoot", is_pn)]
@@ -136,9 +135,9 @@ def _argv(unit: Unit, cfg: EspfiltConfig, sas_version: SasVersion, events: Path,
         argv.append(param("withlongnames", True))
     lo, hi = cfg.gauss_fit_lims
     return argv + [
-        param("elow", cfg.filter_lo_ev),
-        param("ehigh", cfg.filter_hi_ev),
-        param("rangescale", cfg.range_scale["pn" if is_pn else "mos"]),
+        param("elow", cfg.lo_ev),
+        param("ehigh", cfg.hi_ev),
+        param("rangescale", cfg.range_scale_pn if is_pn else cfg.range_scale_mos),
         param("allowsigma", cfg.allowed_sigma),
         param("limits", f"{lo:g} {hi:g}"),
         param("keepinterfiles", sas_version >= (21, 0, 0)),

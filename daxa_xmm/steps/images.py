@@ -12,23 +12,59 @@ from __future__ import annotations
 __all__ = ["ImageConfig", "image_expmap_calls"]
 
 from collections.abc import Sequence
+from typing import Annotated
 
-from pydantic import Field
+from astropy.units import Quantity
+from pydantic import AfterValidator, Field, field_validator
 
 from daxa_xmm.calls import OutputSpec, SasCall, param
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.filters import compose_expression
 from daxa_xmm.layout import ArchiveLayout, band_label
 from daxa_xmm.steps._common import FrozenConfig, work_dir
+from daxa_xmm.units import Energy, show
+
+
+def _ordered(band: tuple[Quantity, Quantity]) -> tuple[Quantity, Quantity]:
+    lo, hi = band
+    if hi.to_value("eV") <= lo.to_value("eV"):
+        raise ValueError(f"upper energy {show(hi)} must be above lower {show(lo)}")
+    return band
+
+
+#: An energy band (lower, upper), lower below upper.
+Band = Annotated[tuple[Energy, Energy], AfterValidator(_ordered)]
 
 
 class ImageConfig(FrozenConfig):
-    """Image geometry (defaults as in the real sample image)."""
+    """generate_images_expmaps: count images and exposure maps per energy band (image geometry
+    as in the real sample image)."""
 
-    bin_size: int = Field(87, ge=1, description="image bin in sky pixels (0.05 arcsec each) [ximagebinsize]")
+    bands: tuple[Band, ...] = Field(
+        (("0.5 keV", "2.0 keV"), ("2.0 keV", "10.0 keV")), validate_default=True,
+        description="energy bands (lower, upper)")
+    bin_size: int = Field(87, ge=1, description="image pixel in sky pixels of 0.05 arcsec (87 = 4.35 arcsec) [ximagebinsize]")
     image_size: int = Field(512, ge=1, description="pixels per side [ximagesize]")
     sky_min: int = Field(3649, description="lower sky X/Y edge [ximagemin]")
     sky_max: int = Field(48106, description="upper sky X/Y edge [ximagemax]")
+
+    @field_validator("bands")
+    @classmethod
+    def _distinct(cls, v: tuple[tuple[Quantity, Quantity], ...]) -> tuple[tuple[Quantity, Quantity], ...]:
+        # two bands with one label would share a working folder and one product name
+        if not v:
+            raise ValueError("give at least one band")
+        seen: dict[str, int] = {}
+        for i, (lo, hi) in enumerate(v):
+            label = band_label(float(lo.to_value("eV")), float(hi.to_value("eV")))
+            if label in seen:
+                raise ValueError(f"band [{i}] {show(lo)}-{show(hi)} repeats band [{seen[label]}] ({label})")
+            seen[label] = i
+        return v
+
+    def bands_ev(self) -> list[tuple[float, float]]:
+        """The bands in eV, in order."""
+        return [(float(lo.to_value("eV")), float(hi.to_value("eV"))) for lo, hi in self.bands]
 
 
 _DEFAULT = ImageConfig()

@@ -154,7 +154,7 @@ def run_barrier(archive: Path, out: Path, cap: int) -> dict[str, Any]:
     run_jobs("epchain", [epchain_calls(layout, u, summaries[o], sasv, timeout) for o, u in pn])
     run_jobs("emchain", [emchain_calls(layout, u, summaries[o], timeout) for o, u in mos])
     run_jobs("emanom", [emanom_calls(layout, u, sasv, timeout) for o, u in mos])
-    run_jobs("espfilt", [espfilt_calls(layout, u, cfg.espfilt.to_step(), sasv, timeout) for o, u in pn + mos])
+    run_jobs("espfilt", [espfilt_calls(layout, u, cfg.espfilt, sasv, timeout) for o, u in pn + mos])
     clean = cfg.clean.to_step()
     run_jobs("cleaned_evt_lists", [clean_events_calls(layout, u, clean, None, timeout) for o, u in pn + mos])
     merges = []

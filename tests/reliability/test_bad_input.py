@@ -292,7 +292,7 @@ def test_retry_delays_that_are_not_times(tmp_path: Path, value: str) -> None:
         ({"images": {"bands": [["-1 keV", "2 keV"]]}}, "images.bands[0][0]"),
         ({"images": {"bands": [["0 keV", "2 keV"]]}}, "outside the EPIC energy range"),
         ({"images": {"bands": [["0.5 keV", "1e9 keV"]]}}, "images.bands[0][1]"),
-        ({"images": {"bands": [["0.5 keV", "2 keV"], ["500 eV", "2000 eV"]]}}, "repeats images.bands[0]"),
+        ({"images": {"bands": [["0.5 keV", "2 keV"], ["500 eV", "2000 eV"]]}}, "repeats band [0]"),
         ({"clean": {"lo_en": "-0.2 keV", "hi_en": "12 keV"}}, "clean.lo_en"),
         ({"espfilt": {"filter_hi_en": "1e9 keV"}}, "espfilt.filter_hi_en"),
         ({"obsids": []}, "selects nothing"),

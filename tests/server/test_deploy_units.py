@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daxa_xmm.config import ARCHIVE_ROOTS_ENV, EspfiltSettings, ProcessingConfig
+from daxa_xmm.config import ARCHIVE_ROOTS_ENV, ProcessingConfig
 from daxa_xmm.errors import ConfigError
+from daxa_xmm.steps.espfilt import EspfiltConfig
 from deployments.params import config_from_parameters, merge_parameters
 from tests.server.conftest import stop_process
 
@@ -20,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_a_partial_section_override_keeps_the_deployments_other_settings() -> None:
     deployment = {"archive": "/a", "espfilt": {"allowed_sigma": 2.5, "smooth": 31}, "num_cores": 3}
-    run = {"archive": "/a", "num_cores": 3, "espfilt": EspfiltSettings.model_validate({"smooth": 41})}
+    run = {"archive": "/a", "num_cores": 3, "espfilt": EspfiltConfig.model_validate({"smooth": 41})}
     merged = merge_parameters(deployment, run)
     assert merged["espfilt"] == {"allowed_sigma": 2.5, "smooth": 41}
     # what Prefect's own shallow merge would have given: the deployment's allowed_sigma lost

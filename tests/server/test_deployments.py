@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 from astropy.io import fits
 
-from daxa_xmm.config import CleanSettings, EspfiltSettings, ImageSettings, ProcessingConfig
+from daxa_xmm.config import ProcessingConfig
+from daxa_xmm.steps.clean_events import CleanEventsConfig
+from daxa_xmm.steps.espfilt import EspfiltConfig
+from daxa_xmm.steps.images import ImageConfig
 from daxa_xmm.synth import write_archive
 from tests.server.conftest import CRON, DEPLOY_CONFIG, Served
 
@@ -63,13 +66,13 @@ def test_deployments_schedule_and_parameter_schema(served: Served) -> None:
         assert props["retries"]["default"] == 2
         assert props["instruments"]["items"]["enum"] == ["PN", "M1", "M2", "R1", "R2"]
         assert props["obsids"]["items"]["pattern"] == r"^\d{10}$"  # a plain list: a bad ObsID is named
-        for section, model in (("espfilt", EspfiltSettings), ("clean", CleanSettings), ("images", ImageSettings)):
+        for section, model in (("espfilt", EspfiltConfig), ("clean", CleanEventsConfig), ("images", ImageConfig)):
             ref = props[section]["$ref"].rsplit("/", 1)[-1]
             assert set(defs[ref]["properties"]) == set(model.model_fields), section
             assert props[section]["default"] == model().model_dump(mode="json")
-        smooth = defs["EspfiltSettings"]["properties"]["smooth"]
+        smooth = defs["EspfiltConfig"]["properties"]["smooth"]
         assert (smooth["minimum"], smooth["maximum"], smooth["default"]) == (1, 60, 51)
-        assert defs["EspfiltSettings"]["properties"]["method"]["enum"] == ["histogram", "ratio"]
+        assert defs["EspfiltConfig"]["properties"]["method"]["enum"] == ["histogram", "ratio"]
 
 
 def test_run_from_api_completes_with_products_and_artifacts(served: Served) -> None:

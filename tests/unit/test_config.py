@@ -6,15 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm.config import ProcessingConfig, load_config, parse_quantity
+from daxa_xmm.config import ProcessingConfig, load_config
 from daxa_xmm.errors import ConfigError
+from daxa_xmm.units import to_value
 
 
 def test_defaults_reproduce_daxa(tmp_path: Path) -> None:
     cfg = ProcessingConfig(archive=tmp_path)
     assert cfg.timeout_s() == 7200
-    esp = cfg.espfilt.to_step()
-    assert (esp.filter_lo_ev, esp.filter_hi_ev, esp.range_scale) == (2500, 8500, {"pn": 15.0, "mos": 6.0})
+    esp = cfg.espfilt
+    assert (esp.lo_ev, esp.hi_ev, esp.range_scale_pn, esp.range_scale_mos) == (2500, 8500, 15.0, 6.0)
     assert cfg.images.bands_ev() == [(500.0, 2000.0), (2000.0, 10000.0)]
     assert cfg.out_root == tmp_path.absolute().parent / "processed"
     assert cfg.num_cores >= 1
@@ -22,10 +23,21 @@ def test_defaults_reproduce_daxa(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("value", "unit", "expected"),
-    [("0.5 keV", "eV", 500.0), ("2 h", "s", 7200.0), ("90 min", "s", 5400.0), (3, "s", 3.0)],
+    [("0.5 keV", "eV", 500.0), ("2 h", "s", 7200.0), ("90 min", "s", 5400.0)],
 )
-def test_parse_quantity(value: object, unit: str, expected: float) -> None:
-    assert parse_quantity(value, unit, "field") == pytest.approx(expected)
+def test_quantities_are_read_with_their_unit(value: object, unit: str, expected: float) -> None:
+    assert to_value(value, unit, "field") == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("value", [3, 2.5, "3", " 7200 "])
+def test_a_value_without_a_unit_is_refused_in_every_form(tmp_path: Path, value: object) -> None:
+    # one rule for every energy and time (issue 13): a bare 0.5 could be keV or eV
+    with pytest.raises(ConfigError, match="field: .* has no unit"):
+        to_value(value, "s", "field")
+    with pytest.raises(ConfigError, match="timeout.*has no unit"):
+        load_config(None, archive=tmp_path, timeout=value)
+    with pytest.raises(ConfigError, match="espfilt.filter_lo_en.*has no unit"):
+        load_config(None, archive=tmp_path, espfilt={"filter_lo_en": value})
 
 
 @pytest.mark.parametrize(
@@ -56,7 +68,7 @@ def test_config_file_with_overrides_merging_sections(tmp_path: Path) -> None:
     cfg = load_config(f, archive=tmp_path, espfilt={"ratio": 2.0}, num_cores=None)
     assert cfg.num_cores == 3  # None override leaves the file's value
     assert cfg.espfilt.method == "ratio" and cfg.espfilt.ratio == 2.0  # merged, not replaced
-    assert cfg.clean.to_step().lo_ev == pytest.approx(200.0)
+    assert cfg.clean.lo_ev == pytest.approx(200.0)
 
 
 def test_unknown_key_in_file_names_file_and_key(tmp_path: Path) -> None:
@@ -82,6 +94,6 @@ def test_unreadable_or_malformed_file(tmp_path: Path) -> None:
 
 def test_filter_expressions_accept_a_string_or_a_list(tmp_path: Path) -> None:
     cfg = ProcessingConfig(archive=tmp_path, clean={"pn_filt_expr": "PATTERN <= 4", "mos_filt_expr": ["PATTERN <= 12", "FLAG == 0"]})
-    step = cfg.clean.to_step()
+    step = cfg.clean
     assert step.pn_filt_expr == ("PATTERN <= 4",)
     assert step.mos_filt_expr == ("PATTERN <= 12", "FLAG == 0")

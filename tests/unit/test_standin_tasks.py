@@ -12,8 +12,9 @@ from astropy.io import fits
 
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf_input import unpack_odf
-from daxa_xmm.standin.common import PARAMS, SasExit, parse_args
+from daxa_xmm.standin.common import SasExit, parse_args
 from daxa_xmm.standin.install import install_standin
+from daxa_xmm.standin.params import PARAMS
 from daxa_xmm.standin.testing import TINY_OBSID, write_tiny_odf
 
 PN_EVT = f"P{TINY_OBSID}PNS003PIEVLI0000.FIT"

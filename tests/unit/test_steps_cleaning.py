@@ -87,12 +87,12 @@ def test_espfilt_ratio_method_expects_no_histogram(version: SasVersion) -> None:
 
 def test_espfilt_before_sas20_refuses_a_band_it_cannot_pass() -> None:
     with pytest.raises(ConfigError, match="SAS 18.0.0.*3000-9000 eV"):
-        espfilt_calls(LAY, M1, EspfiltConfig(filter_lo_ev=3000, filter_hi_ev=9000), SasVersion(18, 0, 0))
+        espfilt_calls(LAY, M1, EspfiltConfig(filter_lo_en="3 keV", filter_hi_en="9000 eV"), SasVersion(18, 0, 0))
 
 
 def test_espfilt_custom_knobs() -> None:
-    cfg = EspfiltConfig(method="ratio", with_smoothing=False, smooth=10, binsize_s=30, ratio=2,
-                        filter_lo_ev=3000, filter_hi_ev=9000, range_scale={"pn": 10, "mos": 4},
+    cfg = EspfiltConfig(method="ratio", with_smoothing=False, smooth=10, binsize="0.5 min", ratio=2,
+                        filter_lo_en="3 keV", filter_hi_en="9000 eV", range_scale_pn=10, range_scale_mos=4,
                         allowed_sigma=2.5, gauss_fit_lims=(0.2, 5))
     (call,) = espfilt_calls(LAY, M1, cfg, SasVersion(22, 1, 0))
     for item in ["method=ratio", "withsmoothing=no", "smooth=10", "binsize=30", "ratio=2", "elow=3000",
@@ -104,14 +104,16 @@ def test_espfilt_custom_knobs() -> None:
     ("values", "field"),
     [
         (dict(method="median"), "method"),
-        (dict(binsize_s=0.5), "binsize_s"),
+        (dict(binsize="0.5 s"), "binsize: '0.5 s' must be at least 1 s"),
+        (dict(binsize=60), "binsize: 60 has no unit"),
         (dict(smooth=0), "smooth"),
         (dict(smooth=61), "smooth"),
-        (dict(filter_lo_ev=0), "filter_lo_ev"),
-        (dict(filter_hi_ev=40000), "filter_hi_ev"),
-        (dict(filter_lo_ev=5000, filter_hi_ev=4000), "filter_hi_ev"),
-        (dict(range_scale={"pn": 15}), "range_scale"),
-        (dict(range_scale={"pn": 15, "mos": 6, "rgs": 1}), "range_scale"),
+        (dict(filter_lo_en="0 eV"), "filter_lo_en"),
+        (dict(filter_hi_en="40 keV"), "filter_hi_en"),
+        (dict(filter_hi_en="2 s"), "filter_hi_en: '2 s' is a time"),
+        (dict(filter_lo_en="5 keV", filter_hi_en="4 keV"), "filter_hi_en"),
+        (dict(range_scale_pn=0), "range_scale_pn"),
+        (dict(range_scale_mos=-6), "range_scale_mos"),
         (dict(allowed_sigma=0), "allowed_sigma"),
         (dict(gauss_fit_lims=(6.5, 0.1)), "gauss_fit_lims"),
         (dict(gauss_fit_lims=(0.1, 11)), "gauss_fit_lims"),
@@ -125,7 +127,7 @@ def test_espfilt_config_errors_name_the_field(values: dict, field: str) -> None:
 
 
 def test_clean_events_pn_two_calls_one_cwd() -> None:
-    calls = clean_events_calls(LAY, PN, CleanEventsConfig(lo_ev=500, hi_ev=2000))
+    calls = clean_events_calls(LAY, PN, CleanEventsConfig(lo_en="500 eV", hi_en="2 keV"))
     expr = PN_DEFAULT + f" && (PI in [500:2000]) && gti({CL}pnS003-gti.fits,TIME)"
     assert [list(c.argv) for c in calls] == [
         ["evselect", f"table={EV}{tbl}", f"filteredset={out}", "withfilteredset=yes", f"expression={expr}",
@@ -150,8 +152,9 @@ def test_clean_events_mos_with_ccds_and_user_expression() -> None:
 @pytest.mark.parametrize(
     ("values", "field"),
     [
-        (dict(lo_ev=500), "lo_en and hi_en"),
-        (dict(lo_ev=2000, hi_ev=500), "hi_en"),
+        (dict(lo_en="500 eV"), "lo_en and hi_en"),
+        (dict(lo_en="2 keV", hi_en="500 eV"), "hi_en"),
+        (dict(lo_en="2 keV", hi_en=5), "hi_en: 5 has no unit"),
         (dict(acc_mos_anom_states=("G", "X")), "acc_mos_anom_states"),
         (dict(acc_mos_anom_states=()), "acc_mos_anom_states"),
         (dict(pn_filt_expr="(PATTERN <= 4"), "pn_filt_expr"),

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from daxa_xmm.errors import SummaryParseError
 from daxa_xmm.models import OdfSummary
-from daxa_xmm.summary import parse_odf_sum, read_observation_record, read_odf_summary, read_records
+from daxa_xmm.summary import parse_odf_sum, read_observation_record, read_odf_summary
+from daxa_xmm.summary_records import read_records
 
 # --------------------------------------------------------------------------- writer
 
@@ -592,9 +593,9 @@ def test_configuration_without_exposure(tmp_path: Path) -> None:
 
 
 def test_too_large(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import daxa_xmm.summary as summary
+    import daxa_xmm.summary_records as summary_records
 
-    monkeypatch.setattr(summary, "MAX_SUMMARY_BYTES", 10)
+    monkeypatch.setattr(summary_records, "MAX_SUMMARY_BYTES", 10)
     with pytest.raises(SummaryParseError, match="too large"):
         read_odf_summary(_write(tmp_path, "OBSERVATION\n0201903501 / Observation Identifier\n"))
 

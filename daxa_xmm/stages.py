@@ -1,0 +1,244 @@
+"""The pipeline's table: every SAS step of an observation, in order, with what it runs on.
+
+One line per step. The archive flow, the plan-first check (:mod:`daxa_xmm.uptodate`),
+``--dry-run`` (:func:`daxa_xmm.pipeline.plan_observation`) and the DAXA step functions all
+walk this table; none of them names a step. Adding a SAS step is its module under
+``daxa_xmm/steps/`` (config, argv builder, declared outputs), one line here, and its
+stand-in task.
+
+A stage's *scope* says what it runs once for, and so what it waits for:
+
+- ``observation``: once per ObsID, first (cifbuild, odfingest);
+- ``unit``: once per selected sub-exposure, after the observation's stages; the unit's
+  stages run in table order, one chain per unit, all units side by side;
+- ``instrument``: once per instrument, after that instrument's units (the merges);
+- ``band``: once per instrument and energy band, after the instrument's stages, the bands
+  side by side (images and exposure maps).
+
+Within its scope a stage reads what the stages before it made: that is its dependency, and
+the identity tokens of those calls are folded into its own (:mod:`daxa_xmm.identity`).
+"""
+
+from __future__ import annotations
+
+__all__ = ["Scope", "Copy", "Work", "StageInput", "Stage", "PIPELINE", "STAGE_NAMES", "stages_for", "planned_work",
+           "calls_only", "band_inputs", "unit_input"]
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from daxa_xmm.calls import SasCall
+from daxa_xmm.emanom import emanom_supported, keep_ccds
+from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.models import EPIC, ObservationRecord, Unit
+from daxa_xmm.sasversion import SasVersion
+from daxa_xmm.steps.cifbuild import cifbuild_calls
+from daxa_xmm.steps.clean_events import clean_events_calls
+from daxa_xmm.steps.emanom import emanom_calls
+from daxa_xmm.steps.emchain import emchain_calls
+from daxa_xmm.steps.epchain import epchain_calls
+from daxa_xmm.steps.espfilt import espfilt_calls
+from daxa_xmm.steps.images import image_expmap_calls
+from daxa_xmm.steps.merge import merge_calls, merge_streams
+from daxa_xmm.steps.odfingest import odfingest_calls
+from daxa_xmm.steps.rgsproc import rgsproc_calls
+
+if TYPE_CHECKING:  # the config imports the table's step names; the table needs only its type
+    from daxa_xmm.config import ProcessingConfig
+
+Scope = Literal["observation", "unit", "instrument", "band"]
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A product placed rather than made by SAS: one sub-exposure's list is the merged list."""
+
+    source: Path
+    dest: Path
+    unit: str
+
+
+#: What a stage runs: SAS calls, in order, and files to place.
+Work = SasCall | Copy
+
+
+@dataclass(frozen=True)
+class StageInput:
+    """What a stage's builder may read: the observation, and the unit, instrument or band it
+    is built for. ``planning``: the calls are being listed, not run, so what earlier calls
+    of the chain write (emanom's verdict on the CCDs) is not read."""
+
+    layout: ArchiveLayout
+    config: ProcessingConfig
+    sas_version: SasVersion
+    record: ObservationRecord
+    unit: Unit | None = None
+    inst: str | None = None
+    units: tuple[Unit, ...] = ()
+    band: tuple[float, float] | None = None
+    planning: bool = False
+
+    @property
+    def obsid(self) -> str:
+        return self.record.obsid
+
+    @property
+    def summary(self) -> Path:
+        """The odfingest summary the unit's chains read through SAS_ODF."""
+        return self.layout.summary(self.record.obsid, self.record.revolution)
+
+    @property
+    def timeout_s(self) -> float:
+        return self.config.timeout_s()
+
+    @property
+    def the_unit(self) -> Unit:
+        if self.unit is None:
+            raise ValueError("a unit stage was built without its unit")
+        return self.unit
+
+    @property
+    def the_inst(self) -> str:
+        inst = self.unit.inst if self.unit is not None else self.inst
+        if inst is None:
+            raise ValueError("an instrument stage was built without its instrument")
+        return inst
+
+
+def _always(si: StageInput) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One line of the table.
+
+    Attributes:
+        name: the step's name, as ``--steps``, ``--force`` and the report know it.
+        scope: what it runs once for (see the module's docstring).
+        build: its calls (and placements) for one input, in the order they run.
+        applies: whether it runs for that input (an instrument, a SAS release, a setting).
+    """
+
+    name: str
+    scope: Scope
+    build: Callable[[StageInput], Sequence[Work]]
+    applies: Callable[[StageInput], bool] = _always
+
+
+# --- the builders' adapters: from a StageInput to each step module's builder ----------------
+
+def _cifbuild(si: StageInput) -> list[SasCall]:
+    return cifbuild_calls(si.layout, si.obsid, si.record.start, si.config.cifbuild(), si.timeout_s)
+
+
+def _odfingest(si: StageInput) -> list[SasCall]:
+    return odfingest_calls(si.layout, si.obsid, si.record.revolution, si.timeout_s)
+
+
+def _epchain(si: StageInput) -> list[SasCall]:
+    return epchain_calls(si.layout, si.the_unit, si.summary, si.sas_version, si.timeout_s)
+
+
+def _emchain(si: StageInput) -> list[SasCall]:
+    return emchain_calls(si.layout, si.the_unit, si.summary, si.timeout_s)
+
+
+def _emanom(si: StageInput) -> list[SasCall]:
+    return emanom_calls(si.layout, si.the_unit, si.sas_version, si.timeout_s)
+
+
+def _rgsproc(si: StageInput) -> list[SasCall]:
+    return rgsproc_calls(si.layout, si.the_unit, si.summary, timeout_s=si.timeout_s)
+
+
+def _espfilt(si: StageInput) -> list[SasCall]:
+    return espfilt_calls(si.layout, si.the_unit, si.config.espfilt, si.sas_version, si.timeout_s)
+
+
+def _clean(si: StageInput) -> list[SasCall]:
+    """evselect of the chain's lists; MOS keeps only the CCDs emanom accepted, when asked
+    (read from emanom's log, so only once emanom has run: not while planning)."""
+    unit, clean = si.the_unit, si.config.clean
+    accepted = None
+    if not si.planning and unit.inst != "PN" and clean.filt_mos_anom_state and emanom_supported(si.sas_version):
+        accepted = keep_ccds(si.layout.emanom_log(unit.obsid, unit.inst, unit.exp_id), unit.ccds, clean.acc_mos_anom_states)
+    return clean_events_calls(si.layout, unit, clean, accepted, si.timeout_s)
+
+
+def _merge(si: StageInput) -> list[Work]:
+    """The instrument's merged lists (cleaned, all-good, PN's out-of-time ones)."""
+    inst, work = si.the_inst, list[Work]()
+    streams = merge_streams(si.layout, si.obsid, inst, [u.exp_id for u in si.units], oot_allevc=si.sas_version >= (20, 0, 0))
+    for kind, sources in streams:
+        label = f"{si.obsid}{inst}-{kind}"
+        plan = merge_calls(si.layout, si.obsid, label, sources, si.layout.merged_events(si.obsid, inst, kind), si.timeout_s)
+        work += [Copy(plan.single_source, plan.dest, label)] if plan.single_source is not None else list(plan.calls)
+    return work
+
+
+def _images(si: StageInput) -> list[SasCall]:
+    """One band's count image and exposure map, with the run's own selection expression."""
+    if si.band is None:
+        raise ValueError("a band stage was built without its band")
+    clean = si.config.clean
+    expr = clean.pn_filt_expr if si.the_inst == "PN" else clean.mos_filt_expr
+    lo, hi = si.band
+    return image_expmap_calls(si.layout, si.obsid, si.the_inst, lo, hi, si.config.images, si.timeout_s,
+                              user_expr=expr)
+
+
+def _inst_is(*insts: str) -> Callable[[StageInput], bool]:
+    return lambda si: si.the_inst in insts
+
+
+def _mos_with_emanom(si: StageInput) -> bool:
+    return si.the_inst in ("M1", "M2") and emanom_supported(si.sas_version)
+
+
+_EPIC = _inst_is(*EPIC)
+
+#: The pipeline, in order. Unit stages of one unit form its chain in this order.
+PIPELINE: tuple[Stage, ...] = (
+    Stage("cif_build", "observation", _cifbuild),
+    Stage("odf_ingest", "observation", _odfingest),
+    Stage("epchain", "unit", _epchain, _inst_is("PN")),
+    Stage("emchain", "unit", _emchain, _inst_is("M1", "M2")),
+    Stage("rgsproc", "unit", _rgsproc, _inst_is("R1", "R2")),
+    Stage("emanom", "unit", _emanom, _mos_with_emanom),
+    Stage("espfilt", "unit", _espfilt, _EPIC),
+    Stage("cleaned_evt_lists", "unit", _clean, _EPIC),
+    Stage("merge_subexposures", "instrument", _merge, _EPIC),
+    Stage("generate_images_expmaps", "band", _images, _EPIC),
+)
+
+#: The steps' names, in order: what ``--steps`` and ``--force`` accept.
+STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in PIPELINE)
+
+
+def stages_for(scope: Scope, si: StageInput, table: Sequence[Stage] | None = None) -> list[Stage]:
+    """The stages of ``scope`` that run for ``si``, in order (``table`` defaults to PIPELINE,
+    read when called, so a step added to it is seen everywhere)."""
+    return [s for s in (PIPELINE if table is None else table) if s.scope == scope and s.applies(si)]
+
+
+def planned_work(scope: Scope, si: StageInput) -> list[Work]:
+    """Everything ``scope``'s stages would run for ``si``, built as a plan."""
+    plan = dataclasses.replace(si, planning=True)
+    return [w for stage in stages_for(scope, plan) for w in stage.build(plan)]
+
+
+def calls_only(work: Sequence[Work]) -> list[SasCall]:
+    return [w for w in work if isinstance(w, SasCall)]
+
+
+def unit_input(si: StageInput, unit: Unit) -> StageInput:
+    return dataclasses.replace(si, unit=unit, inst=unit.inst)
+
+
+def band_inputs(si: StageInput) -> list[StageInput]:
+    """One input per energy band of the run, for an instrument's input ``si``."""
+    return [dataclasses.replace(si, band=band) for band in si.config.images.bands_ev()]

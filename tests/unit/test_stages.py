@@ -1,0 +1,72 @@
+"""The pipeline's table (daxa_xmm/stages.py): what runs for which unit, in which order, and
+what a stage reads of the calls before it."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from daxa_xmm.config import STEPS, ProcessingConfig
+from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.pipeline import observation_input, select_observation_units, unit_chain_steps
+from daxa_xmm.plan import EXAMPLE_SUMMARY
+from daxa_xmm.sasversion import parse_sas_version
+from daxa_xmm.stages import PIPELINE, StageInput, planned_work, stages_for, unit_input
+from daxa_xmm.summary import read_odf_summary
+from tests.unit.test_emanom import LOG
+
+OBSID = "0123456789"
+
+
+@pytest.fixture
+def si(tmp_path: Path) -> StageInput:
+    layout = ArchiveLayout(tmp_path / "raw", tmp_path / "out")
+    layout.obs_dir(OBSID).mkdir(parents=True)
+    shutil.copy(EXAMPLE_SUMMARY, layout.summary(OBSID, "0001"))
+    record = read_odf_summary(layout.summary(OBSID, "0001"), obs_id=OBSID).observation
+    cfg = ProcessingConfig(archive=tmp_path / "raw", out=tmp_path / "out", clean={"filt_mos_anom_state": True})
+    return observation_input(layout, record, cfg, parse_sas_version("22.1.0"))
+
+
+def test_the_steps_users_select_are_the_tables() -> None:
+    assert STEPS == tuple(s.name for s in PIPELINE)
+    assert len(set(STEPS)) == len(STEPS)
+
+
+def test_each_instrument_gets_its_chain_in_table_order(si: StageInput) -> None:
+    units = {u.inst: u for u in select_observation_units(si)}
+    chain = {inst: [s.name for s in stages_for("unit", unit_input(si, u))] for inst, u in units.items()}
+    assert chain["PN"] == ["epchain", "espfilt", "cleaned_evt_lists"]
+    assert chain["M1"] == ["emchain", "emanom", "espfilt", "cleaned_evt_lists"]
+    assert chain["R1"] == ["rgsproc"]
+    # before SAS 19, emanom does not exist: MOS goes straight to espfilt
+    old = replace(si, sas_version=parse_sas_version("18.0.0"))
+    assert "emanom" not in unit_chain_steps(si.layout, units["M1"], old.sas_version, si.record)
+    assert [s.name for s in stages_for("instrument", replace(si, inst="R1"))] == []
+
+
+def test_the_cleaning_reads_emanoms_verdict_when_run_not_when_planned(si: StageInput) -> None:
+    mos = next(u for u in select_observation_units(si) if u.inst == "M1" and u.exp_id == "S001")
+    unit = unit_input(si, mos)
+    (clean,) = [s for s in stages_for("unit", unit) if s.name == "cleaned_evt_lists"]
+    # planned: emanom has not run, its log is not read and every CCD is kept
+    assert "CCDNR" not in " ".join(planned_work("unit", unit)[-1].argv)
+    with pytest.raises(Exception, match="anom"):
+        clean.build(unit)  # run: the verdict must be there
+    log = si.layout.emanom_log(OBSID, "M1", "S001")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(LOG.replace("MOS1 exposure S001", f"MOS1 exposure {mos.exp_id}"))
+    (call,) = clean.build(unit)
+    assert "(CCDNR in " in call.extra["expression"] and call.extra["accepted_ccds"] != list(mos.ccds)
+
+
+def test_no_standin_variable_reaches_a_sas_call(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from flows.process_archive import observation_context
+
+    monkeypatch.setenv("DAXA_STANDIN_FAULTS", str(tmp_path / "faults.json"))
+    cfg = ProcessingConfig(archive=tmp_path / "raw", out=tmp_path / "out")
+    ctx = observation_context(OBSID, cfg, ArchiveLayout(cfg.archive, cfg.out_root), "22.1.0")
+    assert "PATH" in ctx.extra_env and not [k for k in ctx.extra_env if k.startswith("DAXA_STANDIN")]
