@@ -17,6 +17,7 @@ __all__ = [
     "StepName",
     "ProcessingConfig",
     "load_config",
+    "read_config_file",
     "default_num_cores",
     "ARCHIVE_ROOTS_ENV",
     "allowed_archive_roots",
@@ -34,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from daxa_xmm.errors import ConfigError, explain
 from daxa_xmm.filters import gti_files
 from daxa_xmm.layout import check_obsid
+from daxa_xmm.models import UNIT_INSTRUMENTS, UnitInstrument
 from daxa_xmm.stages import STAGE_NAMES
 from daxa_xmm.steps.cifbuild import CifBuildConfig
 from daxa_xmm.steps.clean_events import CleanEventsConfig
@@ -47,7 +49,6 @@ if TYPE_CHECKING:
     StepName = str
 else:  # the form's and the CLI's choices follow the table: a step added there is selectable
     StepName = Literal[STAGE_NAMES]
-Instrument = Literal["PN", "M1", "M2", "R1", "R2"]
 
 
 def default_num_cores() -> int:
@@ -98,7 +99,7 @@ class ProcessingConfig(BaseModel):
     archive: Path = Field(description="folder of raw ODFs, one sub-folder per ObsID")
     out: Path | None = Field(None, description="products folder (default: <archive>/../processed)")
     obsids: list[str] | None = Field(None, description="only these ObsIDs (default: all)")
-    instruments: list[Instrument] = Field(["PN", "M1", "M2", "R1", "R2"], description="instruments to process")
+    instruments: list[UnitInstrument] = Field(list(UNIT_INSTRUMENTS), description="instruments to process")
     steps: list[StepName] | None = Field(None, description="run only these steps (default: all)")
     force: list[StepName] = Field([], description="re-run these steps even if up to date")
     num_cores: int = Field(default_factory=default_num_cores, ge=1, description="max SAS processes at once")
@@ -199,6 +200,27 @@ def _yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
+def read_config_file(p: Path) -> dict[str, Any]:
+    """The settings of a YAML or JSON file, as written (not yet validated).
+
+    Raises:
+        ConfigError: naming the file, when it cannot be read or is not a mapping.
+    """
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"config file {p}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {p}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else (_yaml_load(text) or {})
+    except Exception as exc:
+        raise ConfigError(f"config file {p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'} ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p}: expected a mapping of settings at the top level")
+    return data
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> ProcessingConfig:
     """Read a YAML or JSON config file, apply command-line overrides, validate.
 
@@ -208,24 +230,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ProcessingC
     Raises:
         ConfigError: naming the file and every invalid or unknown field.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"config file {p}: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"config file {p}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
-        try:
-            if p.suffix.lower() == ".json":
-                data = json.loads(text)
-            else:
-                data = _yaml_load(text) or {}
-        except Exception as exc:
-            raise ConfigError(f"config file {p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'} ({exc})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {p}: expected a mapping of settings at the top level")
+    data = read_config_file(Path(path)) if path is not None else {}
     for key, value in overrides.items():
         if value is None:
             continue

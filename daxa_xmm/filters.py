@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from daxa_xmm.errors import ConfigError, FilterExpressionError
+from daxa_xmm.models import EPIC
 from daxa_xmm.units import to_value
 
 #: DAXA's (and the XMM cookbook's) default PN selection: good flags, singles to quadruples.
@@ -238,7 +239,7 @@ def compose_expression(
         ConfigError: for a bad instrument, energy range or CCD list.
         FilterExpressionError: when the result is not a valid expression.
     """
-    if inst not in ("PN", "M1", "M2"):
+    if inst not in EPIC:
         raise ConfigError(f"inst={inst!r}: filter expressions are built for PN, M1 or M2")
     if user_expr is None:
         base = PN_DEFAULT if inst == "PN" else MOS_DEFAULT

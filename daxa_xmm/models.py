@@ -19,14 +19,17 @@ __all__ = [
 ]
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 #: Instrument ids as the ODF and odfingest write them.
 INSTRUMENTS: tuple[str, ...] = ("PN", "M1", "M2", "R1", "R2", "OM")
+#: The instruments that make processing units (sub-exposures), in the order DAXA lists them.
+UnitInstrument = Literal["PN", "M1", "M2", "R1", "R2"]
+UNIT_INSTRUMENTS: tuple[UnitInstrument, ...] = get_args(UnitInstrument)
 #: EPIC cameras, which have events, espfilt, images.
-EPIC: tuple[str, ...] = ("PN", "M1", "M2")
+EPIC: tuple[str, ...] = UNIT_INSTRUMENTS[:3]
 #: Lower-case instrument names used in product file names (as DAXA and espfilt write them).
 FILE_INST: dict[str, str] = {"PN": "pn", "M1": "mos1", "M2": "mos2", "R1": "rgs1", "R2": "rgs2", "OM": "om"}
 
@@ -112,7 +115,7 @@ class Unit(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     obsid: str = Field(pattern=r"^\d{10}$")
-    inst: Literal["PN", "M1", "M2", "R1", "R2"]
+    inst: UnitInstrument
     exp_id: str = Field(pattern=r"^[SUX]\d{3}$")
     mode: str = "UNDEFINED"
     filter: str = "UNDEFINED"

@@ -28,13 +28,14 @@ from astropy.units import Quantity
 from daxa_xmm.archive import Archive
 from daxa_xmm.calls import SasCall, StepPlan
 from daxa_xmm.errors import ConfigError, DaxaXmmError
+from daxa_xmm.models import EPIC
 
 logger = logging.getLogger(__name__)
 
 #: DAXA's default: 90% of this machine's cores, at least one.
 NUM_CORES: int = max(1, int(0.9 * (os.cpu_count() or 1)))
 
-_EPIC = ("PN", "M1", "M2")
+_EPIC = EPIC
 _MOS = ("M1", "M2")
 _RGS = ("R1", "R2")
 # what a per-observation failure may be: ours, file system, bad content (pydantic too)

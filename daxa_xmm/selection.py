@@ -40,10 +40,8 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from daxa_xmm.errors import ConfigError
-from daxa_xmm.models import FILE_INST, ExposureInfo, OdfSummary, Unit
+from daxa_xmm.models import FILE_INST, UNIT_INSTRUMENTS, ExposureInfo, OdfSummary, Unit
 
-#: Instruments that make units, in the order DAXA lists them.
-UNIT_INSTRUMENTS: tuple[str, ...] = ("PN", "M1", "M2", "R1", "R2")
 #: Filter positions that let no sky light through (compared case-insensitively).
 CLOSED_FILTERS: frozenset[str] = frozenset({"calclosed", "closed", "blocked", "unknown", "undefined"})
 

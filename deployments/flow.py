@@ -22,13 +22,13 @@ the UI's run list tells at a glance which runs need attention.
 
 from __future__ import annotations
 
-__all__ = ["archive_flow", "ObsId", "Instrument"]
+__all__ = ["archive_flow", "ObsId"]
 
 import inspect
 import json
 import logging
 import socket
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 
 #: A 10-digit ObsID; the pattern is part of the form, so the server refuses others at once.
 ObsId = Annotated[str, StringConstraints(pattern=r"^\d{10}$")]
-Instrument = Literal["PN", "M1", "M2", "R1", "R2"]
 _NOT_OK = ("failed", "timeout", "upstream_failed")
 
 

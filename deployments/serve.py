@@ -20,13 +20,12 @@ __all__ = ["DEFAULT_CRON", "CRON_ENV", "ON_DEMAND", "SCHEDULED", "deployment_par
            "build_deployments", "main"]
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from daxa_xmm.config import ARCHIVE_ROOTS_ENV, load_config
+from daxa_xmm.config import ARCHIVE_ROOTS_ENV, load_config, read_config_file
 from daxa_xmm.errors import DaxaXmmError
 
 #: Every night at 03:00 UTC.
@@ -35,19 +34,6 @@ DEFAULT_CRON = "0 3 * * *"
 CRON_ENV = "DAXA_XMM_REPROCESS_CRON"
 ON_DEMAND = "on-demand"
 SCHEDULED = "scheduled-reprocess"
-
-
-def _read_file(path: Path) -> dict[str, Any]:
-    text = path.read_text()
-    if path.suffix.lower() == ".json":
-        data = json.loads(text)
-    else:
-        import yaml
-
-        data = yaml.safe_load(text) or {}
-    if not isinstance(data, dict):
-        raise DaxaXmmError(f"config file {path}: expected a mapping of settings at the top level")
-    return data
 
 
 def deployment_parameters(config: Path | None, archive: Path | None, out: Path | None) -> dict[str, Any]:
@@ -59,7 +45,7 @@ def deployment_parameters(config: Path | None, archive: Path | None, out: Path |
     Raises:
         ConfigError: naming the field, when the settings are invalid.
     """
-    data = _read_file(config) if config is not None else {}
+    data = read_config_file(config) if config is not None else {}
     if archive is not None:
         data["archive"] = str(Path(archive).absolute())
     if out is not None:

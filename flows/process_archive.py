@@ -16,7 +16,6 @@ if __name__ == "__main__":  # the command line: bad input is reported before Pre
 
 __all__ = ["process_archive", "process_archive_body", "run_archive", "main", "plan_archive"]
 
-import asyncio
 import logging
 import os
 import shlex
@@ -29,7 +28,6 @@ from prefect.cache_policies import NO_CACHE
 
 from daxa_xmm import interrupt
 from daxa_xmm.config import ProcessingConfig
-from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.layout import ArchiveLayout, select_obsids
 from daxa_xmm.locks import ObservationBusy, observation_lock
 from daxa_xmm.report import (
@@ -43,12 +41,7 @@ from daxa_xmm.sasenv import detect_sas
 from daxa_xmm.step_run import ObsContext
 from daxa_xmm.uptodate import finished_observations, up_to_date_outcome
 from flows.cli import needs_heasoft
-from flows.process_observation import (
-    ORCHESTRATION_ATTEMPTS,
-    ORCHESTRATION_DELAY_S,
-    ObservationOutcome,
-    process_observation,
-)
+from flows.process_observation import ObservationOutcome, orchestrated, process_observation
 from flows.progress import progress
 
 log = logging.getLogger(__name__)
@@ -87,20 +80,9 @@ def observation_context(obsid: str, config: ProcessingConfig, layout: ArchiveLay
 async def _subflow_with_retries(obsid: str, config: ProcessingConfig, ctx: ObsContext) -> ObservationOutcome:
     """The subflow, started again when Prefect itself failed to run it (an API 503).
 
-    The manifest makes this cheap and safe: what finished is skipped on the next attempt.
     Problems of the data or of SAS never come here as exceptions; they are outcomes.
     """
-    for attempt in range(1, ORCHESTRATION_ATTEMPTS + 1):
-        try:
-            return await process_observation(obsid, config, ctx)
-        except DaxaXmmError:
-            raise
-        except Exception as exc:
-            if attempt == ORCHESTRATION_ATTEMPTS:
-                raise
-            log.warning("%s: Prefect failed to run the observation (%s); trying again", obsid, exc)
-            await asyncio.sleep(ORCHESTRATION_DELAY_S * attempt)
-    raise AssertionError("unreachable")  # pragma: no cover
+    return await orchestrated(lambda: process_observation(obsid, config, ctx), f"{obsid}: the observation")
 
 
 @task(name="observation", task_run_name="observation-{obsid}", cache_policy=NO_CACHE, persist_result=False)

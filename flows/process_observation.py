@@ -12,16 +12,16 @@ on.
 
 from __future__ import annotations
 
-__all__ = ["process_observation", "ObservationOutcome"]
+__all__ = ["process_observation", "ObservationOutcome", "orchestrated"]
 
 import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from prefect import flow
 from pydantic import BaseModel
@@ -44,6 +44,7 @@ from flows.progress import progress
 from tasks.sas_step import sas_task
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ObservationOutcome(BaseModel):
@@ -69,23 +70,28 @@ ORCHESTRATION_ATTEMPTS = 3
 ORCHESTRATION_DELAY_S = 2.0
 
 
-async def _orchestrated(step_task: Any, call: SasCall, ctx: ObsContext) -> CallOutcome:
-    """Run one step's task, trying again when Prefect (not SAS) failed to run it.
+async def orchestrated(run: Callable[[], Awaitable[T]], what: str) -> T:
+    """``await run()``, started again when Prefect (not SAS, not our data) failed to run it.
 
-    A step whose SAS call already finished is skipped on the next attempt (the manifest
-    records it first), so trying again never repeats finished work.
+    What finished is recorded in the manifest first, so trying again never repeats finished
+    work. A SAS or data problem (DaxaXmmError) and a cancellation go on at once.
     """
     for attempt in range(1, ORCHESTRATION_ATTEMPTS + 1):
         try:
-            return await step_task(call, ctx)
+            return await run()
         except (DaxaXmmError, asyncio.CancelledError):
             raise
         except Exception as exc:  # e.g. httpx.HTTPStatusError 503 from the Prefect API
             if attempt == ORCHESTRATION_ATTEMPTS:
                 raise
-            log.warning("%s [%s]: Prefect failed to run the step (%s); trying again", call.step, call.unit, _short(exc))
+            log.warning("%s: Prefect failed to run it (%s); trying again", what, _short(exc))
             await asyncio.sleep(ORCHESTRATION_DELAY_S * attempt)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _orchestrated(step_task: Any, call: SasCall, ctx: ObsContext) -> CallOutcome:
+    """One step's task, tried again when Prefect failed to run it."""
+    return await orchestrated(lambda: step_task(call, ctx), f"{call.step} [{call.unit}]")
 
 
 class _Chain:

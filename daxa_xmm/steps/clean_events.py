@@ -20,7 +20,7 @@ from daxa_xmm.calls import OutputSpec, SasCall, param
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.filters import MOS_DEFAULT, PN_DEFAULT, compose_expression, validate_expression
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.models import Unit
+from daxa_xmm.models import EPIC, Unit
 from daxa_xmm.steps._common import FrozenConfig, work_dir
 from daxa_xmm.units import Energy
 
@@ -92,7 +92,7 @@ def clean_events_calls(
     Raises:
         ConfigError, FilterExpressionError: for a bad unit or selection.
     """
-    if unit.inst not in ("PN", "M1", "M2"):
+    if unit.inst not in EPIC:
         raise ConfigError(f"cleaned_evt_lists cleans EPIC event lists, not {unit.inst} ({unit.label})")
     obsid, inst, exp = unit.obsid, unit.inst, unit.exp_id
     user = cfg.pn_filt_expr if inst == "PN" else cfg.mos_filt_expr

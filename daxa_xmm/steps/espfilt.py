@@ -34,7 +34,7 @@ from pydantic import Field, field_validator, model_validator
 from daxa_xmm.calls import OutputSpec, SasCall, param
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.models import Unit
+from daxa_xmm.models import EPIC, Unit
 from daxa_xmm.sasversion import SasVersion
 from daxa_xmm.steps._common import FrozenConfig, work_dir
 from daxa_xmm.units import Energy, Physical, show
@@ -156,7 +156,7 @@ def espfilt_calls(
     Raises:
         ConfigError: for a unit that is not PN, M1 or M2, or an energy band SAS < 20 cannot take.
     """
-    if unit.inst not in ("PN", "M1", "M2"):
+    if unit.inst not in EPIC:
         raise ConfigError(f"espfilt filters EPIC event lists, not {unit.inst} ({unit.label})")
     obsid, inst, exp = unit.obsid, unit.inst, unit.exp_id
     argv = _argv(unit, cfg, sas_version, layout.chain_events(obsid, inst, exp), layout.pn_events(obsid, exp, oot=True))

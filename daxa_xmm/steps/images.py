@@ -21,6 +21,7 @@ from daxa_xmm.calls import OutputSpec, SasCall, param
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.filters import compose_expression
 from daxa_xmm.layout import ArchiveLayout, band_label
+from daxa_xmm.models import EPIC
 from daxa_xmm.steps._common import FrozenConfig, work_dir
 from daxa_xmm.units import Energy, show
 
@@ -88,7 +89,7 @@ def image_expmap_calls(
     Raises:
         ConfigError: for a non-EPIC instrument or a bad band.
     """
-    if inst not in ("PN", "M1", "M2"):
+    if inst not in EPIC:
         raise ConfigError(f"images are made for PN, M1 or M2, not {inst}")
     if not (0 <= lo_ev < hi_ev):
         raise ConfigError(f"band {lo_ev:g}-{hi_ev:g} eV: hi_en must be larger than lo_en")

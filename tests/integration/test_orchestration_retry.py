@@ -63,6 +63,5 @@ def test_an_observation_whose_subflow_prefect_failed_is_started_again(monkeypatc
         return po.ObservationOutcome(obsid=obsid, status="ok")
 
     monkeypatch.setattr(pa, "process_observation", flaky_subflow)
-    monkeypatch.setattr(pa, "ORCHESTRATION_DELAY_S", 0.0)
     outcome = asyncio.run(pa._subflow_with_retries("0201903501", None, None))  # type: ignore[arg-type]
     assert outcome.status == "ok" and len(attempts) == 3
