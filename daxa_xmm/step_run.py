@@ -10,6 +10,8 @@ forced, a calibration index gone stale, files an earlier call left in a shared f
 from __future__ import annotations
 
 __all__ = [
+    "observation_context",
+    "slots_root",
     "ObsContext",
     "CallOutcome",
     "LeftoversGone",
@@ -24,11 +26,12 @@ __all__ = [
 import logging
 import os
 import socket
+import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daxa_xmm import stages
 from daxa_xmm.calls import SasCall, SasResult
@@ -40,6 +43,9 @@ from daxa_xmm.manifest import ManifestStore, call_facts, missing_leftovers
 from daxa_xmm.runner import raise_for_result, run_sas
 from daxa_xmm.slots import FileSlots
 from daxa_xmm.steps.cifbuild import analysis_date_used
+
+if TYPE_CHECKING:
+    from daxa_xmm.config import ProcessingConfig
 
 log = logging.getLogger(__name__)
 
@@ -211,3 +217,31 @@ def run_call_blocking(call: SasCall, ctx: ObsContext, attempt: int = 1) -> CallO
     store.record(result, ctx.sas_version, attempts=attempt, facts=_facts(result))
     raise_for_result(result)
     return CallOutcome(_token(store, call), False, tuple(str(p) for p in result.products))
+
+
+#: Environment variables a SAS call needs that a Dask worker may not have: passed along.
+_FORWARD_ENV = ("PATH", "SAS_DIR", "SAS_PATH", "SAS_CCFPATH", "LD_LIBRARY_PATH", "PYTHONPATH")
+
+
+def slots_root() -> Path:
+    """Where the slot files live that cap SAS processes on this machine, for every run.
+
+    Shared by all flow runs of this user on a machine (not per archive), so two runs
+    started at once still hold ``num_cores`` together. ``DAXA_XMM_SLOTS_DIR`` overrides it.
+    """
+    default = Path(tempfile.gettempdir()) / f"daxa-xmm-slots-{os.getuid()}"
+    return Path(os.environ.get("DAXA_XMM_SLOTS_DIR", default))
+
+
+def observation_context(obsid: str, config: ProcessingConfig, layout: ArchiveLayout, sas_version: str) -> ObsContext:
+    """The ObsContext every call of ``obsid`` gets in this run."""
+    return ObsContext(
+        layout=layout,
+        obsid=obsid,
+        sas_version=sas_version,
+        num_cores=config.num_cores,
+        slots_root=slots_root(),
+        steps=None if config.steps is None else frozenset(config.steps),
+        force=frozenset(config.force),
+        extra_env={k: os.environ[k] for k in _FORWARD_ENV if k in os.environ},
+    )

@@ -83,7 +83,7 @@ def _deployment_parameters() -> dict[str, Any]:
 @task(name="calibration-check", task_run_name="calibration-check-{obsid}", cache_policy=NO_CACHE, persist_result=False)
 def calibration_check(layout: ArchiveLayout, obsid: str, num_cores: int, timeout_s: float) -> dict[str, Any] | None:
     """cifbuild with today's date aside; mark the observation stale when its set changed."""
-    from flows.process_archive import slots_root
+    from daxa_xmm.step_run import slots_root
 
     slots = FileSlots(slots_root() / socket.gethostname(), num_cores)
     change = check_calibration(layout, obsid, slots=slots, timeout_s=timeout_s)

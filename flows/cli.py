@@ -21,9 +21,11 @@ from typing import Any
 from daxa_xmm import interrupt
 from daxa_xmm.config import STEPS, ProcessingConfig, load_config
 from daxa_xmm.errors import DaxaXmmError, SasNotFoundError
+from daxa_xmm.head_start import HeadStart
 from daxa_xmm.layout import ArchiveLayout, select_obsids
 from daxa_xmm.report import count_statuses, write_archive_report
 from daxa_xmm.sasenv import detect_sas
+from daxa_xmm.step_run import observation_context
 from daxa_xmm.uptodate import finished_observations, up_to_date_outcome
 from flows.cli_options import add_config_options, config_overrides
 from flows.progress import progress
@@ -132,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         obsids = select_obsids(layout, config.obsids)
         sas_version = detect_sas(heasoft=needs_heasoft(config)).version.raw
         # plan first: a re-run that finds every observation finished needs no Prefect at all
-        if obsids and len(finished_observations(layout, obsids, config, sas_version)) == len(obsids):
+        finished = set(finished_observations(layout, obsids, config, sas_version)) if obsids else set()
+        if obsids and len(finished) == len(obsids):
             outcomes = [up_to_date_outcome(o) for o in obsids]
             _, page = write_archive_report(layout, outcomes, sas_version)
             return _summary(config, {"observations": outcomes, "report": str(page),
@@ -144,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if not config.disable_progress and sys.stderr.isatty():
         progress.start()
     interrupt.enable()  # Ctrl-C and SIGTERM stop the run cleanly (daxa_xmm.interrupt)
+    head = _head_start(config, layout, sas_version, [o for o in obsids if o not in finished])
     try:
         from flows.process_archive import run_archive
 
@@ -157,8 +161,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {_prefect_hint()} ({type(exc).__name__}: {str(exc).splitlines()[0]})", file=sys.stderr)
         return 3
     finally:
+        if head is not None:
+            head.join()
         progress.stop()
     return _summary(config, result)
+
+
+def _head_start(config: ProcessingConfig, layout: ArchiveLayout, sas_version: str, todo: list[str]) -> HeadStart | None:
+    """The first SAS calls start now, while Prefect's temporary server starts (daxa_xmm.head_start);
+    not with a running server (nothing to wait for) or Dask (the subflows run elsewhere)."""
+    if not todo or config.task_runner != "threads" or os.environ.get("PREFECT_API_URL"):
+        return None
+    return HeadStart(layout, config, sas_version, todo,
+                     lambda o: observation_context(o, config, layout, sas_version)).start()
 
 
 def _summary(config: ProcessingConfig, result: dict[str, Any]) -> int:

@@ -45,9 +45,8 @@ from daxa_xmm.pipeline import unit_chain_steps
 from daxa_xmm.sasenv import detect_sas
 from daxa_xmm.seed import NUM_CORES, parse_emanom_out, parse_odf_sum
 from daxa_xmm.step_inputs import UnitInputs, band_inputs, head_inputs, merge_inputs, unit_inputs
-from daxa_xmm.step_run import ObsContext
+from daxa_xmm.step_run import ObsContext, observation_context
 from daxa_xmm.steps.merge import place_single
-from flows.process_archive import observation_context
 from flows.process_observation import _Chain
 
 log = logging.getLogger(__name__)

@@ -16,17 +16,16 @@ if __name__ == "__main__":  # the command line: bad input is reported before Pre
 
 __all__ = ["process_archive", "process_archive_body", "run_archive", "main", "plan_archive"]
 
+import asyncio
 import logging
-import os
 import shlex
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from daxa_xmm import interrupt
+from daxa_xmm import head_start, interrupt
 from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.layout import ArchiveLayout, select_obsids
 from daxa_xmm.locks import ObservationBusy, observation_lock
@@ -38,7 +37,7 @@ from daxa_xmm.report import (
     write_archive_report,
 )
 from daxa_xmm.sasenv import detect_sas
-from daxa_xmm.step_run import ObsContext
+from daxa_xmm.step_run import ObsContext, observation_context
 from daxa_xmm.uptodate import finished_observations, up_to_date_outcome
 from flows.cli import needs_heasoft
 from flows.process_observation import ObservationOutcome, orchestrated, process_observation
@@ -46,35 +45,8 @@ from flows.progress import progress
 
 log = logging.getLogger(__name__)
 
-#: Environment variables a SAS call needs that a Dask worker may not have: passed along.
-_FORWARD_ENV = ("PATH", "SAS_DIR", "SAS_PATH", "SAS_CCFPATH", "LD_LIBRARY_PATH", "PYTHONPATH")
-
-
 def _obsids(config: ProcessingConfig, layout: ArchiveLayout) -> list[str]:
     return select_obsids(layout, config.obsids)
-
-
-def slots_root() -> Path:
-    """Where the slot files live that cap SAS processes on this machine, for every run.
-
-    Shared by all flow runs of this user on a machine (not per archive), so two runs
-    started at once still hold ``num_cores`` together. ``DAXA_XMM_SLOTS_DIR`` overrides it.
-    """
-    default = Path(tempfile.gettempdir()) / f"daxa-xmm-slots-{os.getuid()}"
-    return Path(os.environ.get("DAXA_XMM_SLOTS_DIR", default))
-
-
-def observation_context(obsid: str, config: ProcessingConfig, layout: ArchiveLayout, sas_version: str) -> ObsContext:
-    return ObsContext(
-        layout=layout,
-        obsid=obsid,
-        sas_version=sas_version,
-        num_cores=config.num_cores,
-        slots_root=slots_root(),
-        steps=None if config.steps is None else frozenset(config.steps),
-        force=frozenset(config.force),
-        extra_env={k: os.environ[k] for k in _FORWARD_ENV if k in os.environ},
-    )
 
 
 async def _subflow_with_retries(obsid: str, config: ProcessingConfig, ctx: ObsContext) -> ObservationOutcome:
@@ -94,6 +66,7 @@ async def observation_task(obsid: str, config: ProcessingConfig, ctx: ObsContext
     same archive at once skips it with a clear message instead of corrupting its products.
     """
     try:
+        await asyncio.to_thread(head_start.wait_for, ctx.layout, obsid)  # its first calls may be under way
         with observation_lock(ctx.layout.obs_dir(obsid)):
             outcome = await _subflow_with_retries(obsid, config, ctx)
     except ObservationBusy as exc:
@@ -157,6 +130,7 @@ def process_archive_body(config: ProcessingConfig) -> dict[str, Any]:
     """
     from prefect.futures import as_completed
 
+    head_start.close_all()  # Prefect is up: the flow takes the observations from here
     layout = ArchiveLayout(config.archive, config.out_root)
     sas = detect_sas(heasoft=needs_heasoft(config))
     sas_version = sas.version.raw

@@ -155,7 +155,7 @@ def run_barrier(archive: Path, out: Path, cap: int) -> dict[str, Any]:
     run_jobs("emchain", [emchain_calls(layout, u, summaries[o], timeout) for o, u in mos])
     run_jobs("emanom", [emanom_calls(layout, u, sasv, timeout) for o, u in mos])
     run_jobs("espfilt", [espfilt_calls(layout, u, cfg.espfilt, sasv, timeout) for o, u in pn + mos])
-    clean = cfg.clean.to_step()
+    clean = cfg.clean
     run_jobs("cleaned_evt_lists", [clean_events_calls(layout, u, clean, None, timeout) for o, u in pn + mos])
     merges = []
     for o in obsids:
@@ -175,7 +175,7 @@ def run_barrier(archive: Path, out: Path, cap: int) -> dict[str, Any]:
     for o in obsids:
         for inst in sorted({u.inst for u in units[o]}):
             for lo, hi in cfg.images.bands_ev():
-                images.append(image_expmap_calls(layout, o, inst, lo, hi, cfg.images.to_step(), timeout))
+                images.append(image_expmap_calls(layout, o, inst, lo, hi, cfg.images, timeout))
     run_jobs("generate_images_expmaps", images)
     return {"wall_s": time.time() - t0, "calls": n_calls, "stage_s": stage_s}
 

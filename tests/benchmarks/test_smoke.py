@@ -69,3 +69,12 @@ def test_noop_runs_tiny(tmp_path: Path) -> None:
     _machine_ok(result)
     (row,) = result["sizes"]
     assert row["n"] == 2 and len(row["noop_command_s"]) == 2 and row["check_s"] >= 0
+
+
+def test_first_call_runs_tiny(tmp_path: Path) -> None:
+    _run("first_call", "--n", "1", "--repeats", "1", "--instruments", "M1", "--fast", tmp=tmp_path)
+    result = json.loads((tmp_path / "res" / "first_call.json").read_text())
+    _machine_ok(result)
+    assert sorted(r["head_start"] for r in result["runs"]) == [False, True]
+    for row in result["runs"]:
+        assert row["calls"] > 5 and 0 < row["first_call_s"] <= row["first_unit_call_s"] < row["whole_s"]

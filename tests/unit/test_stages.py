@@ -64,7 +64,7 @@ def test_the_cleaning_reads_emanoms_verdict_when_run_not_when_planned(si: StageI
 
 
 def test_no_standin_variable_reaches_a_sas_call(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from flows.process_archive import observation_context
+    from daxa_xmm.step_run import observation_context
 
     monkeypatch.setenv("DAXA_STANDIN_FAULTS", str(tmp_path / "faults.json"))
     cfg = ProcessingConfig(archive=tmp_path / "raw", out=tmp_path / "out")
