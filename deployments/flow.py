@@ -232,6 +232,8 @@ def _archive_flow(**parameters: Any) -> Any:
 
 _SIGNATURE, _args = _parameters()
 _archive_flow.__signature__ = _SIGNATURE  # type: ignore[attr-defined]
+# Prefect names a served deployment's entrypoint after the function: it must be the Flow below
+_archive_flow.__name__ = _archive_flow.__qualname__ = "archive_flow"
 _archive_flow.__doc__ = (_archive_flow.__doc__ or "").replace("\n    Returns:", f"\n    Args:\n{_args}\n\n    Returns:", 1)
 # validate_parameters=False: the settings are validated in the flow, all at once and without
 # a traceback (config_from_parameters); Prefect's own validation would fail the run on the

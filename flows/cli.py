@@ -91,6 +91,9 @@ def quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # Prefect's 20 s for its temporary server is short on a busy machine, the more so while
+    # the head start's first SAS calls run beside it: wait longer before giving up (exit 3)
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.server"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

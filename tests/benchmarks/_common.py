@@ -89,6 +89,7 @@ def setup_env(work: Path, *, fast: bool = True, prefect_db_url: str | None = Non
         DO_NOT_TRACK="1",
         PREFECT_LOGGING_LEVEL="WARNING",
         PREFECT_LOGGING_LOG_PRINTS="false",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",  # a fresh home on a busy machine
     )
     if fast:
         env["DAXA_STANDIN_FAST"] = "1"

@@ -151,11 +151,14 @@ def test_ctrl_c_stops_a_step_and_records_the_running_call_interrupted(tmp_path: 
                 return
             time.sleep(0.1)
 
+    # Python's own Ctrl-C handler, as at a terminal (a shell's background job starts with SIGINT ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=press_ctrl_c, daemon=True).start()
     try:
         with pytest.raises(KeyboardInterrupt):
             daxa.epchain(arch, disable_progress=True)
     finally:
+        signal.signal(signal.SIGINT, previous)
         interrupt.reset()  # the stop flag is process-wide: leave none for the next test
     (unit,) = [u.label for u in arch.units(obsid)]
     records = _records(tmp_path / "out", obsid)
