@@ -146,11 +146,17 @@ class _Chain:
         runs (the cleaning reads emanom's verdict). On a failure the later stages' calls are
         recorded as not run, and the exception goes on."""
         todo = stages_for(scope, si)
+        plan = replace(si, planning=True)
         for k, stage in enumerate(todo):
             try:
-                await self.run_work(stage.build(si))
+                try:
+                    work = stage.build(si)
+                except Exception as exc:  # what it reads of the calls before it is unusable
+                    self.fail_rest(calls_only(stage.build(plan)), exc)
+                    raise
+                await self.run_work(work)
             except Exception as exc:
-                self.fail_rest(calls_only([w for later in todo[k + 1:] for w in later.build(replace(si, planning=True))]), exc)
+                self.fail_rest(calls_only([w for later in todo[k + 1:] for w in later.build(plan)]), exc)
                 raise
 
     async def run_work(self, work: Sequence[Work]) -> None:

@@ -146,3 +146,20 @@ def test_the_liveness_check_sees_a_hung_standin(tmp_path: Path, standin) -> None
         proc.kill()
         proc.wait()
     assert not _alive(proc.pid, standin)
+
+
+def test_an_unreadable_emanom_verdict_fails_the_cleaning_by_name_and_records_it(tmp_path: Path, standin) -> None:
+    # the cleaning is built from emanom's log (the CCDs it accepted): when that log cannot be
+    # read, the cleaning and what reads it are recorded as not run, naming why
+    (obsid,) = write_archive(tmp_path / "archive", 1, mix="standard")
+    cfg = config(tmp_path, instruments=["M1"], clean={"filt_mos_anom_state": True})
+    assert run_archive(cfg)["observations"][0]["status"] == "ok"
+    layout = ArchiveLayout(cfg.archive, cfg.out_root)
+    log = layout.emanom_log(obsid, "M1", "S001")
+    log.write_text("this is not what emanom writes\n")
+    result = run_archive(cfg)
+    assert result["observations"][0]["status"] == "failed", result
+    recs = manifest_records(cfg.out_root, obsid)
+    clean = recs[f"{obsid}M1S001/cleaned_evt_lists"]
+    assert clean["status"] == "upstream_failed" and log.name in clean["message"], clean
+    assert recs[f"{obsid}M1-0.50-2.00keV/image"]["status"] == "upstream_failed"
