@@ -158,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     except DaxaXmmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while Prefect starts, before the flow's own handling
+        interrupt.request_stop()  # the head start's running calls are ended, none starts
+        if head is not None:
+            head.join()
+        print("Stopped before the run began: run the same command again to resume.", file=sys.stderr)
+        return 130
     except Exception as exc:
         if not _prefect_startup_failure(exc):
             raise

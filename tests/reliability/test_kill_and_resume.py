@@ -189,3 +189,32 @@ def test_a_second_ctrl_c_exits_at_once_and_leaves_nothing_running(tmp_path: Path
             run1.wait()
     assert code == 130, (tmp_path / "run1.log").read_text()[-3000:]
     wait_for(lambda: not sas_processes_of_log(standin.call_log), 30, "the SAS processes to be gone")
+
+
+def test_ctrl_c_while_prefect_starts_ends_the_head_starts_calls(tmp_path: Path, standin) -> None:
+    # a local run without a server: the first SAS calls start while Prefect's temporary server
+    # starts (daxa_xmm/head_start.py); Ctrl-C then must end them too, and say how to resume
+    archive, out = tmp_path / "archive", tmp_path / "processed"
+    (obsid,) = write_archive(archive, 1, mix="standard")
+    standin.faults([{"task": "cifbuild", "match": "", "action": "hang"}])
+    busy_log = out / obsid / "logs" / f"{obsid}-cif_build.stdout.log"
+    env = {k: v for k, v in _cli_env().items() if k != "PREFECT_API_URL"}  # its own temporary server
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")  # fresh: the server takes its time
+    argv = [sys.executable, "-m", "flows.process_archive", str(archive), "--out", str(out), "--instruments", "M1",
+            "--no-progress"]
+    log = tmp_path / "run.log"
+    run = subprocess.Popen(argv, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as at a terminal
+    try:
+        wait_for(lambda: busy_log.exists() and "Executing" in busy_log.read_text(errors="replace"), 60,
+                 "the head start's cifbuild to start")
+        os.kill(run.pid, signal.SIGINT)
+        code = run.wait(timeout=120)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    text = log.read_text(errors="replace")
+    assert code == 130 and "run the same command again to resume" in text, text[-3000:]
+    wait_for(lambda: not sas_processes_of_log(standin.call_log), 30, "the SAS processes to be gone")
+    assert manifest(out, obsid)["records"][f"{obsid}/cif_build"]["status"] == "interrupted"
