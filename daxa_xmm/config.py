@@ -1,10 +1,12 @@
 """ProcessingConfig: every knob of a processing run in one typed, validated model.
 
-It is what the command line fills, what a YAML/JSON config file holds, and what the Prefect
-UI renders as a form (a deployment's parameter). Physical quantities are written the way an
-astronomer would type them (``"0.5 keV"``, ``"2 h"``) and checked by physical type, with an
-error that names the field. The per-step configs of ``daxa_xmm.steps`` are derived from it,
-so the builders never see strings or Quantities.
+It is what a YAML/JSON config file holds, and the command line's options and the Prefect
+form (a deployment's parameters) are generated from it (flows/cli_options.py,
+deployments/flow.py): a field and its description are written once, here or in a step's
+model. A step's settings are its own model in ``daxa_xmm/steps/<step>.py``, used as a section
+here, so the step's builder reads exactly the model the user filled. Energies and times are
+astropy Quantities typed as an astronomer writes them (``"0.5 keV"``, ``"2 h"``), checked by
+physical type with an error that names the field (:mod:`daxa_xmm.units`).
 
 Sections are nested models so that a partial override from a deployment cannot silently
 drop a sibling setting: every section has complete defaults.
