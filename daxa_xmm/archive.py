@@ -12,14 +12,13 @@ from __future__ import annotations
 __all__ = ["Archive"]
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from pathlib import Path
 
 from daxa_xmm.daxa_records import DaxaRecords, read_records
 from daxa_xmm.errors import ConfigError, LayoutError, SummaryParseError
 from daxa_xmm.layout import ArchiveLayout, check_obsid, select_obsids
 from daxa_xmm.manifest import Manifest, load_manifest
-from daxa_xmm.models import OdfSummary, Unit
+from daxa_xmm.models import ObservationRecord, OdfSummary, Unit
 from daxa_xmm.sasversion import SasVersion, parse_sas_version
 from daxa_xmm.selection import UNIT_INSTRUMENTS
 
@@ -164,17 +163,9 @@ class Archive:
         insts = tuple(i for i in instruments if i in self.instruments)
         return select_units(self.summary(obsid), instruments=insts, process_unscheduled=process_unscheduled)
 
-    def revolution(self, obsid: str) -> str:
-        """The revolution, from the ODF file names, else from a known summary."""
-        try:
-            return self.layout.revolution(obsid)
-        except LayoutError:
-            if obsid in self._summary_paths:
-                return self.summary(obsid).observation.revolution
-            raise
-
-    def observation_date(self, obsid: str) -> datetime:
-        """The observation start, from the ODF's SUM.ASC OBSERVATION record.
+    def observation_record(self, obsid: str) -> ObservationRecord:
+        """The OBSERVATION record (revolution, start), from the ODF's SUM.ASC as the archive
+        flow reads it, so that a plan's cifbuild and odfingest are the flow's calls.
 
         Falls back on the odfingest summary given for ``obsid`` (which copies that record)
         when the ODF is not at hand.
@@ -188,10 +179,10 @@ class Archive:
             asc = self.layout.odf_sum_asc(obsid)
         except LayoutError:
             if obsid in self._summary_paths:
-                return self.summary(obsid).observation.start
+                return self.summary(obsid).observation
             raise
         try:
-            return read_observation_record(asc, obs_id=obsid).start
+            return read_observation_record(asc, obs_id=obsid)
         except OSError as exc:
             raise SummaryParseError(asc, f"cannot read: {exc}") from None
 

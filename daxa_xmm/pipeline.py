@@ -30,7 +30,8 @@ ChainVisitor = Callable[[Sequence[Work], list[str]], list[str]]
 
 def observation_input(layout: ArchiveLayout, record: ObservationRecord, config: ProcessingConfig,
                       sas_version: SasVersion, planning: bool = False) -> StageInput:
-    return StageInput(layout=layout, config=config, sas_version=sas_version, record=record, planning=planning)
+    return StageInput(layout=layout, config=config, sas_version=sas_version, record=record,
+                      timeout_s=config.timeout_s(), planning=planning)
 
 
 def _stages(visit: ChainVisitor, scope: Scope, si: StageInput, tokens: list[str]) -> list[str]:

@@ -8,7 +8,8 @@ then each observation is planned on its own: one whose summary is missing or unr
 gets no calls and ``extra_info[obsid]["error"]``, and the others are unaffected (DAXA lost
 the whole step's records to one bad summary).
 
-This module holds the preprocessing steps (cifbuild to emanom); the product steps (espfilt
+Every plan is built by the pipeline's table (:mod:`daxa_xmm.stages`), so its calls are the
+archive flow's. This module holds the preprocessing steps (cifbuild to emanom); the product steps (espfilt
 to images) are in :mod:`daxa_xmm.seed_products` and re-exported here, and the argument
 checks and planning they all share are in :mod:`daxa_xmm.seed_support`.
 """
@@ -43,14 +44,12 @@ from astropy.units import Quantity
 from daxa_xmm.archive import Archive
 from daxa_xmm.calls import StepPlan
 from daxa_xmm.seed_products import cleaned_evt_lists, espfilt, generate_images_expmaps, merge_subexposures
-from daxa_xmm.seed_support import _MOS, _RGS, NUM_CORES, UnitPlans, _archive, _per_unit, _plan, _timeout_s, _units_of
+from daxa_xmm.seed_support import NUM_CORES, UnitPlans, _archive, _plan, _stage_input, _timeout_s, _unit_plans
+from daxa_xmm.stages import calls_only, stage_named
 from daxa_xmm.steps._common import make_config
-from daxa_xmm.steps.cifbuild import CifBuildConfig, cifbuild_calls
-from daxa_xmm.steps.emanom import EMANOM_MIN_SAS, emanom_calls
-from daxa_xmm.steps.emchain import emchain_calls
-from daxa_xmm.steps.epchain import epchain_calls
-from daxa_xmm.steps.odfingest import odfingest_calls
-from daxa_xmm.steps.rgsproc import rgsproc_calls
+from daxa_xmm.steps.cifbuild import CifBuildConfig
+from daxa_xmm.steps.emanom import EMANOM_MIN_SAS
+from daxa_xmm.steps.rgsproc import RGS_STAGES
 
 logger = logging.getLogger(__name__)
 
@@ -87,13 +86,13 @@ def cif_build(
         timeout: per-observation limit, a Quantity of time.
     """
     archive = _archive(obs_archive)
-    cfg = make_config(CifBuildConfig, analysis_date=analysis_date)
+    date = make_config(CifBuildConfig, analysis_date=analysis_date).analysis_date
     t = _timeout_s(timeout)
 
     def per_obs(obsid: str) -> UnitPlans:
-        date = archive.observation_date(obsid)
-        calls = cifbuild_calls(archive.layout, obsid, date, cfg, t)
-        return {obsid: (calls, {"observation_date": date.strftime("%Y-%m-%d"), "analysis_date": cfg.analysis_date})}
+        si = _stage_input(archive, obsid, t, analysis_date=date)
+        info = {"observation_date": si.record.start.strftime("%Y-%m-%d"), "analysis_date": date}
+        return {obsid: (calls_only(stage_named("cif_build").build(si)), info)}
 
     return _plan(archive, per_obs, "Generating calibration files", num_cores, disable_progress, timeout)
 
@@ -106,8 +105,8 @@ def odf_ingest(
     t = _timeout_s(timeout)
 
     def per_obs(obsid: str) -> UnitPlans:
-        rev = archive.revolution(obsid)
-        return {obsid: (odfingest_calls(archive.layout, obsid, rev, t), {"revolution": rev})}
+        si = _stage_input(archive, obsid, t)
+        return {obsid: (calls_only(stage_named("odf_ingest").build(si)), {"revolution": si.record.revolution})}
 
     return _plan(archive, per_obs, "Generating ODF summary files", num_cores, disable_progress, timeout)
 
@@ -123,18 +122,16 @@ def epchain(
     """Plan epchain (out-of-time run, then the normal run) for every PN sub-exposure."""
     archive = _archive(obs_archive)
     t = _timeout_s(timeout)
+    lay = archive.layout
 
     def per_obs(obsid: str) -> UnitPlans:
-        summary = archive.summary_path(obsid)
-        units = _units_of(archive, obsid, ("PN",), process_unscheduled)
-        lay = archive.layout
-        return _per_unit(
-            units,
-            lambda un: epchain_calls(lay, un, summary, archive.sas_version, t),
+        return _unit_plans(
+            archive, obsid, t, stage_named("epchain"),
             lambda un: {
                 "evt_list": str(lay.pn_events(obsid, un.exp_id)),
                 "oot_evt_list": str(lay.pn_events(obsid, un.exp_id, oot=True)),
             },
+            process_unscheduled,
         )
 
     return _plan(archive, per_obs, "Assembling PN and PN-OOT event lists", num_cores, disable_progress, timeout)
@@ -150,20 +147,23 @@ def emchain(
     """Plan emchain for every MOS sub-exposure (one call each)."""
     archive = _archive(obs_archive)
     t = _timeout_s(timeout)
+    lay = archive.layout
 
     def per_obs(obsid: str) -> UnitPlans:
-        summary = archive.summary_path(obsid)
-        lay = archive.layout
-        return _per_unit(
-            _units_of(archive, obsid, _MOS, process_unscheduled),
-            lambda un: emchain_calls(lay, un, summary, t),
+        return _unit_plans(
+            archive, obsid, t, stage_named("emchain"),
             lambda un: {"evt_list": str(lay.mos_events(obsid, un.inst, un.exp_id))},
+            process_unscheduled,
         )
 
     return _plan(archive, per_obs, "Assembling MOS event lists", num_cores, disable_progress, timeout)
 
 
 def _rgs(stage: str, message: str):
+    """A seed function for one of rgsproc's three stages: the table's rgsproc calls of that
+    stage only (each DAXA function runs one)."""
+    step = RGS_STAGES[stage][1]
+
     def seed(
         obs_archive: Archive,
         process_unscheduled: bool = True,
@@ -173,14 +173,14 @@ def _rgs(stage: str, message: str):
     ) -> StepPlan:
         archive = _archive(obs_archive)
         t = _timeout_s(timeout)
+        lay = archive.layout
 
         def per_obs(obsid: str) -> UnitPlans:
-            summary = archive.summary_path(obsid)
-            lay = archive.layout
-            return _per_unit(
-                _units_of(archive, obsid, _RGS, process_unscheduled),
-                lambda un: rgsproc_calls(lay, un, summary, (stage,), t),
+            return _unit_plans(
+                archive, obsid, t, stage_named("rgsproc"),
                 lambda un: {"evt_list": str(lay.rgs_events(obsid, un.inst, un.exp_id))} if stage == "filter" else {},
+                process_unscheduled,
+                part=step,
             )
 
         return _plan(archive, per_obs, message, num_cores, disable_progress, timeout)
@@ -211,11 +211,9 @@ def emanom(
     lay = archive.layout
 
     def per_obs(obsid: str) -> UnitPlans:
-        return _per_unit(
-            _units_of(archive, obsid, _MOS, True),
-            lambda un: emanom_calls(lay, un, archive.sas_version, t),
+        return _unit_plans(
+            archive, obsid, t, stage_named("emanom"),
             lambda un: {"log_path": str(lay.emanom_log(obsid, un.inst, un.exp_id))},
         )
 
     return _plan(archive, per_obs, "Checking for MOS CCD anomalous states", num_cores, disable_progress, timeout)
-

@@ -16,6 +16,7 @@ __all__ = [
     "generate_images_expmaps",
 ]
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -23,35 +24,31 @@ from typing import Any
 from astropy.units import Quantity
 
 from daxa_xmm.archive import Archive
-from daxa_xmm.calls import SasCall, StepPlan
+from daxa_xmm.calls import StepPlan
 from daxa_xmm.daxa_records import daxa_step
-from daxa_xmm.emanom import keep_ccds
 from daxa_xmm.errors import ConfigError
-from daxa_xmm.filters import to_ev
+from daxa_xmm.models import Unit
 from daxa_xmm.seed_support import (
-    _EPIC,
-    _MOS,
     NUM_CORES,
     UnitPlans,
     _archive,
     _constant,
-    _per_unit,
     _plan,
     _seconds_knob,
+    _stage_input,
     _timeout_s,
-    _units_of,
+    _unit_plans,
 )
+from daxa_xmm.selection import UNIT_INSTRUMENTS
+from daxa_xmm.stages import Copy, Stage, StageInput, band_inputs, calls_only, stage_named
 from daxa_xmm.step_inputs import cleaned_units
 from daxa_xmm.steps._common import make_config
-from daxa_xmm.steps.clean_events import CleanEventsConfig, clean_events_calls
+from daxa_xmm.steps.clean_events import CleanEventsConfig
 from daxa_xmm.steps.emanom import EMANOM_MIN_SAS
-from daxa_xmm.steps.espfilt import EspfiltConfig, espfilt_calls
-from daxa_xmm.steps.images import ImageConfig, image_expmap_calls
-from daxa_xmm.steps.merge import merge_calls, merge_streams
+from daxa_xmm.steps.espfilt import EspfiltConfig
+from daxa_xmm.steps.images import ImageConfig
 
 logger = logging.getLogger(__name__)
-
-# DAXA's defaults: espfilt's flare light-curve band, and the image bands (0.5-2, 2-10 keV)
 
 
 # --- cleaning ------------------------------------------------------------------------------
@@ -110,13 +107,13 @@ def espfilt(
     lay = archive.layout
 
     def per_obs(obsid: str) -> UnitPlans:
-        return _per_unit(
-            _units_of(archive, obsid, _EPIC, True),
-            lambda un: espfilt_calls(lay, un, cfg, archive.sas_version, t),
+        return _unit_plans(
+            archive, obsid, t, stage_named("espfilt"),
             lambda un: {
                 "gti_path": str(lay.espfilt_gti(obsid, un.inst, un.exp_id)),
                 "hist_path": str(lay.espfilt_hist(obsid, un.inst, un.exp_id)),
             },
+            espfilt=cfg,
         )
 
     return _plan(archive, per_obs, "Finding PN/MOS soft-proton flares", num_cores, disable_progress, timeout)
@@ -155,26 +152,17 @@ def cleaned_evt_lists(
         filt_mos_anom_state=filt_mos_anom_state,
         acc_mos_anom_states=seq(acc_mos_anom_states),
     )
-    anom = cfg.filt_mos_anom_state
-    if anom and archive.sas_version < EMANOM_MIN_SAS:
+    if cfg.filt_mos_anom_state and archive.sas_version < EMANOM_MIN_SAS:
         logger.warning("filt_mos_anom_state ignored: emanom needs SAS >= 19.0.0 (SAS %s)", archive.sas_version)
-        anom = False
     lay = archive.layout
 
-    def build(un: Any) -> list[SasCall]:
-        ccds = None
-        if anom and un.inst in _MOS:
-            log = lay.emanom_log(un.obsid, un.inst, un.exp_id)
-            if not log.is_file():
-                raise ConfigError(f"{un.label}: filt_mos_anom_state needs the emanom log {log} (run emanom first)")
-            ccds = keep_ccds(log, un.ccds, cfg.acc_mos_anom_states)
-        return clean_events_calls(lay, un, cfg, ccds, t)
-
     def per_obs(obsid: str) -> UnitPlans:
-        return _per_unit(
-            _units_of(archive, obsid, _EPIC, True),
-            build,
+        # with filt_mos_anom_state, a MOS unit's build reads its emanom log: one not made
+        # yet is an error for that unit, not a silently unfiltered list
+        return _unit_plans(
+            archive, obsid, t, stage_named("cleaned_evt_lists"),
             lambda un: {"evt_list": str(lay.clean_events(obsid, un.inst, un.exp_id))},
+            clean=cfg,
         )
 
     return _plan(archive, per_obs, "Generating cleaned PN/MOS event lists", num_cores, disable_progress, timeout)
@@ -193,46 +181,47 @@ def merge_subexposures(
     """
     archive = _archive(obs_archive)
     t = _timeout_s(timeout)
-    lay = archive.layout
+    stage = stage_named("merge_subexposures")
 
     def per_obs(obsid: str) -> UnitPlans:
-        units = _units_of(archive, obsid, _EPIC, True)
+        units = archive.units(obsid)  # first: without a summary there are no units
+        si = _stage_input(archive, obsid, t)
         manifest = archive.manifest(obsid)
         if any(daxa_step(r.step) == "cleaned_evt_lists" for r in manifest.records.values()):
             units = cleaned_units(manifest, units)  # as DAXA: merge what was cleaned
         out: UnitPlans = {}
-        for inst in _EPIC:
-            exps = [un.exp_id for un in units if un.inst == inst]
-            if not exps:
-                continue
-            for kind, sources in merge_streams(lay, obsid, inst, exps, oot_allevc=archive.sas_version >= (20, 0, 0)):
-                label = f"{obsid}{inst}-{kind}"
-                plan = merge_calls(lay, obsid, label, sources, lay.merged_events(obsid, inst, kind), t)
-                info: dict[str, Any] = {"inst": inst, "kind": kind, "sources": [str(s) for s in sources], "dest": str(plan.dest)}
-                if plan.single_source is not None:
-                    info["single_source"] = str(plan.single_source)
-                    info["_products"] = [plan.dest]
-                out[label] = (list(plan.calls), info)
+        for its in _instrument_inputs(si, units, stage):
+            for work in stage.build(its):  # labelled <obsid><inst>-<kind>: a merge chain or a copy
+                calls, info = out.setdefault(work.unit, ([], {"inst": its.the_inst, "kind": work.unit.split("-", 1)[1]}))
+                if isinstance(work, Copy):
+                    info.update(sources=[str(work.source)], dest=str(work.dest), single_source=str(work.source),
+                                _products=[work.dest])
+                    continue
+                calls.append(work)
+                info["sources"] = list(work.extra["sources"])
+                if work.outputs[0].dest is not None:  # the last link makes the merged list
+                    info["dest"] = str(work.outputs[0].dest)
         return out
 
     return _plan(archive, per_obs, "Merging sub-exposure event lists", num_cores, disable_progress, timeout)
 
 
-def _bands(lo_en: Any, hi_en: Any) -> list[tuple[float, float]]:
-    def evs(v: Any, name: str) -> list[float]:
-        if isinstance(v, Quantity) and not v.isscalar:
-            return [to_ev(x, name) for x in v]  # type: ignore[misc]
-        if isinstance(v, (list, tuple)):
-            return [to_ev(x, name) for x in v]  # type: ignore[misc]
-        return [to_ev(v, name)]  # type: ignore[list-item]
+def _bands(lo_en: Any, hi_en: Any) -> list[tuple[Any, Any]]:
+    """DAXA's two arrays of band edges as (lower, upper) pairs, for ImageConfig to check."""
+    def edges(v: Any) -> list[Any]:
+        return list(v) if isinstance(v, (list, tuple)) or (isinstance(v, Quantity) and not v.isscalar) else [v]
 
-    los, his = evs(lo_en, "lo_en"), evs(hi_en, "hi_en")
+    los, his = edges(lo_en), edges(hi_en)
     if len(los) != len(his) or not los:
         raise ConfigError(f"lo_en and hi_en must hold the same number of band edges (got {len(los)} and {len(his)})")
-    for lo, hi in zip(los, his, strict=True):
-        if not hi > lo:
-            raise ConfigError(f"band {lo:g}-{hi:g} eV: each hi_en must be larger than its lo_en")
     return list(zip(los, his, strict=True))
+
+
+def _instrument_inputs(si: StageInput, units: Sequence[Unit], stage: Stage) -> list[StageInput]:
+    """One input per instrument of ``units`` that ``stage`` runs for, in the table's order."""
+    insts = [i for i in UNIT_INSTRUMENTS if any(un.inst == i for un in units)]
+    inputs = [dataclasses.replace(si, inst=i, units=tuple(un for un in units if un.inst == i)) for i in insts]
+    return [its for its in inputs if stage.applies(its)]
 
 
 def generate_images_expmaps(
@@ -251,16 +240,17 @@ def generate_images_expmaps(
     """
     archive = _archive(obs_archive)
     t = _timeout_s(timeout)
-    bands = _bands(lo_en, hi_en)
-    lay = archive.layout
+    cfg = make_config(ImageConfig, bands=_bands(lo_en, hi_en))
+    stage = stage_named("generate_images_expmaps")
 
     def per_obs(obsid: str) -> UnitPlans:
-        insts = sorted({un.inst for un in _units_of(archive, obsid, _EPIC, True)}, key=_EPIC.index)
+        units = archive.units(obsid)  # first: without a summary there are no units
+        si = _stage_input(archive, obsid, t, images=cfg)
         out: UnitPlans = {}
-        for inst in insts:
-            for lo, hi in bands:
-                calls = image_expmap_calls(lay, obsid, inst, lo, hi, timeout_s=t)
-                out[calls[0].unit] = (calls, {"inst": inst, "band_ev": [lo, hi]})
+        for its in _instrument_inputs(si, units, stage):
+            for band in band_inputs(its):
+                calls = calls_only(stage.build(band))
+                out[calls[0].unit] = (calls, {"inst": its.the_inst, "band_ev": list(band.band or ())})
         return out
 
     return _plan(archive, per_obs, "Generating images and exposure maps", num_cores, disable_progress, timeout)

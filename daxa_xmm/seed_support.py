@@ -4,7 +4,10 @@ Every seed function validates DAXA's common knobs the same way (``obs_archive`` 
 :class:`~daxa_xmm.archive.Archive`, ``num_cores`` a whole number >= 1, ``timeout`` a Quantity
 of time) and builds its :class:`~daxa_xmm.calls.StepPlan` the same way: one observation, or
 one unit, whose planning fails gets no calls and an ``error`` in its ``extra_info`` while
-the others are planned. Those pieces live here, apart from the steps themselves
+the others are planned. Every plan is built by the pipeline's own table
+(:mod:`daxa_xmm.stages`), so a seed function's calls are the archive flow's calls, byte for
+byte: :func:`_stage_input` gives a stage what the flow would, with DAXA's knobs as the
+step's settings. Those pieces live here, apart from the steps themselves
 (:mod:`daxa_xmm.seed` for the preprocessing steps, :mod:`daxa_xmm.seed_products` for
 flare filtering, cleaning, merging and images).
 """
@@ -27,17 +30,16 @@ from astropy.units import Quantity
 
 from daxa_xmm.archive import Archive
 from daxa_xmm.calls import SasCall, StepPlan
+from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.errors import ConfigError, DaxaXmmError
-from daxa_xmm.models import EPIC
+from daxa_xmm.models import Unit
+from daxa_xmm.stages import Stage, StageInput, calls_only, unit_input
 
 logger = logging.getLogger(__name__)
 
 #: DAXA's default: 90% of this machine's cores, at least one.
 NUM_CORES: int = max(1, int(0.9 * (os.cpu_count() or 1)))
 
-_EPIC = EPIC
-_MOS = ("M1", "M2")
-_RGS = ("R1", "R2")
 # what a per-observation failure may be: ours, file system, bad content (pydantic too)
 _OBS_ERRORS = (DaxaXmmError, OSError, ValueError, KeyError)
 
@@ -106,23 +108,42 @@ def _plan(
     return StepPlan(commands, final_paths, extra_info, message, _cores(num_cores), bool(disable_progress), timeout)
 
 
-def _units_of(archive: Archive, obsid: str, insts: tuple[str, ...], process_unscheduled: bool) -> list:
-    return [un for un in archive.units(obsid, instruments=insts, process_unscheduled=process_unscheduled) if un.inst in insts]
+def _stage_input(archive: Archive, obsid: str, timeout_s: float | None, **sections: Any) -> StageInput:
+    """What the pipeline's stages get for ``obsid``, as in the archive flow: its OBSERVATION
+    record, and the run's settings with DAXA's knobs as the steps' ``sections`` (each
+    already checked by its own model). The run-level checks (archive roots, where ``out``
+    is) belong to a run, not to a plan, so the settings are assembled without them."""
+    unknown = set(sections) - set(ProcessingConfig.model_fields)
+    if unknown:
+        raise TypeError(f"no such run settings: {sorted(unknown)}")
+    config = ProcessingConfig.model_construct(archive=archive.layout.raw_root, out=archive.layout.out_root, **sections)
+    return StageInput(layout=archive.layout, config=config, sas_version=archive.sas_version,
+                      record=archive.observation_record(obsid), timeout_s=timeout_s)
 
 
-def _per_unit(units: list, build: Callable[[Any], list[SasCall]], extra: Callable[[Any], dict] | None = None) -> UnitPlans:
-    """Build each unit's calls; a unit whose build fails gets no calls and an error."""
+def _unit_plans(
+    archive: Archive,
+    obsid: str,
+    timeout_s: float | None,
+    stage: Stage,
+    extra: Callable[[Unit], dict] | None = None,
+    process_unscheduled: bool = True,
+    part: str | None = None,
+    **sections: Any,
+) -> UnitPlans:
+    """Each sub-exposure's calls of a unit ``stage`` (only those of step ``part``, when
+    given), for the units the stage runs for (its own rule: instrument, SAS release). A unit
+    whose build fails gets no calls and an error; the others are planned."""
+    units = archive.units(obsid, process_unscheduled=process_unscheduled)  # first: no summary, no units
+    si = _stage_input(archive, obsid, timeout_s, **sections)
     out: UnitPlans = {}
-    for un in units:
+    for un in [un for un in units if stage.applies(unit_input(si, un))]:
         try:
-            calls = build(un)
+            calls = [c for c in calls_only(stage.build(unit_input(si, un))) if part is None or c.step == part]
         except _OBS_ERRORS as exc:
             out[un.label] = ([], {"error": f"{type(exc).__name__}: {exc}"})
             continue
-        info = {"inst": un.inst, "exp_id": un.exp_id}
-        if extra:
-            info.update(extra(un))
-        out[un.label] = (calls, info)
+        out[un.label] = (calls, {"inst": un.inst, "exp_id": un.exp_id, **(extra(un) if extra else {})})
     return out
 
 

@@ -21,7 +21,7 @@ the identity tokens of those calls are folded into its own (:mod:`daxa_xmm.ident
 
 from __future__ import annotations
 
-__all__ = ["Scope", "Copy", "Work", "StageInput", "Stage", "PIPELINE", "STAGE_NAMES", "stages_for", "planned_work",
+__all__ = ["Scope", "Copy", "Work", "StageInput", "Stage", "PIPELINE", "STAGE_NAMES", "stage_named", "stages_for", "planned_work",
            "calls_only", "band_inputs", "unit_input"]
 
 import dataclasses
@@ -68,13 +68,15 @@ Work = SasCall | Copy
 @dataclass(frozen=True)
 class StageInput:
     """What a stage's builder may read: the observation, and the unit, instrument or band it
-    is built for. ``planning``: the calls are being listed, not run, so what earlier calls
-    of the chain write (emanom's verdict on the CCDs) is not read."""
+    is built for. ``timeout_s``: each call's time limit (the run's ``timeout``; None, no
+    limit, only for DAXA's seed plans). ``planning``: the calls are being listed, not run,
+    so what earlier calls of the chain write (emanom's verdict on the CCDs) is not read."""
 
     layout: ArchiveLayout
     config: ProcessingConfig
     sas_version: SasVersion
     record: ObservationRecord
+    timeout_s: float | None
     unit: Unit | None = None
     inst: str | None = None
     units: tuple[Unit, ...] = ()
@@ -89,10 +91,6 @@ class StageInput:
     def summary(self) -> Path:
         """The odfingest summary the unit's chains read through SAS_ODF."""
         return self.layout.summary(self.record.obsid, self.record.revolution)
-
-    @property
-    def timeout_s(self) -> float:
-        return self.config.timeout_s()
 
     @property
     def the_unit(self) -> Unit:
@@ -217,6 +215,14 @@ PIPELINE: tuple[Stage, ...] = (
 
 #: The steps' names, in order: what ``--steps`` and ``--force`` accept.
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in PIPELINE)
+
+
+def stage_named(name: str) -> Stage:
+    """The table's line for step ``name``."""
+    for stage in PIPELINE:
+        if stage.name == name:
+            return stage
+    raise KeyError(f"no stage {name!r} in the pipeline; the steps are {', '.join(STAGE_NAMES)}")
 
 
 def stages_for(scope: Scope, si: StageInput, table: Sequence[Stage] | None = None) -> list[Stage]:

@@ -152,3 +152,33 @@ def test_signatures_match_daxa() -> None:
     for fn in (seed.epchain, seed.emchain, seed.rgs_events, seed.rgs_angles, seed.cleaned_rgs_event_lists):
         assert list(params(fn)) == ["obs_archive", "process_unscheduled", "num_cores", "disable_progress", "timeout"]
     assert seed.NUM_CORES >= 1
+
+
+def test_the_seed_plans_are_the_archive_flows_calls(archive: Archive) -> None:
+    """The seed walks the pipeline's table: with the same settings, its steps together plan
+    exactly the calls ``--dry-run`` lists for the archive flow, argv, folders and outputs
+    alike (so a DAXA step function leaves the flow's records). Knobs set away from their
+    defaults reach both."""
+    from daxa_xmm.config import ProcessingConfig
+    from daxa_xmm.pipeline import plan_observation
+
+    knobs = dict(method="ratio", ratio=1.4)
+    clean = dict(lo_en=300 * u.eV, hi_en=10 * u.keV, filt_mos_anom_state=False)
+    cfg = ProcessingConfig(archive=archive.layout.raw_root, out=archive.layout.out_root, timeout="1 h",
+                           espfilt=knobs, clean=clean, images={"bands": [["1 keV", "3 keV"]]})
+    flow = [call for _, call in plan_observation(archive.layout, GOOD, cfg, archive.sas_version) if call is not None]
+
+    t = 1 * u.hour
+    plans = [seed.cif_build(archive, timeout=t), seed.odf_ingest(archive, timeout=t)]
+    plans += [fn(archive, timeout=t) for fn in (seed.epchain, seed.emchain, seed.rgs_events, seed.rgs_angles,
+                                                seed.cleaned_rgs_event_lists, seed.emanom)]
+    plans += [seed.espfilt(archive, timeout=t, **knobs), seed.cleaned_evt_lists(archive, timeout=t, **clean),
+              seed.merge_subexposures(archive, timeout=t),
+              seed.generate_images_expmaps(archive, lo_en=[1] * u.keV, hi_en=[3] * u.keV, timeout=t)]
+    planned = [c for p in plans for calls in p.commands[GOOD].values() for c in calls]
+
+    def key(c):
+        return (c.unit, c.step)
+
+    assert len(flow) > 20 and sorted(planned, key=key) == sorted(flow, key=key)
+    assert any("ratio" in a for c in planned if c.task == "espfilt" for a in c.argv)
