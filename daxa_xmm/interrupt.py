@@ -8,8 +8,10 @@ report are written as usual, and the command exits with 128 + the signal (130 or
 second signal exits at once, after a SIGKILL to every SAS process group still alive. A re-run
 resumes where the run stopped: interrupted calls are not ``ok``, so they run again.
 
-Only the command line installs the handlers (:func:`handle_signals`): under a Prefect worker or
-``deployments.serve`` a SIGTERM is Prefect's cancellation and stays Prefect's.
+Only the command line installs the handlers: :func:`during_start_up` while Prefect starts
+(the head start's SAS calls already run then), :func:`handle_signals` inside the flow. Under
+a Prefect worker or ``deployments.serve`` a SIGTERM is Prefect's cancellation and stays
+Prefect's.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ __all__ = [
     "Interrupted",
     "enable",
     "handle_signals",
+    "during_start_up",
     "request_stop",
     "stop_requested",
     "exit_code",
@@ -99,6 +102,33 @@ def _handler(signum: int, _frame: object) -> None:
     request_stop(signum)
     os.write(2, f"\n{signal.Signals(signum).name}: stopping - no new SAS call starts, running ones are "
                 f"ended; the report is written. Press Ctrl-C again to stop at once.\n".encode())
+
+
+def _handler_during_start_up(signum: int, frame: object) -> None:
+    _handler(signum, frame)
+    raise KeyboardInterrupt  # and out of Prefect's start-up, which can take many seconds
+
+
+@contextlib.contextmanager
+def during_start_up() -> Iterator[None]:
+    """SIGINT and SIGTERM stop the run while Prefect starts, before the flow's own handling.
+
+    The stop is set by the handler itself, so the head start's running SAS calls are ended
+    and none starts whatever becomes of the KeyboardInterrupt it then raises: Prefect's
+    start-up may swallow it (the run then stops as soon as the flow begins) or be stuck
+    where it cannot land (a second signal exits at once). Python's default handler only
+    raises, and a swallowed or stranded KeyboardInterrupt left a hung call running.
+    Does nothing unless :func:`enable` was called, or off the main thread.
+    """
+    if not _enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _handler_during_start_up) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 @contextlib.contextmanager

@@ -150,20 +150,22 @@ def main(argv: list[str] | None = None) -> int:
     if not config.disable_progress and sys.stderr.isatty():
         progress.start()
     interrupt.enable()  # Ctrl-C and SIGTERM stop the run cleanly (daxa_xmm.interrupt)
-    head = _head_start(config, layout, sas_version, [o for o in obsids if o not in finished])
+    head = None
     try:
-        from flows.process_archive import run_archive
+        with interrupt.during_start_up():
+            head = _head_start(config, layout, sas_version, [o for o in obsids if o not in finished])
+            from flows.process_archive import run_archive
 
-        result = run_archive(config)
+            result = run_archive(config)
     except DaxaXmmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C while Prefect starts, before the flow's own handling
-        interrupt.request_stop()  # the head start's running calls are ended, none starts
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM while Prefect starts, before the flow's own handling
+        interrupt.request_stop()  # (set already by the handler) the head start's calls are ended, none starts
         if head is not None:
             head.join()
-        print("Stopped before the run began: run the same command again to resume.", file=sys.stderr)
-        return 130
+        print("Stopped: run the same command again to resume where it stopped.", file=sys.stderr)
+        return interrupt.exit_code() or 130
     except Exception as exc:
         if not _prefect_startup_failure(exc):
             raise

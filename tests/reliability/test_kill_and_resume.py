@@ -49,6 +49,25 @@ def _start_cli(archive: Path, out: Path, log: Path) -> subprocess.Popen[bytes]:
                             start_new_session=True)
 
 
+def _signalled_when_busy(run: subprocess.Popen[bytes], busy_log: Path, log: Path, signals: list[int],
+                         wait: float = 120) -> int:
+    """Send ``signals`` to the run once the call logging to ``busy_log`` runs; its exit code.
+    A run still alive after ``wait`` seconds is killed, and the test fails with its output."""
+    try:
+        wait_for(lambda: busy_log.exists() and "Executing" in busy_log.read_text(errors="replace"), 240,
+                 f"{busy_log.name} to start")
+        for signum in signals:
+            os.kill(run.pid, signum)
+        try:
+            return run.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {wait:g} s after {signals}:\n{log.read_text(errors='replace')[-3000:]}")
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+
+
 def _ok_argvs(out: Path, obsids: list[str]) -> set[tuple[str, ...]]:
     """(cwd, argv) of every call the manifests record as ok: argv alone does not name an
     observation (the ODF is in SAS_ODF, as SAS's documentation has it)."""
@@ -177,23 +196,15 @@ def test_a_second_ctrl_c_exits_at_once_and_leaves_nothing_running(tmp_path: Path
     standin.faults([{"task": "emchain", "match": f"{obsid}M1S001-emchain", "action": "hang"}])
     busy_log = out / obsid / "logs" / f"{obsid}M1S001-emchain.stdout.log"
     run1 = _start_cli(archive, out, tmp_path / "run1.log")
-    try:
-        wait_for(lambda: busy_log.exists() and "Executing" in busy_log.read_text(errors="replace"), 240,
-                 "the hanging emchain to start")
-        os.kill(run1.pid, signal.SIGINT)
-        os.kill(run1.pid, signal.SIGINT)
-        code = run1.wait(timeout=60)
-    finally:
-        if run1.poll() is None:
-            os.killpg(run1.pid, signal.SIGKILL)
-            run1.wait()
+    code = _signalled_when_busy(run1, busy_log, tmp_path / "run1.log", [signal.SIGINT, signal.SIGINT], wait=60)
     assert code == 130, (tmp_path / "run1.log").read_text()[-3000:]
     wait_for(lambda: not sas_processes_of_log(standin.call_log), 30, "the SAS processes to be gone")
 
 
-def test_ctrl_c_while_prefect_starts_ends_the_head_starts_calls(tmp_path: Path, standin) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_while_prefect_starts_ends_the_head_starts_calls(tmp_path: Path, standin, signum: int) -> None:
     # a local run without a server: the first SAS calls start while Prefect's temporary server
-    # starts (daxa_xmm/head_start.py); Ctrl-C then must end them too, and say how to resume
+    # starts (daxa_xmm/head_start.py); Ctrl-C or SIGTERM then must end them too, and say how to resume
     archive, out = tmp_path / "archive", tmp_path / "processed"
     (obsid,) = write_archive(archive, 1, mix="standard")
     standin.faults([{"task": "cifbuild", "match": "", "action": "hang"}])
@@ -205,16 +216,8 @@ def test_ctrl_c_while_prefect_starts_ends_the_head_starts_calls(tmp_path: Path, 
     log = tmp_path / "run.log"
     run = subprocess.Popen(argv, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as at a terminal
-    try:
-        wait_for(lambda: busy_log.exists() and "Executing" in busy_log.read_text(errors="replace"), 60,
-                 "the head start's cifbuild to start")
-        os.kill(run.pid, signal.SIGINT)
-        code = run.wait(timeout=120)
-    finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
+    code = _signalled_when_busy(run, busy_log, log, [signum])
     text = log.read_text(errors="replace")
-    assert code == 130 and "run the same command again to resume" in text, text[-3000:]
+    assert code == 128 + signum and "run the same command again to resume" in text, text[-3000:]
     wait_for(lambda: not sas_processes_of_log(standin.call_log), 30, "the SAS processes to be gone")
     assert manifest(out, obsid)["records"][f"{obsid}/cif_build"]["status"] == "interrupted"
