@@ -27,6 +27,14 @@ def xmm_samples() -> Path:
 class StandinSAS:
     """The SAS stand-in installed for one test, with its call log and fault rules.
 
+    It starts in fast mode (``DAXA_STANDIN_FAST``, see :mod:`daxa_xmm.standin.fast`): every
+    call is a real process with SAS's arguments checked, faults, durations and the call
+    log, but the chains and products write placeholders under their real names instead of
+    importing astropy and simulating events (40 ms a call instead of about 1 s). What the
+    flow does with calls (retries, timeouts, kills, resume, records) is tested so; a test of
+    what a product holds (cleaning expressions, emanom's CCD choice, images, the demo)
+    calls :meth:`real_products` first.
+
     Attributes:
         root: where it is installed.
         env: the variables it set (PATH, SAS_DIR, SAS_CCFPATH...).
@@ -46,6 +54,11 @@ class StandinSAS:
         monkeypatch.setenv("DAXA_STANDIN_LOG", str(self.call_log))
         monkeypatch.setenv("DAXA_STANDIN_STATE", str(root / "state"))
         monkeypatch.setenv("DAXA_XMM_SLOTS_DIR", str(root / "slots"))
+        monkeypatch.setenv("DAXA_STANDIN_FAST", "1")
+
+    def real_products(self) -> None:
+        """Run every task for real: real event lists, images and emanom verdicts."""
+        self._mp.delenv("DAXA_STANDIN_FAST", raising=False)
 
     def faults(self, rules: list[dict]) -> None:
         """Inject faults: each rule {"task", "match", "action", ...} (see daxa_xmm.standin.faults)."""

@@ -25,6 +25,7 @@ async def _artifacts(flow_run_id):  # type: ignore[no-untyped-def]
 
 
 def test_artifacts_pictures_and_report(tmp_path: Path, standin) -> None:
+    standin.real_products()  # quick-look pictures of real images
     (obsid,) = write_archive(tmp_path / "archive", 1, mix="standard")
     cfg = config(tmp_path, instruments=["PN", "M1"])
     state = process_archive(cfg, return_state=True)

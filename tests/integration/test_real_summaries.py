@@ -33,6 +33,7 @@ UNIT_STEPS = {
 
 
 def test_every_step_of_the_real_summaries(tmp_path: Path, standin, xmm_samples: Path) -> None:
+    standin.real_products()  # every step of every real unit, products and all
     summaries = [read_odf_summary(p) for p in sorted((xmm_samples / "odf_summaries").glob("*SUM.SAS"))]
     assert summaries, "no odfingest summary in xmm-samples"
     for s in summaries:
@@ -85,6 +86,7 @@ def test_every_step_of_the_real_summaries(tmp_path: Path, standin, xmm_samples: 
 def test_the_real_sas_suite_runs(tmp_path: Path, standin, xmm_samples: Path) -> None:
     """``pytest -m sas`` is only useful if it runs: here against the stand-in, on an ODF
     written from the real summary, so a broken real-SAS test is caught without SAS."""
+    standin.real_products()  # every step of every real unit, products and all
     import os
     import subprocess
     import sys

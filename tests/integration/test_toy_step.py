@@ -66,6 +66,7 @@ def _add_toy_step(monkeypatch: pytest.MonkeyPatch, standin) -> None:
 
 def test_a_step_added_by_one_table_line_is_planned_run_reported_and_resumed(
         tmp_path: Path, standin, monkeypatch: pytest.MonkeyPatch) -> None:
+    standin.real_products()  # the toy step reads the cleaned events
     (obsid,) = write_archive(tmp_path / "archive", 1, mix="standard")
     cfg = config(tmp_path, instruments=["PN", "M1"])
     run_archive(cfg)  # without the toy step

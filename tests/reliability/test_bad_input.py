@@ -208,6 +208,7 @@ def test_bad_sum_asc_observation_record(tmp_path: Path, content: bytes) -> None:
 
 # --------------------------------------------------------------------------- event lists
 def test_event_list_that_is_not_fits_fails_with_a_named_sas_error(tmp_path: Path, standin) -> None:
+    standin.real_products()  # evselect reads its input
     bogus = tmp_path / "P0100000001M1S001MIEVLI0000.FIT"
     bogus.write_text("this is not a FITS file\n" * 50)
     call = SasCall(step="cleaned_evt_lists", obsid="0100000001", unit="0100000001M1S001",

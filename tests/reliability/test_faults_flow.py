@@ -212,6 +212,7 @@ def test_a_summary_naming_another_obsid_fails_alone_and_touches_nothing_else(tmp
 
 
 def test_a_corrupt_product_with_exit_0_fails_its_unit_and_is_redone(tmp_path: Path, standin) -> None:
+    standin.real_products()  # half of a real product, not of a one-block placeholder
     # issue 12.3: every FITS output is opened and checked before the call is recorded ok
     (obsid,) = write_archive(tmp_path / "archive", 1, mix="standard")
     unit = f"{obsid}M1S001"
