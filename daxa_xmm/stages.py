@@ -1,8 +1,9 @@
 """The pipeline's table: every SAS step of an observation, in order, with what it runs on.
 
 One line per step. The archive flow, the plan-first check (:mod:`daxa_xmm.uptodate`),
-``--dry-run`` (:func:`daxa_xmm.pipeline.plan_observation`) and the DAXA step functions all
-walk this table; none of them names a step. Adding a SAS step is its module under
+``--dry-run`` (:func:`daxa_xmm.pipeline.plan_observation`), the DAXA step functions and the
+seed API's plans (:mod:`daxa_xmm.seed`, by :func:`stage_named`) all walk this table; only the
+seed names a step, as DAXA's function names do. Adding a SAS step is its module under
 ``daxa_xmm/steps/`` (config, argv builder, declared outputs), one line here, and its
 stand-in task.
 
