@@ -34,7 +34,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from daxa_xmm.errors import DaxaXmmError
 
@@ -120,15 +120,8 @@ def during_start_up() -> Iterator[None]:
     raises, and a swallowed or stranded KeyboardInterrupt left a hung call running.
     Does nothing unless :func:`enable` was called, or off the main thread.
     """
-    if not _enabled or threading.current_thread() is not threading.main_thread():
+    with _installed(_handler_during_start_up):
         yield
-        return
-    previous = {s: signal.signal(s, _handler_during_start_up) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 @contextlib.contextmanager
@@ -139,10 +132,18 @@ def handle_signals() -> Iterator[None]:
     the archive flow because Prefect's flow engine installs its own SIGTERM handler when a
     flow starts; the previous handlers come back at the end.
     """
+    with _installed(_handler):
+        yield
+
+
+@contextlib.contextmanager
+def _installed(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """``handler`` for SIGINT and SIGTERM inside the block, the previous ones after it; only
+    on the main thread of the command line (:func:`enable`)."""
     if not _enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
