@@ -9,9 +9,9 @@ gets no calls and ``extra_info[obsid]["error"]``, and the others are unaffected 
 the whole step's records to one bad summary).
 
 Every plan is built by the pipeline's table (:mod:`daxa_xmm.stages`), so its calls are the
-archive flow's. This module holds the preprocessing steps (cifbuild to emanom); the product steps (espfilt
-to images) are in :mod:`daxa_xmm.seed_products` and re-exported here, and the argument
-checks and planning they all share are in :mod:`daxa_xmm.seed_support`.
+archive flow's. This module holds the preprocessing steps (cifbuild to emanom); the product
+steps (espfilt to images) are in :mod:`daxa_xmm.seed_products` and re-exported here, and the
+argument checks and planning they all share are in :mod:`daxa_xmm.seed_support`.
 """
 
 from __future__ import annotations
