@@ -1,7 +1,7 @@
 """Property test of the expression builder: whatever it is given, it raises only its
 documented errors (ConfigError, FilterExpressionError), and what it returns always passes
 the validator. The summary parser and the validator have theirs in tests/unit
-(test_summary.py: arbitrary bytes, truncation at any line or byte, line deletion and
+(test_summary_malformed.py: arbitrary bytes, truncation at any line or byte, line deletion and
 replacement; test_filters.py: shell metacharacters and arbitrary unicode).
 """
 
