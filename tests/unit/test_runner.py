@@ -1,90 +1,23 @@
-"""The SAS runner against fake SAS tasks: small Python scripts written into tmp_path.
-
-Each fake is an executable with a shebang, put on PATH through ``extra_env`` exactly as the
-SAS stand-in will be, so ``argv[0]`` is a bare task name as with real SAS.
-"""
+"""The SAS runner against fake SAS tasks (tests/fake_sas.py): outcomes, outputs, slots,
+transience. Killing whole process groups is in ``test_runner_kill.py``."""
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import pickle
 import signal
-import stat
-import sys
-import textwrap
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from daxa_xmm.calls import OutputSpec, SasCall
+from daxa_xmm.calls import OutputSpec
 from daxa_xmm.errors import SasInputMissing, SasOutputMissing, SasTaskError, SasTimeout
 from daxa_xmm.runner import is_transient, raise_for_result, run_sas
-from daxa_xmm.slots import FileSlots
-
-OBSID = "0201903501"
-UNIT = "0201903501PNS003"
-
-
-def _fake(tmp_path: Path, name: str, body: str) -> dict[str, str]:
-    """Write an executable fake SAS task ``name``; return the env putting it on PATH."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir(exist_ok=True)
-    script = bindir / name
-    script.write_text(f"#!{sys.executable}\n" + textwrap.dedent(body))
-    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
-
-
-def _call(tmp_path: Path, task: str = "espfilt", *args: str, **kwargs: object) -> SasCall:
-    kwargs.setdefault("cwd", tmp_path / "work")
-    return SasCall(step="espfilt", obsid=OBSID, unit=UNIT, argv=(task, *args), **kwargs)  # type: ignore[arg-type]
-
-
-def _running(pid: int) -> bool:
-    """True if ``pid`` is a live process. A zombie is not: it runs nothing, and an orphan's
-    zombie lingers here because this container's PID 1 does not reap."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except FileNotFoundError:
-        return False
-    except OSError:  # pragma: no cover - no /proc
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    return fields[0] not in ("Z", "X")
-
-
-# A task whose child ignores SIGTERM and whose grandchild ignores it too and sleeps 60 s.
-# It writes a partial output first, then both pids, then hangs.
-HANGING = """
-    import os, signal, subprocess, sys, time
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    with open("out.fits", "w") as fh:
-        fh.write("half a FITS file")
-    gc = subprocess.Popen(
-        ["sleep", "60"], preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    )
-    with open("pids.tmp", "w") as fh:
-        fh.write(f"{os.getpid()} {gc.pid}")
-    os.replace("pids.tmp", "pids")
-    print("hanging", flush=True)
-    time.sleep(60)
-"""
-
-
-def _pids(cwd: Path) -> tuple[int, int]:
-    child, grandchild = (cwd / "pids").read_text().split()
-    return int(child), int(grandchild)
+from tests.fake_sas import UNIT, fake_task, sas_call
 
 
 # --------------------------------------------------------------------------- outcomes
 def test_ok_moves_outputs_keeps_intermediates_and_logs(tmp_path: Path) -> None:
-    env = _fake(tmp_path, "espfilt", """
+    env = fake_task(tmp_path, "espfilt", """
         import sys
         print("espfilt:- Executing (routine): espfilt", sys.argv[1:])
         print("** espfilt: warning (NoWCS), No WCS information", file=sys.stderr)
@@ -92,7 +25,7 @@ def test_ok_moves_outputs_keeps_intermediates_and_logs(tmp_path: Path) -> None:
         open("pnS003-hist.qdp", "w").write("hist")
     """)
     dest = tmp_path / "products" / "cleaning" / "gti.fits"
-    call = _call(tmp_path, "espfilt", "eventfile=pn.fits", "limits=0.1 6.5",
+    call = sas_call(tmp_path, "espfilt", "eventfile=pn.fits", "limits=0.1 6.5",
                  outputs=(OutputSpec("pnS003-gti.fits", dest), OutputSpec("pnS003-hist.qdp")))
     res = run_sas(call, extra_env=env)
     assert res.status == "ok", res.message
@@ -110,13 +43,13 @@ def test_ok_moves_outputs_keeps_intermediates_and_logs(tmp_path: Path) -> None:
 
 
 def test_nonzero_exit_fails_and_moves_nothing(tmp_path: Path) -> None:
-    env = _fake(tmp_path, "evselect", """
+    env = fake_task(tmp_path, "evselect", """
         import sys
         open("out.fits", "w").write("x")
         sys.exit(3)
     """)
     dest = tmp_path / "out" / "clean.fits"
-    res = run_sas(_call(tmp_path, "evselect", outputs=(OutputSpec("out.fits", dest),)), extra_env=env)
+    res = run_sas(sas_call(tmp_path, "evselect", outputs=(OutputSpec("out.fits", dest),)), extra_env=env)
     assert res.status == "failed"
     assert res.exit_code == 3
     assert "evselect" in res.message and UNIT in res.message and "exit status 3" in res.message
@@ -128,7 +61,7 @@ def test_nonzero_exit_fails_and_moves_nothing(tmp_path: Path) -> None:
 
 
 def test_error_record_with_exit_zero_is_a_failure(tmp_path: Path) -> None:
-    env = _fake(tmp_path, "espfilt", """
+    env = fake_task(tmp_path, "espfilt", """
         import sys
         open("gti.fits", "w").write("x")
         print("** espfilt: error (noCounts), All histo counts are zero! Check your FOV Lightcurve!",
@@ -136,7 +69,7 @@ def test_error_record_with_exit_zero_is_a_failure(tmp_path: Path) -> None:
         print("mv: rename a to b: No such file or directory", file=sys.stderr)
     """)
     dest = tmp_path / "out" / "gti.fits"
-    res = run_sas(_call(tmp_path, outputs=(OutputSpec("gti.fits", dest),)), extra_env=env)
+    res = run_sas(sas_call(tmp_path, outputs=(OutputSpec("gti.fits", dest),)), extra_env=env)
     assert res.status == "failed" and res.exit_code == 0
     assert [r.name for r in res.errors] == ["noCounts"]
     assert "noCounts" in res.message and "mv:" not in res.message
@@ -149,11 +82,11 @@ def test_error_record_with_exit_zero_is_a_failure(tmp_path: Path) -> None:
 
 
 def test_missing_output_fails_and_nothing_is_moved(tmp_path: Path) -> None:
-    env = _fake(tmp_path, "emchain", """
+    env = fake_task(tmp_path, "emchain", """
         open("a.fits", "w").write("a")
     """)
     dest_a, dest_b = tmp_path / "out" / "a.fits", tmp_path / "out" / "b.fits"
-    call = _call(tmp_path, "emchain", outputs=(OutputSpec("a.fits", dest_a), OutputSpec("b.fits", dest_b)))
+    call = sas_call(tmp_path, "emchain", outputs=(OutputSpec("a.fits", dest_a), OutputSpec("b.fits", dest_b)))
     res = run_sas(call, extra_env=env)
     assert res.status == "failed" and res.exit_code == 0
     assert "b.fits" in res.message and "a.fits" not in res.message
@@ -164,13 +97,13 @@ def test_missing_output_fails_and_nothing_is_moved(tmp_path: Path) -> None:
 
 
 def test_stale_outputs_are_not_mistaken_for_new_ones(tmp_path: Path) -> None:
-    env = _fake(tmp_path, "epchain", "pass\n")
+    env = fake_task(tmp_path, "epchain", "pass\n")
     cwd = tmp_path / "work"
     cwd.mkdir()
     (cwd / "P0201903501PNS003PIEVLI0000.FIT").write_text("from last week")
     (cwd / "intermediate.FIT").write_text("left by the OOT run")
     dest = tmp_path / "events" / "pn.fits"
-    call = _call(tmp_path, "epchain", clean_cwd=False,
+    call = sas_call(tmp_path, "epchain", clean_cwd=False,
                  outputs=(OutputSpec("P0201903501PNS003PIEVLI0000.FIT", dest),))
     res = run_sas(call, extra_env=env)
     assert res.status == "failed"
@@ -181,7 +114,7 @@ def test_stale_outputs_are_not_mistaken_for_new_ones(tmp_path: Path) -> None:
 
 def test_a_file_modified_in_place_is_checked_not_recreated(tmp_path: Path) -> None:
     # rgsproc's angles stage modifies the merged list its events stage left in the cwd
-    env = _fake(tmp_path, "rgsproc", """
+    env = fake_task(tmp_path, "rgsproc", """
         text = open("P0201903501R1S004merged0000.FIT").read()
         open("P0201903501R1S004merged0000.FIT", "w").write(text + " +angles")
     """)
@@ -189,7 +122,7 @@ def test_a_file_modified_in_place_is_checked_not_recreated(tmp_path: Path) -> No
     cwd.mkdir()
     merged = cwd / "P0201903501R1S004merged0000.FIT"
     merged.write_text("events")
-    call = _call(tmp_path, "rgsproc", clean_cwd=False, outputs=(OutputSpec(merged.name, kind="modify"),))
+    call = sas_call(tmp_path, "rgsproc", clean_cwd=False, outputs=(OutputSpec(merged.name, kind="modify"),))
     res = run_sas(call, extra_env=env)
     assert res.ok, res.message
     assert merged.read_text() == "events +angles"
@@ -198,8 +131,8 @@ def test_a_file_modified_in_place_is_checked_not_recreated(tmp_path: Path) -> No
 
 
 def test_a_missing_file_to_modify_fails_before_running(tmp_path: Path) -> None:
-    env = _fake(tmp_path, "rgsproc", "open('ran', 'w').write('x')\n")
-    call = _call(tmp_path, "rgsproc", clean_cwd=False,
+    env = fake_task(tmp_path, "rgsproc", "open('ran', 'w').write('x')\n")
+    call = sas_call(tmp_path, "rgsproc", clean_cwd=False,
                  outputs=(OutputSpec("P0201903501R1S004merged0000.FIT", kind="modify"),))
     res = run_sas(call, extra_env=env)
     assert (res.status, res.failure, res.exit_code) == ("failed", "missing_input", None)
@@ -212,7 +145,7 @@ def test_a_missing_file_to_modify_fails_before_running(tmp_path: Path) -> None:
 
 def test_a_retried_link_never_meets_its_own_partial_outset(tmp_path: Path) -> None:
     # merge refuses an existing outset (DAXA 0.3.7 names every link anew for that reason)
-    env = _fake(tmp_path, "merge", """
+    env = fake_task(tmp_path, "merge", """
         import os, sys
         if os.path.exists("merge_2.fits"):
             print("** merge: error (outsetExists), merge_2.fits exists", file=sys.stderr)
@@ -223,7 +156,7 @@ def test_a_retried_link_never_meets_its_own_partial_outset(tmp_path: Path) -> No
     cwd.mkdir()
     (cwd / "merge_1.fits").write_text("link 1")
     (cwd / "merge_2.fits").write_text("half of a failed attempt")
-    call = _call(tmp_path, "merge", clean_cwd=False, outputs=(OutputSpec("merge_2.fits"),))
+    call = sas_call(tmp_path, "merge", clean_cwd=False, outputs=(OutputSpec("merge_2.fits"),))
     res = run_sas(call, extra_env=env)
     assert res.ok, res.message
     assert (cwd / "merge_2.fits").read_text() == "merged" and (cwd / "merge_1.fits").exists()
@@ -231,9 +164,9 @@ def test_a_retried_link_never_meets_its_own_partial_outset(tmp_path: Path) -> No
 
 def test_an_output_under_another_documented_name_is_taken(tmp_path: Path) -> None:
     # espfilt on SAS 20: DAXA expects pnS003-allevcoot.fits, main the band-suffixed name
-    env = _fake(tmp_path, "espfilt", "open('pnS003-allevcoot.fits', 'w').write('oot')\n")
+    env = fake_task(tmp_path, "espfilt", "open('pnS003-allevcoot.fits', 'w').write('oot')\n")
     dest = tmp_path / "bg" / "pnS003-allevcoot.fits"
-    call = _call(tmp_path, "espfilt", outputs=(
+    call = sas_call(tmp_path, "espfilt", outputs=(
         OutputSpec("pnS003-allevcoot-2500-8500.fits", dest, alt_names=("pnS003-allevcoot.fits",)),))
     res = run_sas(call, extra_env=env)
     assert res.ok, res.message
@@ -241,7 +174,7 @@ def test_an_output_under_another_documented_name_is_taken(tmp_path: Path) -> Non
 
 
 def test_clean_cwd_empties_the_folder(tmp_path: Path) -> None:
-    env = _fake(tmp_path, "cifbuild", """
+    env = fake_task(tmp_path, "cifbuild", """
         import os
         open("listing", "w").write(" ".join(sorted(os.listdir("."))))
     """)
@@ -249,26 +182,26 @@ def test_clean_cwd_empties_the_folder(tmp_path: Path) -> None:
     cwd.mkdir()
     (cwd / "junk").write_text("old")
     logs = tmp_path / "logs"
-    res = run_sas(_call(tmp_path, "cifbuild", outputs=(OutputSpec("listing"),)), extra_env=env, log_dir=logs)
+    res = run_sas(sas_call(tmp_path, "cifbuild", outputs=(OutputSpec("listing"),)), extra_env=env, log_dir=logs)
     assert res.ok, res.message
     assert "junk" not in (cwd / "listing").read_text()
     assert res.stdout_log is not None and res.stdout_log.parent == logs
 
 
 def test_env_precedence(tmp_path: Path) -> None:
-    env = _fake(tmp_path, "odfingest", """
+    env = fake_task(tmp_path, "odfingest", """
         import os
         open("env.txt", "w").write(os.environ["SAS_CCF"] + " " + os.environ["SAS_ODF"] + " "
                                    + str(os.isatty(0)))
     """)
-    call = _call(tmp_path, "odfingest", env={"SAS_CCF": "call.cif"}, outputs=(OutputSpec("env.txt"),))
+    call = sas_call(tmp_path, "odfingest", env={"SAS_CCF": "call.cif"}, outputs=(OutputSpec("env.txt"),))
     res = run_sas(call, extra_env={**env, "SAS_CCF": "extra.cif", "SAS_ODF": "odf"})
     assert res.ok, res.message
     assert (call.cwd / "env.txt").read_text() == "call.cif odf False"
 
 
 def test_executable_not_found_is_a_transient_failure(tmp_path: Path) -> None:
-    res = run_sas(_call(tmp_path, "no-such-sas-task-xyz", outputs=(OutputSpec("x"),)))
+    res = run_sas(sas_call(tmp_path, "no-such-sas-task-xyz", outputs=(OutputSpec("x"),)))
     assert res.status == "failed"
     assert res.exit_code is None
     assert "no-such-sas-task-xyz" in res.message
@@ -279,80 +212,17 @@ def test_executable_not_found_is_a_transient_failure(tmp_path: Path) -> None:
 
 
 def test_killed_by_signal_is_transient(tmp_path: Path) -> None:
-    env = _fake(tmp_path, "eexpmap", """
+    env = fake_task(tmp_path, "eexpmap", """
         import os, signal
         os.kill(os.getpid(), signal.SIGKILL)
     """)
-    res = run_sas(_call(tmp_path, "eexpmap"), extra_env=env)
+    res = run_sas(sas_call(tmp_path, "eexpmap"), extra_env=env)
     assert res.status == "failed"
     assert res.exit_code == -signal.SIGKILL
     assert "SIGKILL" in res.message
     with pytest.raises(SasTaskError) as info:
         raise_for_result(res)
     assert info.value.transient
-
-
-# --------------------------------------------------------------------------- no survivors
-def test_timeout_kills_the_whole_group_and_moves_nothing(tmp_path: Path) -> None:
-    """THE key test: a grandchild that ignores SIGTERM must not outlive the call."""
-    env = _fake(tmp_path, "espfilt", HANGING)
-    dest = tmp_path / "products" / "out.fits"
-    timeout_s, grace_s = 1.0, 0.5
-    call = _call(tmp_path, outputs=(OutputSpec("out.fits", dest),), timeout_s=timeout_s)
-    res = run_sas(call, extra_env=env, kill_grace_s=grace_s)
-    assert res.status == "timeout"
-    # returned promptly, not after the 60 s sleep
-    assert res.duration_s < timeout_s + grace_s + 2.0
-    assert "timed out after 1 s" in res.message and UNIT in res.message
-    assert res.exit_code == -signal.SIGKILL  # it ignored SIGTERM
-    child, grandchild = _pids(call.cwd)
-    assert not _running(child)
-    assert not _running(grandchild)
-    # the half-written output stays in the scratch folder, never at the product path
-    assert (call.cwd / "out.fits").exists()
-    assert not dest.exists() and res.products == ()
-    with pytest.raises(SasTimeout) as info:
-        raise_for_result(res)
-    assert info.value.transient and isinstance(info.value, TimeoutError)
-    assert "hanging" in res.stdout_log.read_text()  # type: ignore[union-attr]
-
-
-def test_leftover_grandchild_after_normal_exit_is_killed(tmp_path: Path) -> None:
-    env = _fake(tmp_path, "rgsproc", """
-        import subprocess
-        gc = subprocess.Popen(["sleep", "60"])
-        open("gc.pid", "w").write(str(gc.pid))
-    """)
-    call = _call(tmp_path, "rgsproc", outputs=(OutputSpec("gc.pid"),))
-    res = run_sas(call, extra_env=env, kill_grace_s=0.5)
-    assert res.ok, res.message
-    assert not _running(int((call.cwd / "gc.pid").read_text()))
-
-
-def test_interrupt_kills_the_group_and_reraises(tmp_path: Path) -> None:
-    """A cancelled runner (Ctrl-C, a cancelled task) leaves no SAS process behind."""
-    if threading.current_thread() is not threading.main_thread():  # pragma: no cover
-        pytest.skip("signals are delivered to the main thread only")
-    env = _fake(tmp_path, "espfilt", HANGING)
-    call = _call(tmp_path, timeout_s=None)
-    pidfile = call.cwd / "pids"
-
-    def interrupt(signum: int, frame: object) -> None:
-        if pidfile.exists():
-            raise KeyboardInterrupt
-        signal.setitimer(signal.ITIMER_REAL, 0.05)  # not started yet: look again soon
-
-    old = signal.signal(signal.SIGALRM, interrupt)
-    try:
-        signal.setitimer(signal.ITIMER_REAL, 0.2)
-        with pytest.raises(KeyboardInterrupt):
-            run_sas(call, extra_env=env, kill_grace_s=0.3)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-    child, grandchild = _pids(call.cwd)
-    assert not _running(child)
-    assert not _running(grandchild)
 
 
 # --------------------------------------------------------------------------- slots
@@ -368,93 +238,19 @@ class _Recorder:
 
 
 def test_slot_is_held_around_the_subprocess(tmp_path: Path) -> None:
-    env = _fake(tmp_path, "evselect", "pass\n")
+    env = fake_task(tmp_path, "evselect", "pass\n")
     rec = _Recorder()
-    res = run_sas(_call(tmp_path, "evselect"), extra_env=env, slot=lambda: rec)
+    res = run_sas(sas_call(tmp_path, "evselect"), extra_env=env, slot=lambda: rec)
     assert res.ok and rec.events == ["enter", "exit"]
     sem = threading.BoundedSemaphore(1)
-    assert run_sas(_call(tmp_path, "evselect"), extra_env=env, slot=sem).ok
+    assert run_sas(sas_call(tmp_path, "evselect"), extra_env=env, slot=sem).ok
     assert sem.acquire(blocking=False)  # released again
 
 
 def test_slot_is_released_when_start_fails(tmp_path: Path) -> None:
     sem = threading.BoundedSemaphore(1)
-    assert run_sas(_call(tmp_path, "no-such-sas-task-xyz"), slot=sem).status == "failed"
+    assert run_sas(sas_call(tmp_path, "no-such-sas-task-xyz"), slot=sem).status == "failed"
     assert sem.acquire(blocking=False)
-
-
-def _slot_worker(folder: str, n: int, record: str, hold_s: float) -> None:
-    slots = FileSlots(Path(folder) / "slots", n, poll_s=0.01)
-    with slots:
-        fd = os.open(record, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        os.write(fd, f"{time.time()!r} 1\n".encode())
-        time.sleep(hold_s)
-        os.write(fd, f"{time.time()!r} -1\n".encode())
-        os.close(fd)
-
-
-def _max_overlap(record: Path) -> int:
-    events = sorted((float(t), int(d)) for t, d in (line.split() for line in record.read_text().splitlines()))
-    # exits sort before enters at equal times, which can only lower the count
-    events.sort(key=lambda e: (e[0], e[1]))
-    level = peak = 0
-    for _, delta in events:
-        level += delta
-        peak = max(peak, level)
-    return peak
-
-
-def test_file_slots_cap_holds_across_processes(tmp_path: Path) -> None:
-    """Enter/exit times are recorded inside the held slot, so the recorded overlap can
-    only under-count the real one: a peak above n is a real breach."""
-    n, workers = 2, 6
-    record = tmp_path / "times.log"
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_slot_worker, args=(str(tmp_path), n, str(record), 0.3)) for _ in range(workers)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-    assert [p.exitcode for p in procs] == [0] * workers
-    assert len(record.read_text().splitlines()) == 2 * workers
-    assert 1 <= _max_overlap(record) <= n
-
-
-def test_file_slots_cap_holds_across_threads_sharing_one_instance(tmp_path: Path) -> None:
-    slots = FileSlots(tmp_path / "slots", 3, poll_s=0.005)
-    lock = threading.Lock()
-    state = {"now": 0, "peak": 0}
-
-    def work() -> None:
-        for _ in range(5):
-            with slots:
-                with lock:
-                    state["now"] += 1
-                    state["peak"] = max(state["peak"], state["now"])
-                time.sleep(0.01)
-                with lock:
-                    state["now"] -= 1
-
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert state["now"] == 0
-    assert 1 <= state["peak"] <= 3
-
-
-def test_file_slots_timeout_and_pickling(tmp_path: Path) -> None:
-    slots = FileSlots(tmp_path / "slots", 1)
-    lease = slots.acquire()
-    with pytest.raises(TimeoutError):
-        slots.acquire(timeout_s=0.1)
-    lease.release()
-    slots.acquire(timeout_s=0.1).release()
-    clone = pickle.loads(pickle.dumps(slots))
-    assert (clone.folder, clone.n, clone.poll_s) == (slots.folder, slots.n, slots.poll_s)
-    with pytest.raises(ValueError):
-        FileSlots(tmp_path, 0)
 
 
 # --------------------------------------------------------------------------- transience
@@ -481,34 +277,16 @@ def test_clean_cwd_refuses_to_empty_the_home_folder(tmp_path: Path, monkeypatch:
     (home / "thesis.tex").write_text("precious")
     monkeypatch.setenv("HOME", str(home))
     with pytest.raises(ValueError, match="refusing"):
-        run_sas(_call(tmp_path, "cifbuild", cwd=home))
+        run_sas(sas_call(tmp_path, "cifbuild", cwd=home))
     assert (home / "thesis.tex").exists()
 
 
 def test_a_corrupt_output_with_exit_0_fails_and_is_not_placed(tmp_path: Path) -> None:
-    env = _fake(tmp_path, "evselect", "open('clean.fits', 'wb').write(b'SIMPLE  =' + b' ' * 100)\n")
+    env = fake_task(tmp_path, "evselect", "open('clean.fits', 'wb').write(b'SIMPLE  =' + b' ' * 100)\n")
     dest = tmp_path / "events" / "clean.fits"
-    res = run_sas(_call(tmp_path, "evselect", outputs=(OutputSpec("clean.fits", dest, check="events"),)), extra_env=env)
+    res = run_sas(sas_call(tmp_path, "evselect", outputs=(OutputSpec("clean.fits", dest, check="events"),)), extra_env=env)
     assert (res.status, res.failure, res.exit_code) == ("failed", "corrupt_output", 0)
     assert "corrupt output clean.fits" in res.message and not dest.exists()
     with pytest.raises(SasOutputMissing) as info:
         raise_for_result(res)
     assert not info.value.transient
-
-
-@pytest.mark.parametrize("hang", [True, False])
-def test_a_grandchild_that_left_the_group_is_killed_with_its_call(tmp_path: Path, hang: bool) -> None:
-    # issue 12.9: `setsid` takes a grandchild out of the call's process group; the call's
-    # marker in its environment still finds it, at the timeout or when the call ends
-    env = _fake(tmp_path, "epchain", f"""
-        import os, subprocess, sys, time
-        gc = subprocess.Popen(["setsid", "sleep", "60"])
-        open("gc.pid", "w").write(str(gc.pid))
-        if {hang!r}:
-            time.sleep(60)
-    """)
-    call = _call(tmp_path, "epchain", timeout_s=2.0 if hang else None)
-    res = run_sas(call, extra_env=env, kill_grace_s=0.5)
-    assert res.status == ("timeout" if hang else "ok"), res.message
-    grandchild = int((call.cwd / "gc.pid").read_text())
-    assert not _running(grandchild)
