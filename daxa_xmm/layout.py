@@ -160,10 +160,6 @@ class ArchiveLayout:
         when constituents are gzipped (:func:`daxa_xmm.odf_input.unpack_odf` makes it)."""
         return self.odf_unpacked_dir(obsid) if self.odf_is_gzipped(obsid) else self.odf_dir(obsid)
 
-    def revolution(self, obsid: str) -> str:
-        """The 4-digit revolution, read from the ODF file names (``0828_0201903501_...``)."""
-        return self.odf_sum_asc(obsid).name.split("_", 1)[0]
-
     # --- output side ----------------------------------------------------------------------
     def obs_dir(self, obsid: str) -> Path:
         return _inside(self.out_root, self.out_root / check_obsid(obsid))

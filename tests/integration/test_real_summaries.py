@@ -98,7 +98,8 @@ def test_the_real_sas_suite_runs(tmp_path: Path, standin, xmm_samples: Path) -> 
     env = {**os.environ, "DAXA_XMM_TEST_ODF": str(odf), "DAXA_XMM_TEST_ALLOW_STANDIN": "1",
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "sas", "-p", "no:cacheprovider", "-q",
+    # -n 0: the suite runs its module's one real-SAS run in one process (not once per worker)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "sas", "-n", "0", "-p", "no:cacheprovider", "-q",
                            str(REPO / "tests" / "sas")], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
