@@ -17,6 +17,7 @@ from __future__ import annotations
 
 __all__ = ["HeadStart", "wait_for", "close_all"]
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -30,7 +31,7 @@ from daxa_xmm.locks import observation_lock
 from daxa_xmm.odf_input import unpack_odf
 from daxa_xmm.pipeline import observation_input
 from daxa_xmm.sasversion import parse_sas_version
-from daxa_xmm.stages import calls_only, stages_for
+from daxa_xmm.stages import calls_only, path_s, stages_for
 from daxa_xmm.step_run import ObsContext, run_call_blocking
 from daxa_xmm.summary import read_observation_record
 
@@ -120,6 +121,7 @@ class HeadStart:
         record = read_observation_record(self.layout.odf_sum_asc(obsid), obs_id=obsid)
         si = observation_input(self.layout, record, self.config, parse_sas_version(self.sas_version))
         ctx, tokens = self.context(obsid), list[str]()
-        for stage in stages_for("observation", si):
+        for k, stage in enumerate(stages_for("observation", si)):
+            at = dataclasses.replace(ctx, priority=path_s("observation", si, k))  # as the flow's head chain does
             for call in calls_only(stage.build(si)):
-                tokens.append(run_call_blocking(with_upstream(call, tokens), ctx).token)
+                tokens.append(run_call_blocking(with_upstream(call, tokens), at).token)

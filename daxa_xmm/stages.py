@@ -23,7 +23,7 @@ the identity tokens of those calls are folded into its own (:mod:`daxa_xmm.ident
 from __future__ import annotations
 
 __all__ = ["Scope", "Copy", "Work", "StageInput", "Stage", "PIPELINE", "STAGE_NAMES", "stage_named", "stages_for", "planned_work",
-           "calls_only", "band_inputs", "unit_input"]
+           "path_s", "calls_only", "band_inputs", "unit_input"]
 
 import dataclasses
 from collections.abc import Callable, Sequence
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Literal
 from daxa_xmm.calls import SasCall
 from daxa_xmm.emanom import emanom_supported, keep_ccds
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.models import EPIC, ObservationRecord, Unit
+from daxa_xmm.models import EPIC, UNIT_INSTRUMENTS, ObservationRecord, Unit
 from daxa_xmm.sasversion import SasVersion
 from daxa_xmm.steps.cifbuild import cifbuild_calls
 from daxa_xmm.steps.clean_events import clean_events_calls
@@ -120,12 +120,15 @@ class Stage:
         scope: what it runs once for (see the module's docstring).
         build: its calls (and placements) for one input, in the order they run.
         applies: whether it runs for that input (an instrument, a SAS release, a setting).
+        typical_s: a rough typical time of all its calls for one input, relative to the
+            other stages: it only orders calls waiting for a SAS slot (:func:`path_s`).
     """
 
     name: str
     scope: Scope
     build: Callable[[StageInput], Sequence[Work]]
     applies: Callable[[StageInput], bool] = _always
+    typical_s: float = 1.0
 
 
 # --- the builders' adapters: from a StageInput to each step module's builder ----------------
@@ -200,18 +203,20 @@ def _mos_with_emanom(si: StageInput) -> bool:
 
 _EPIC = _inst_is(*EPIC)
 
-#: The pipeline, in order. Unit stages of one unit form its chain in this order.
+#: The pipeline, in order. Unit stages of one unit form its chain in this order. The typical
+#: times are the relative costs of issue #14's model of a run (epchain 4 s a call, emchain 3,
+#: espfilt 1, evselect 0.4, emanom 0.3, cifbuild and odfingest 0.5), not measurements.
 PIPELINE: tuple[Stage, ...] = (
-    Stage("cif_build", "observation", _cifbuild),
-    Stage("odf_ingest", "observation", _odfingest),
-    Stage("epchain", "unit", _epchain, _inst_is("PN")),
-    Stage("emchain", "unit", _emchain, _inst_is("M1", "M2")),
-    Stage("rgsproc", "unit", _rgsproc, _inst_is("R1", "R2")),
-    Stage("emanom", "unit", _emanom, _mos_with_emanom),
-    Stage("espfilt", "unit", _espfilt, _EPIC),
-    Stage("cleaned_evt_lists", "unit", _clean, _EPIC),
-    Stage("merge_subexposures", "instrument", _merge, _EPIC),
-    Stage("generate_images_expmaps", "band", _images, _EPIC),
+    Stage("cif_build", "observation", _cifbuild, typical_s=0.5),
+    Stage("odf_ingest", "observation", _odfingest, typical_s=0.5),
+    Stage("epchain", "unit", _epchain, _inst_is("PN"), typical_s=8.0),  # out-of-time run, then the normal one
+    Stage("emchain", "unit", _emchain, _inst_is("M1", "M2"), typical_s=3.0),
+    Stage("rgsproc", "unit", _rgsproc, _inst_is("R1", "R2"), typical_s=3.0),
+    Stage("emanom", "unit", _emanom, _mos_with_emanom, typical_s=0.3),
+    Stage("espfilt", "unit", _espfilt, _EPIC, typical_s=1.0),
+    Stage("cleaned_evt_lists", "unit", _clean, _EPIC, typical_s=0.8),
+    Stage("merge_subexposures", "instrument", _merge, _EPIC, typical_s=0.8),
+    Stage("generate_images_expmaps", "band", _images, _EPIC, typical_s=0.8),
 )
 
 #: The steps' names, in order: what ``--steps`` and ``--force`` accept.
@@ -236,6 +241,25 @@ def planned_work(scope: Scope, si: StageInput) -> list[Work]:
     """Everything ``scope``'s stages would run for ``si``, built as a plan."""
     plan = dataclasses.replace(si, planning=True)
     return [w for stage in stages_for(scope, plan) for w in stage.build(plan)]
+
+
+def path_s(scope: Scope, si: StageInput, start: int = 0) -> float:
+    """The typical time from the ``start``-th of ``scope``'s stages for ``si`` to the end of
+    the longest path of its observation: what a call there has behind it.
+
+    A call waiting for a SAS slot with more behind it goes first (:mod:`daxa_xmm.slots`):
+    an observation's head stages before any chain, PN's long chain before MOS's, images
+    last. Before odfingest the units are unknown, so the observation's stages count the
+    longest chain of any instrument.
+    """
+    own = sum(s.typical_s for s in stages_for(scope, si)[start:])
+    if scope == "observation":
+        return own + max(path_s("unit", dataclasses.replace(si, inst=inst)) for inst in UNIT_INSTRUMENTS)
+    if scope == "unit":
+        return own + path_s("instrument", si)
+    if scope == "instrument":
+        return own + path_s("band", si)
+    return own
 
 
 def calls_only(work: Sequence[Work]) -> list[SasCall]:

@@ -116,6 +116,9 @@ class ObsContext:
         steps: the selected pipeline steps (None: all).
         force: pipeline steps to re-run even when up to date.
         extra_env: variables every SAS call gets on top of the inherited ones (what a Dask worker may lack).
+        priority: the typical time of the work behind the call made under this context
+            (:func:`daxa_xmm.stages.path_s`): when every slot is taken, the waiting call
+            with the most behind it runs first.
     """
 
     layout: ArchiveLayout
@@ -126,6 +129,7 @@ class ObsContext:
     steps: frozenset[str] | None = None
     force: frozenset[str] = frozenset()
     extra_env: dict[str, str] = field(default_factory=dict)
+    priority: float = 0.0
 
     def store(self) -> ManifestStore:
         return _store(self.layout.manifest(self.obsid), self.obsid)
@@ -133,7 +137,7 @@ class ObsContext:
     def slots(self) -> FileSlots:
         # One set of slots per host: num_cores is a property of a machine, and on a cluster
         # each node caps its own SAS processes (flock is not reliable across NFS hosts).
-        return FileSlots(self.slots_root / socket.gethostname(), self.num_cores)
+        return FileSlots(self.slots_root / socket.gethostname(), self.num_cores, priority=self.priority)
 
 
 _stores: dict[tuple[str, str], ManifestStore] = {}

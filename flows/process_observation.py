@@ -36,7 +36,7 @@ from daxa_xmm.models import Unit
 from daxa_xmm.odf_input import unpack_odf
 from daxa_xmm.pipeline import observation_input, select_observation_units
 from daxa_xmm.sasversion import parse_sas_version
-from daxa_xmm.stages import Copy, Scope, StageInput, Work, band_inputs, calls_only, planned_work, stages_for, unit_input
+from daxa_xmm.stages import Copy, Scope, StageInput, Work, band_inputs, calls_only, path_s, planned_work, stages_for, unit_input
 from daxa_xmm.step_run import STALE_MESSAGE, CallOutcome, LeftoversGone, ObsContext, StepSkipped, pipeline_step
 from daxa_xmm.steps.merge import place_single
 from daxa_xmm.summary import read_observation_record
@@ -100,6 +100,7 @@ class _Chain:
     def __init__(self, ctx: ObsContext, cfg: ProcessingConfig, tokens: Sequence[str] = ()) -> None:
         self.ctx, self.cfg = ctx, cfg
         self.tokens: list[str] = list(tokens)
+        self.priority: dict[tuple[str, str], float] = {}  # (unit, step): the work behind the call
 
     async def run(self, calls: Sequence[SasCall]) -> list[str]:
         """Run ``calls`` in order; each depends on the previous ones of this chain.
@@ -116,8 +117,9 @@ class _Chain:
         while i < len(calls):
             call = with_upstream(calls[i], base + made[:i])
             step_task = _task(call.step, self.cfg.retries, self.cfg.retry_delay_s())
-            ctx = self.ctx if i >= forced_until else dataclasses.replace(
-                self.ctx, force=self.ctx.force | {pipeline_step(call.step)})
+            ctx = dataclasses.replace(self.ctx, priority=self.priority.get((call.unit, call.step), 0.0))
+            if i < forced_until:
+                ctx = dataclasses.replace(ctx, force=ctx.force | {pipeline_step(call.step)})
             progress.started(self.ctx.obsid, call)
             try:
                 out = await _orchestrated(step_task, call, ctx)
@@ -154,6 +156,10 @@ class _Chain:
                 except Exception as exc:  # what it reads of the calls before it is unusable
                     self.fail_rest(calls_only(stage.build(plan)), exc)
                     raise
+                calls = calls_only(work)
+                behind = path_s(scope, si, k)  # what the stage's first call has behind it
+                for j, call in enumerate(calls):
+                    self.priority[(call.unit, call.step)] = behind - stage.typical_s * j / len(calls)
                 await self.run_work(work)
             except Exception as exc:
                 self.fail_rest(calls_only([w for later in todo[k + 1:] for w in later.build(plan)]), exc)

@@ -14,7 +14,7 @@ import pytest
 
 from daxa_xmm.synth import write_archive
 from flows.process_archive import run_archive
-from tests.integration.flowkit import cli_env, config, max_overlap, start_cli
+from tests.integration.flowkit import call_keys, cli_env, config, max_overlap, start_cli
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -28,14 +28,31 @@ def test_max_overlap_counts_what_it_should() -> None:
     assert max_overlap([{"start": 0, "end": 1}, {"start": 1, "end": 2}]) == 1  # touching is not overlapping
 
 
-def test_one_run_never_exceeds_num_cores_sas_processes(tmp_path: Path, standin) -> None:
-    write_archive(tmp_path / "archive", 3, mix="standard")
+def test_one_run_never_exceeds_num_cores_sas_processes(tmp_path: Path, standin, monkeypatch) -> None:
+    from daxa_xmm import step_run
+
+    obsids = write_archive(tmp_path / "archive", 3, mix="standard")
     standin.durations(_DURATIONS)
+    waited_at: dict[tuple[str, str], float] = {}  # (unit, step): the priority its slot was asked at
+
+    def run_sas(call, **kw):
+        waited_at[(call.unit, call.step)] = kw["slot"].priority
+        return real_run_sas(call, **kw)
+
+    real_run_sas = step_run.run_sas
+    monkeypatch.setattr(step_run, "run_sas", run_sas)
     result = run_archive(config(tmp_path, instruments=["M1"], num_cores=2, obs_concurrency=3))
     assert [o["status"] for o in result["observations"]] == ["ok"] * 3, result
     calls = standin.calls()
     assert len(calls) == 3 * 8  # cifbuild, odfingest, emchain, emanom, espfilt, evselect, image, expmap
     assert max_overlap(calls) == 2  # reached, and never more
+    # a waiting call's place in the queue: the work behind it, less at every later call of its
+    # observation (here one chain), the same for the same step of every observation
+    keys = [tuple(k.split("/")) for k in call_keys(calls, tmp_path / "processed")]
+    by_obs = [[waited_at[(unit, step)] for unit, step in keys if unit.startswith(o)] for o in obsids]
+    for order in by_obs:
+        assert len(order) == 8 and order == sorted(order, reverse=True) and len(set(order)) == 8 and order[-1] > 0, order
+    assert by_obs[0] == by_obs[1] == by_obs[2]
 
 
 def test_two_runs_in_two_processes_share_the_cap(tmp_path: Path, standin) -> None:

@@ -1,5 +1,7 @@
 """The per-host SAS slots (daxa_xmm.slots.FileSlots): the cap holds across processes and
-across threads sharing one instance; a wait times out; an instance pickles (Dask)."""
+across threads sharing one instance; a freed slot goes to the waiting call with the highest
+priority, first come first served among equals, and a dead waiter holds no one up; a wait
+times out; an instance pickles (Dask)."""
 
 from __future__ import annotations
 
@@ -83,7 +85,52 @@ def test_file_slots_timeout_and_pickling(tmp_path: Path) -> None:
         slots.acquire(timeout_s=0.1)
     lease.release()
     slots.acquire(timeout_s=0.1).release()
+    assert not list((tmp_path / "slots" / "queue").iterdir())  # the timed-out wait left no ticket
+    slots = FileSlots(tmp_path / "slots", 1, priority=12.5)
     clone = pickle.loads(pickle.dumps(slots))
-    assert (clone.folder, clone.n, clone.poll_s) == (slots.folder, slots.n, slots.poll_s)
+    assert (clone.folder, clone.n, clone.poll_s, clone.priority) == (slots.folder, slots.n, slots.poll_s, 12.5)
     with pytest.raises(ValueError):
         FileSlots(tmp_path, 0)
+
+
+def _served_in_order(folder: Path, priorities: list[float]) -> list[float]:
+    """Hold the only slot, queue one waiting thread per priority (each once the previous
+    one's ticket is in the queue), free the slot: the priorities in the order served."""
+    slots = FileSlots(folder, 1, poll_s=0.005)
+    queue = folder / "queue"
+    served: list[float] = []
+    lease = slots.acquire()
+    threads = []
+    for k, priority in enumerate(priorities):
+        def wait(p: float = priority) -> None:
+            with FileSlots(folder, 1, poll_s=0.005, priority=p):
+                served.append(p)
+        threads.append(threading.Thread(target=wait))
+        threads[-1].start()
+        deadline = time.monotonic() + 30
+        while len([n for n in os.listdir(queue) if n.endswith(".wait")]) < k + 1:
+            assert time.monotonic() < deadline, "a waiter never queued"
+            time.sleep(0.005)
+    lease.release()
+    for t in threads:
+        t.join(30)
+    return served
+
+
+def test_a_freed_slot_goes_to_the_waiting_call_with_the_most_work_behind_it(tmp_path: Path) -> None:
+    # queued low, high, middle, higher: served by priority, not by arrival
+    assert _served_in_order(tmp_path / "slots", [1.0, 9.0, 3.5, 40.0]) == [40.0, 9.0, 3.5, 1.0]
+
+
+def test_equal_priorities_are_served_first_come_first_served(tmp_path: Path) -> None:
+    assert _served_in_order(tmp_path / "slots", [2.0, 2.0 + 1e-9, 2.0, 2.0]) == [2.0, 2.0 + 1e-9, 2.0, 2.0]
+
+
+def test_a_waiter_that_died_holds_no_one_up(tmp_path: Path) -> None:
+    # a ticket at the head of the queue that no process holds (its waiter was killed)
+    queue = tmp_path / "slots" / "queue"
+    queue.mkdir(parents=True)
+    dead = queue / f"{0:015d}-{0:020d}-999999-1.wait"
+    dead.write_text("")
+    FileSlots(tmp_path / "slots", 1).acquire(timeout_s=5).release()
+    assert not dead.exists()

@@ -11,10 +11,11 @@ import pytest
 
 from daxa_xmm.config import STEPS, ProcessingConfig
 from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.models import EPIC
 from daxa_xmm.pipeline import observation_input, select_observation_units, unit_chain_steps
 from daxa_xmm.plan import EXAMPLE_SUMMARY
 from daxa_xmm.sasversion import parse_sas_version
-from daxa_xmm.stages import PIPELINE, StageInput, planned_work, stages_for, unit_input
+from daxa_xmm.stages import PIPELINE, StageInput, path_s, planned_work, stages_for, unit_input
 from daxa_xmm.summary import read_odf_summary
 from tests.unit.test_emanom import LOG
 
@@ -70,3 +71,19 @@ def test_no_standin_variable_reaches_a_sas_call(monkeypatch: pytest.MonkeyPatch,
     cfg = ProcessingConfig(archive=tmp_path / "raw", out=tmp_path / "out")
     ctx = observation_context(OBSID, cfg, ArchiveLayout(cfg.archive, cfg.out_root), "22.1.0")
     assert "PATH" in ctx.extra_env and not [k for k in ctx.extra_env if k.startswith("DAXA_STANDIN")]
+
+
+def test_the_work_behind_a_stage_shrinks_along_every_path_and_heads_come_first(si: StageInput) -> None:
+    # what orders calls waiting for a SAS slot: strictly less behind each later stage
+    units = {u.inst: unit_input(si, u) for u in select_observation_units(si)}
+    head = [path_s("observation", si, k) for k in range(len(stages_for("observation", si)))]
+    assert head == sorted(head, reverse=True) and len(set(head)) == len(head)
+    for inst, ui in units.items():
+        chain = [path_s("unit", ui, k) for k in range(len(stages_for("unit", ui)))]
+        assert chain == sorted(chain, reverse=True) and len(set(chain)) == len(chain), inst
+        assert head[-1] > chain[0]  # odfingest before any chain: every chain waits for it
+        after, band = path_s("instrument", ui), path_s("band", ui)
+        assert chain[-1] > after > band > 0 if inst in EPIC else after == band == 0, inst  # RGS: no merge, no image
+    assert path_s("unit", units["PN"]) > path_s("unit", units["M1"])  # the long PN chain first
+    # the head counts the longest chain of any instrument, whatever this observation has
+    assert head[-1] == stages_for("observation", si)[-1].typical_s + path_s("unit", units["PN"])
