@@ -18,6 +18,9 @@ from daxa_xmm.layout import ArchiveLayout
 
 log = logging.getLogger(__name__)
 
+#: An image narrower than this (in pixels) gets no picture: a degenerate image shows nothing.
+_MIN_PIXELS = 8
+
 
 def _plt():
     import matplotlib
@@ -101,8 +104,8 @@ def image_png(image: Path, out: Path, title: str) -> Path | None:
     except Exception as exc:
         log.warning("image %s: %s", image, exc)
         return None
-    if data.ndim != 2 or not np.isfinite(data).any():
-        return None
+    if data.ndim != 2 or min(data.shape) < _MIN_PIXELS or not np.isfinite(data).any():
+        return None  # nothing an astronomer could look at: no picture (and no second of drawing)
     smooth, norm = display_norm(data)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(3.6, 3.0), dpi=90)

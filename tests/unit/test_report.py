@@ -99,3 +99,6 @@ def test_quicklook_image_shows_a_sparse_count_image(tmp_path: Path, xmm_samples:
     assert np.percentile(levels, 90) > 0.03 and levels.max() >= 1.0  # the brightest pixels saturate
     png = image_png(image, tmp_path / "q.png", "MOS1")
     assert png is not None and png.stat().st_size > 5000
+    # a degenerate image (the fast stand-in's 1 x 1 placeholders) shows nothing: no picture
+    fits.PrimaryHDU(np.ones((1, 1), np.uint8)).writeto(tmp_path / "tiny.fits")
+    assert image_png(tmp_path / "tiny.fits", tmp_path / "tiny.png", "PN") is None and not (tmp_path / "tiny.png").exists()
