@@ -231,6 +231,10 @@ def served(prefect_server: Server, tmp_path_factory: pytest.TempPathFactory) -> 
         DAXA_STANDIN_FAULTS=str(faults),
         DAXA_XMM_SLOTS_DIR=str(work / "slots"),
         DAXA_XMM_REPROCESS_CRON=CRON,
+        # the stand-in's fast mode (tests/conftest.py's StandinSAS): these tests are about
+        # deployments, parameters, schedules and records; cifbuild stays real (the new
+        # calibration issue is read from its ccf.cif)
+        DAXA_STANDIN_FAST="1",
     )
     log = work / "serve.log"
     with open(log, "wb") as fh:
