@@ -31,7 +31,7 @@ from daxa_xmm.locks import observation_lock
 from daxa_xmm.odf_input import unpack_odf
 from daxa_xmm.pipeline import observation_input
 from daxa_xmm.sasversion import parse_sas_version
-from daxa_xmm.stages import calls_only, path_s, stages_for
+from daxa_xmm.stages import call_priorities, calls_only, stages_for
 from daxa_xmm.step_run import ObsContext, run_call_blocking
 from daxa_xmm.summary import read_observation_record
 
@@ -122,6 +122,8 @@ class HeadStart:
         si = observation_input(self.layout, record, self.config, parse_sas_version(self.sas_version))
         ctx, tokens = self.context(obsid), list[str]()
         for k, stage in enumerate(stages_for("observation", si)):
-            at = dataclasses.replace(ctx, priority=path_s("observation", si, k))  # as the flow's head chain does
-            for call in calls_only(stage.build(si)):
+            calls = calls_only(stage.build(si))
+            priority = call_priorities("observation", si, k, calls)  # as the flow's head chain has them
+            for call in calls:
+                at = dataclasses.replace(ctx, priority=priority[(call.unit, call.step)])
                 tokens.append(run_call_blocking(with_upstream(call, tokens), at).token)

@@ -51,6 +51,10 @@ class _Lease:
                 os.close(fd)
 
 
+#: Rank of priority 0; a priority above ~3 years of remaining work ranks as that.
+_TOP = 10**11
+
+
 class _Ticket:
     """A waiting call's place in the queue: ``queue/<rank>-<time>-<pid>-<thread>.wait``,
     held under an exclusive ``flock`` while it waits, so that a ticket nobody holds is known
@@ -84,10 +88,6 @@ class _Ticket:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
             os.close(fd)
-
-
-#: Rank of priority 0; a priority above ~3 years of remaining work ranks as that.
-_TOP = 10**11
 
 
 def _holder_alive(ticket: Path) -> bool:
@@ -168,12 +168,12 @@ class FileSlots:
             raise
         return _Lease(index, fd)
 
-    def acquire(self, timeout_s: float | None = None, *, priority: float | None = None) -> _Lease:
-        """Take a free slot, waiting in the queue for one (at ``priority``, default this
-        instance's); raise ``TimeoutError`` after ``timeout_s``."""
+    def acquire(self, timeout_s: float | None = None) -> _Lease:
+        """Take a free slot, waiting in the queue for one at this instance's priority; raise
+        ``TimeoutError`` after ``timeout_s``."""
         self.folder.mkdir(parents=True, exist_ok=True)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        ticket = _Ticket(self.folder / "queue", self.priority if priority is None else priority)
+        ticket = _Ticket(self.folder / "queue", self.priority)
         try:
             while True:
                 if interrupt.stop_requested():

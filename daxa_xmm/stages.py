@@ -23,7 +23,7 @@ the identity tokens of those calls are folded into its own (:mod:`daxa_xmm.ident
 from __future__ import annotations
 
 __all__ = ["Scope", "Copy", "Work", "StageInput", "Stage", "PIPELINE", "STAGE_NAMES", "stage_named", "stages_for", "planned_work",
-           "path_s", "calls_only", "band_inputs", "unit_input"]
+           "path_s", "call_priorities", "calls_only", "band_inputs", "unit_input"]
 
 import dataclasses
 from collections.abc import Callable, Sequence
@@ -260,6 +260,13 @@ def path_s(scope: Scope, si: StageInput, start: int = 0) -> float:
     if scope == "instrument":
         return own + path_s("band", si)
     return own
+
+
+def call_priorities(scope: Scope, si: StageInput, k: int, calls: Sequence[SasCall]) -> dict[tuple[str, str], float]:
+    """The work behind each call of the ``k``-th of ``scope``'s stages, by (unit, step): the
+    stage's path (:func:`path_s`), less the stage's share already done before that call."""
+    behind, each = path_s(scope, si, k), stages_for(scope, si)[k].typical_s / max(len(calls), 1)
+    return {(c.unit, c.step): behind - each * j for j, c in enumerate(calls)}
 
 
 def calls_only(work: Sequence[Work]) -> list[SasCall]:

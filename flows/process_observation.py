@@ -36,7 +36,7 @@ from daxa_xmm.models import Unit
 from daxa_xmm.odf_input import unpack_odf
 from daxa_xmm.pipeline import observation_input, select_observation_units
 from daxa_xmm.sasversion import parse_sas_version
-from daxa_xmm.stages import Copy, Scope, StageInput, Work, band_inputs, calls_only, path_s, planned_work, stages_for, unit_input
+from daxa_xmm.stages import Copy, Scope, StageInput, Work, band_inputs, call_priorities, calls_only, planned_work, stages_for, unit_input
 from daxa_xmm.step_run import STALE_MESSAGE, CallOutcome, LeftoversGone, ObsContext, StepSkipped, pipeline_step
 from daxa_xmm.steps.merge import place_single
 from daxa_xmm.summary import read_observation_record
@@ -156,10 +156,7 @@ class _Chain:
                 except Exception as exc:  # what it reads of the calls before it is unusable
                     self.fail_rest(calls_only(stage.build(plan)), exc)
                     raise
-                calls = calls_only(work)
-                behind = path_s(scope, si, k)  # what the stage's first call has behind it
-                for j, call in enumerate(calls):
-                    self.priority[(call.unit, call.step)] = behind - stage.typical_s * j / len(calls)
+                self.priority.update(call_priorities(scope, si, k, calls_only(work)))
                 await self.run_work(work)
             except Exception as exc:
                 self.fail_rest(calls_only([w for later in todo[k + 1:] for w in later.build(plan)]), exc)
