@@ -40,9 +40,11 @@ from daxa_xmm.stages import Copy, Scope, StageInput, Work, band_inputs, call_pri
 from daxa_xmm.step_run import STALE_MESSAGE, CallOutcome, LeftoversGone, ObsContext, StepSkipped, pipeline_step
 from daxa_xmm.steps.merge import place_single
 from daxa_xmm.summary import read_observation_record
+from flows import api_retry
 from flows.progress import progress
 from tasks.sas_step import sas_task
 
+api_retry.install()  # every process that runs a flow imports this module: short waits on a local 503
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
