@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from daxa_xmm.standin.common import SasExit, TaskContext, is_yes
+from daxa_xmm.standin.fitshead import primary_header
 
 #: The environment variable that turns fast mode on (``1``, ``yes``, ``true``).
 ENV = "DAXA_STANDIN_FAST"
@@ -86,20 +87,12 @@ def placeholder_fits(path: Path, cards: Mapping[str, str]) -> None:
 
 
 def header_cards(path: Path) -> dict[str, str]:
-    """String keywords of a FITS primary header, read without astropy (first 10 blocks)."""
+    """String keywords of a FITS primary header, read without astropy."""
     try:
-        raw = path.read_bytes()[: 2880 * 10].decode("ascii", errors="replace")
-    except OSError as exc:
+        header = primary_header(path)
+    except (OSError, ValueError) as exc:
         raise SasExit("datasetCouldNotBeRead", f"The dataset '{path}' could not be read: {exc}") from exc
-    out: dict[str, str] = {}
-    for i in range(0, len(raw) - 79, 80):
-        card = raw[i : i + 80]
-        if card.startswith("END "):
-            break
-        if card[8:10] == "= " and "'" in card:
-            value = card[10:].split("'", 1)[1].rsplit("'", 1)[0]
-            out[card[:8].strip()] = value.replace("''", "'").strip()
-    return out
+    return {key: value.strip() for key, value in header.items() if isinstance(value, str)}
 
 
 def _stem(ctx: TaskContext) -> tuple[str, dict[str, str]]:

@@ -1,8 +1,9 @@
 """Read an ODF folder the way odfingest does: SUM.ASC records, exposures and their CCD files.
 
-Accepted input: a folder of ``{rev}_{obsid}_...`` files, each ``.FIT`` or ``.FIT.gz``
-(astropy reads both), with the archive's ``{rev}_{obsid}_SCX00000SUM.ASC``. Tar files are
-not unpacked (the archive's tar must be extracted first, as with real SAS).
+Accepted input: a folder of ``{rev}_{obsid}_...`` files, each ``.FIT`` or ``.FIT.gz`` (their
+headers read without astropy, :mod:`daxa_xmm.standin.fitshead`), with the archive's
+``{rev}_{obsid}_SCX00000SUM.ASC``. Tar files are not unpacked (the archive's tar must be
+extracted first, as with real SAS).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daxa_xmm.standin.common import SasExit
+from daxa_xmm.standin.fitshead import primary_header
 
 #: ``{rev}_{obsid}_{inst}{S|U|X}{nnn}{cc}{TYPE}.FIT`` (cc = 00 for the aux file).
 _ODF_FILE = re.compile(
@@ -82,11 +84,8 @@ def _split_records(text: str) -> list[tuple[str, list[str]]]:
 
 def _header(path: Path) -> dict[str, object]:
     """The primary header of a (possibly gzipped) ODF FITS file, as a plain dict."""
-    from astropy.io import fits
-
     try:
-        with fits.open(path) as hdul:
-            return dict(hdul[0].header)
+        return primary_header(path)
     except (OSError, ValueError) as exc:
         raise SasExit("datasetCouldNotBeRead", f"The ODF constituent '{path}' could not be read: {exc}") from exc
 
