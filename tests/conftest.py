@@ -94,16 +94,27 @@ def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StandinSAS:
     return StandinSAS(tmp_path / "sas", monkeypatch)
 
 
+#: A Prefect API that is already up, for the flow tests to use instead of starting their own
+#: (the suite's child pytest runs get the parent's; or a server of yours).
+PREFECT_API_VAR = "DAXA_XMM_TEST_PREFECT_API_URL"
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """One Prefect test backend for the whole session (it takes ~10 s to start).
+    """One Prefect test backend for the whole session (it takes 10-20 s to start), or the
+    server named by ``DAXA_XMM_TEST_PREFECT_API_URL``.
 
     Heartbeats are turned off: they only serve crash detection on a server, and a sync flow
     waits up to a second at exit for its heartbeat thread.
     """
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
+    quiet = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    if url := os.environ.get(PREFECT_API_VAR):
+        with temporary_settings(updates={PREFECT_API_URL: url, **quiet}):
+            yield
+        return
     with prefect_test_harness(server_startup_timeout=120):  # two workers on a loaded machine
-        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        with temporary_settings(updates=quiet):
             yield

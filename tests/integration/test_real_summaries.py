@@ -91,12 +91,14 @@ def test_the_real_sas_suite_runs(tmp_path: Path, standin, xmm_samples: Path) -> 
     import subprocess
     import sys
 
-    from tests.integration.flowkit import REPO
+    from tests.conftest import PREFECT_API_VAR
+    from tests.integration.flowkit import REPO, harness_api_url
 
     s = read_odf_summary(next((xmm_samples / "odf_summaries").glob("*SUM.SAS")))
     odf = write_odf(tmp_path / "archive", s.observation.obsid, spec_from_summary(s))
+    # the child's flow runs go to this session's Prefect backend rather than starting one
     env = {**os.environ, "DAXA_XMM_TEST_ODF": str(odf), "DAXA_XMM_TEST_ALLOW_STANDIN": "1",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+           PREFECT_API_VAR: harness_api_url(), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
     # -n 0: the suite runs its module's one real-SAS run in one process (not once per worker)
     proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "sas", "-n", "0", "-p", "no:cacheprovider", "-q",

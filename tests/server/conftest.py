@@ -83,11 +83,18 @@ class Server:
         return f"{self.url}/api"
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
-        """One API call; a 503 (SQLite busy under concurrent writes) is retried, as Prefect's client does."""
+        """One API call; a 503 (SQLite busy under concurrent writes) is retried, as Prefect's client
+        does, and so is a read that timed out: a SQLite server on a loaded machine was once seen
+        to answer nothing for 60 s (its busy timeout) and then go on, the flow run unharmed."""
         import httpx
 
         for attempt in range(8):
-            r = httpx.request(method, f"{self.api}{path}", timeout=30, **kw)
+            try:
+                r = httpx.request(method, f"{self.api}{path}", timeout=30, **kw)
+            except httpx.TimeoutException:
+                if method != "GET" or attempt == 7:
+                    raise
+                continue
             if r.status_code != 503:
                 break
             time.sleep(0.5 * 2 ** min(attempt, 3))
@@ -114,6 +121,9 @@ def start_server(home: Path, **extra_env: str) -> Server:
     env = _base_env(home)
     # The UI must call this API, not the default 127.0.0.1:4200.
     env["PREFECT_UI_API_URL"] = f"{url}/api"
+    # A run queued behind the deployment's limit (ENQUEUE) is offered again after this many
+    # seconds; Prefect's 30 s default would make each queued test run wait half a minute.
+    env["PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS"] = "1"
     env.update(extra_env)
     log = home / "server.log"
     home.mkdir(parents=True, exist_ok=True)
