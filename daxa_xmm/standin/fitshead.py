@@ -23,32 +23,31 @@ _INT = re.compile(r"^[+-]?\d+$")
 
 def _read_blocks(path: Path) -> str:
     """The header blocks, up to and including the one with END (gzip read transparently)."""
-    with open(path, "rb") as fh:
-        opener = gzip.open if fh.read(2) == b"\x1f\x8b" else open
-    text = ""
-    with opener(path, "rb") as fh:
-        while True:
-            block = fh.read(_BLOCK)
-            if len(block) < _BLOCK:
-                raise ValueError(f"{path}: no END card: not a FITS file, or cut short")
-            text += block.decode("ascii", errors="replace")
-            if not text.startswith("SIMPLE  ="):
+    with open(path, "rb") as raw:
+        packed = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        fh = gzip.GzipFile(fileobj=raw) if packed else raw
+        blocks: list[str] = []
+        while len(block := fh.read(_BLOCK)) == _BLOCK:
+            text = block.decode("ascii", errors="replace")
+            if not blocks and not text.startswith("SIMPLE  ="):
                 raise ValueError(f"{path}: not a FITS file (no SIMPLE card)")
-            for i in range(len(text) - _BLOCK, len(text), _CARD):
+            blocks.append(text)
+            for i in range(0, _BLOCK, _CARD):
                 if text[i : i + 8] == "END     ":
-                    return text[: i + _CARD]
+                    return "".join(blocks)[: (len(blocks) - 1) * _BLOCK + i + _CARD]
+    raise ValueError(f"{path}: no END card: not a FITS file, or cut short")
 
 
-def _string(field: str) -> tuple[str, str]:
-    """(value, rest of the card) of a field starting with a quote."""
-    out, i = [], 1
+def _string(field: str) -> str:
+    """The value of a card field that starts with a quote (``''`` is a quote)."""
+    out: list[str] = []
+    i = 1
     while i < len(field):
         if field[i] == "'":
-            if field[i + 1 : i + 2] == "'":
-                out.append("'")
-                i += 2
-                continue
-            return "".join(out), field[i + 1 :]
+            if field[i + 1 : i + 2] != "'":
+                return "".join(out)
+            i += 1
         out.append(field[i])
         i += 1
     raise ValueError(f"unterminated string in card field {field!r}")
@@ -85,9 +84,8 @@ def primary_header(path: Path) -> dict[str, object]:
         if not field.startswith("'"):
             out[key] = _value(field)
             continue
-        value, _ = _string(field)
+        value = _string(field)
         while value.endswith("&") and i < len(cards) and cards[i].startswith("CONTINUE"):
-            part, _ = _string(cards[i][8:].lstrip())
-            value, i = value[:-1] + part, i + 1
+            value, i = value[:-1] + _string(cards[i][8:].lstrip()), i + 1
         out[key] = value.rstrip()
     return out
