@@ -99,6 +99,18 @@ def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StandinSAS:
 PREFECT_API_VAR = "DAXA_XMM_TEST_PREFECT_API_URL"
 
 
+#: The test server's services that serve only what no test reads: the event feed, automations
+#: and their actions, the task-run history (the task runs a flow needs are made through the
+#: API). They would write each SAS call's task-run events to SQLite twice, contending with the
+#: API for its one write lock. The served deployments' tests run a full ``prefect server start``.
+HARNESS_SERVER_ENV = {
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
     """One Prefect test backend for the whole session (it takes 10-20 s to start), or the
@@ -115,6 +127,15 @@ def prefect_harness():
         with temporary_settings(updates={PREFECT_API_URL: url, **quiet}):
             yield
         return
-    with prefect_test_harness(server_startup_timeout=120):  # two workers on a loaded machine
-        with temporary_settings(updates=quiet):
-            yield
+    saved = {k: os.environ.get(k) for k in HARNESS_SERVER_ENV}
+    os.environ.update(HARNESS_SERVER_ENV)  # the server subprocess inherits them
+    try:
+        with prefect_test_harness(server_startup_timeout=120):  # two workers on a loaded machine
+            with temporary_settings(updates=quiet):
+                yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from daxa_xmm.standin.common import SasExit, TaskContext, is_yes
 from daxa_xmm.standin.fitshead import primary_header
+from daxa_xmm.standin.fitswrite import Column, bintable_hdu, card, header_block
 
 #: The environment variable that turns fast mode on (``1``, ``yes``, ``true``).
 ENV = "DAXA_STANDIN_FAST"
@@ -40,29 +41,6 @@ def enabled(env: Mapping[str, str]) -> bool:
     return env.get(ENV, "").strip().lower() in {"1", "yes", "y", "true"}
 
 
-def _card(key: str, value: str) -> str:
-    return f"{key:<8}= '{value.replace(chr(39), chr(39) * 2):<8}'".ljust(80)
-
-
-def _num(key: str, value: int) -> str:
-    return f"{key:<8}= {value:>20d}".ljust(80)
-
-
-def _block(lines: list[str]) -> str:
-    text = "".join(lines) + "END".ljust(80)
-    return text.ljust(-(-len(text) // 2880) * 2880)
-
-
-def _empty_table(extname: str, columns: tuple[str, ...]) -> str:
-    """The header of an empty binary table (NAXIS2 = 0, so no data block follows)."""
-    lines = ["XTENSION= 'BINTABLE'".ljust(80), _num("BITPIX", 8), _num("NAXIS", 2),
-             _num("NAXIS1", 8 * len(columns)), _num("NAXIS2", 0), _num("PCOUNT", 0), _num("GCOUNT", 1),
-             _num("TFIELDS", len(columns))]
-    for i, col in enumerate(columns, start=1):
-        lines += [_card(f"TTYPE{i}", col), _card(f"TFORM{i}", "D")]
-    return _block([*lines, _card("EXTNAME", extname)])
-
-
 #: Every table the products' checks look for (daxa_xmm.product_checks), empty: a placeholder
 #: passes the same checks as a real product, so fast mode exercises the same paths.
 _TABLES = (("EVENTS", ("TIME", "PI")), ("STDGTI", ("START", "STOP")), ("ATTHK", ("TIME",)),
@@ -72,15 +50,12 @@ _TABLES = (("EVENTS", ("TIME", "PI")), ("STDGTI", ("START", "STOP")), ("ATTHK", 
 def placeholder_fits(path: Path, cards: Mapping[str, str]) -> None:
     """Write a small FITS file with string ``cards``, atomically (fresh mtime): a 1x1 primary
     image and the empty tables of :data:`_TABLES`."""
-    lines = [
-        "SIMPLE  =                    T".ljust(80),
-        _num("BITPIX", 8), _num("NAXIS", 2), _num("NAXIS1", 1), _num("NAXIS2", 1),
-        "EXTEND  =                    T".ljust(80),
-        _card("CREATOR", "daxa_xmm.standin fast mode (placeholder)"),
-    ]
-    lines += [_card(k, str(v)) for k, v in cards.items()]
-    text = _block(lines) + "\0".ljust(2880, "\0") + "".join(_empty_table(n, c) for n, c in _TABLES)
-    data = text.encode("ascii")
+    lines = [*card("SIMPLE", True), *card("BITPIX", 8), *card("NAXIS", 2), *card("NAXIS1", 1), *card("NAXIS2", 1),
+             *card("EXTEND", True), *card("CREATOR", "daxa_xmm.standin fast mode (placeholder)")]
+    for key, value in cards.items():
+        lines += card(key, str(value))
+    tables = (bintable_hdu(name, [Column(c, "D", []) for c in columns]) for name, columns in _TABLES)
+    data = header_block(lines) + b"\0" * 2880 + b"".join(tables)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_bytes(data)
     os.replace(tmp, path)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daxa_xmm.standin.common import TASK_VERSIONS, SasExit, TaskContext, atomic_path, build_tag, is_yes
+from daxa_xmm.standin.fitshead import primary_header
+from daxa_xmm.standin.fitswrite import Column, bintable_hdu, card, primary_hdu
 from daxa_xmm.standin.odf import INSTRUMENT_ORDER, read_odf
 
 
@@ -74,11 +76,9 @@ class _Chosen:
 def _ccf_header(path: Path) -> dict[str, dt.datetime | None]:
     """VALDATE, EVALDATE and SUBDATE of a CCF file (a key is absent when the header lacks it,
     None when the header cannot be read or the value is not a date)."""
-    from astropy.io import fits
-
     try:
-        header = fits.getheader(path, 0)
-    except Exception:
+        header = primary_header(path)
+    except (OSError, ValueError):
         return {}
     out: dict[str, dt.datetime | None] = {}
     for key in ("VALDATE", "EVALDATE", "SUBDATE"):
@@ -123,9 +123,6 @@ def _select_ccf(issues: dict[int, Path], obsdate: dt.datetime, analdate: dt.date
 def cifbuild(args: dict[str, str], ctx: TaskContext) -> int:
     """Write a CALINDEX FITS table listing, for each CCF type found, the issue cifbuild selects
     for the observation and analysis dates (see :func:`_select_ccf`)."""
-    import numpy as np
-    from astropy.io import fits
-
     if is_yes(ctx.param("withccfpath")):
         ccfpath = ctx.param("ccfpath")
     else:
@@ -159,35 +156,35 @@ def cifbuild(args: dict[str, str], ctx: TaskContext) -> int:
     rows = sorted(chosen.items())
     full = is_yes(ctx.param("fullpath"))
     fname = [str(c.path.resolve()) if full else c.path.name for _, c in rows]
-    n = len(rows)
+    date_unit = "yyyy:dd:mmZhh:mm:ss"
     cols = [
-        fits.Column("TELESCOP", "4A", array=np.array(["XMM"] * n)),
-        fits.Column("SCOPE", "6A", array=np.array([k[0] for k, _ in rows])),
-        fits.Column("TYPEID", "32A", array=np.array([k[1] for k, _ in rows])),
-        fits.Column("ISSUE", "I", array=np.array([c.issue for _, c in rows], dtype=np.int16)),
-        fits.Column("VALDATE", "19A", unit="yyyy:dd:mmZhh:mm:ss", array=np.array([c.valdate for _, c in rows])),
-        fits.Column("VALDATE-END", "19A", unit="yyyy:dd:mmZhh:mm:ss", array=np.array([c.valdate_end for _, c in rows])),
-        fits.Column("FNAME", "256A", array=np.array(fname)),
-        fits.Column("DATE", "19A", unit="yyyy:dd:mmZhh:mm:ss", array=np.array(["2020-01-01T00:00:00"] * n)),
-        fits.Column("FSIZE", "J", unit="byte", array=np.array([c.path.stat().st_size for _, c in rows], dtype=np.int32)),
-        fits.Column("SUBDATE", "19A", unit="yyyy:dd:mmZhh:mm:ss", array=np.array([c.subdate for _, c in rows])),
-        fits.Column("EXTSEQU", "32A", array=np.array(["ANY"] * n)),
-        fits.Column("EXTSEQID", "256A", array=np.array([""] * n)),
-        fits.Column("MD5", "32A", array=np.array(["0" * 32] * n)),
-        fits.Column("CREATOR", "64A", array=np.array(["daxa_xmm.standin"] * n)),
+        Column("TELESCOP", "4A", ["XMM"] * len(rows)),
+        Column("SCOPE", "6A", [k[0] for k, _ in rows]),
+        Column("TYPEID", "32A", [k[1] for k, _ in rows]),
+        Column("ISSUE", "I", [c.issue for _, c in rows]),
+        Column("VALDATE", "19A", [c.valdate for _, c in rows], date_unit),
+        Column("VALDATE-END", "19A", [c.valdate_end for _, c in rows], date_unit),
+        Column("FNAME", "256A", fname),
+        Column("DATE", "19A", ["2020-01-01T00:00:00"] * len(rows), date_unit),
+        Column("FSIZE", "J", [c.path.stat().st_size for _, c in rows], "byte"),
+        Column("SUBDATE", "19A", [c.subdate for _, c in rows], date_unit),
+        Column("EXTSEQU", "32A", ["ANY"] * len(rows)),
+        Column("EXTSEQID", "256A", [""] * len(rows)),
+        Column("MD5", "32A", ["0" * 32] * len(rows)),
+        Column("CREATOR", "64A", ["daxa_xmm.standin"] * len(rows)),
     ]
-    table = fits.BinTableHDU.from_columns(cols, name="CALINDEX")
-    table.header["CATEGORY"] = "XMMCCF"
-    table.header["OBSVDATE"] = obsdate.strftime("%Y-%m-%dT%H:%M:%S")
-    table.header["ANALDATE"] = analdate.strftime("%Y-%m-%dT%H:%M:%S")
-    primary = fits.PrimaryHDU()
+    iso = "%Y-%m-%dT%H:%M:%S"
+    table = bintable_hdu("CALINDEX", cols, [*card("CATEGORY", "XMMCCF"), *card("OBSVDATE", obsdate.strftime(iso)),
+                                            *card("ANALDATE", analdate.strftime(iso))])
     creator = ctx.creator(TASK_VERSIONS["cifbuild"])
-    primary.header["XPROC0"] = " ".join(["cifbuild", *ctx.argv]) + f" # {creator.split(' ', 1)[1]}"
-    primary.header["CREATOR"] = creator
-    primary.header["DATE"] = (dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000"), "creation date")
+    primary = primary_hdu([
+        *card("XPROC0", " ".join(["cifbuild", *ctx.argv]) + f" # {creator.split(' ', 1)[1]}"),
+        *card("CREATOR", creator),
+        *card("DATE", dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000"), "creation date"),
+    ])
     out = cifbuild_output(ctx)
     with atomic_path(out) as tmp:
-        fits.HDUList([primary, table]).writeto(tmp, output_verify="silentfix")
+        tmp.write_bytes(primary + table)
     return 0
 
 

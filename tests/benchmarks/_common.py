@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from daxa_xmm.standin.faults import read_call_log
+from tests.conftest import PREFECT_API_VAR
 
 
 def machine_info() -> dict[str, Any]:
@@ -75,6 +76,10 @@ def setup_env(work: Path, *, fast: bool = True, prefect_db_url: str | None = Non
             :mod:`daxa_xmm.standin.fast`).
         prefect_db_url: a database URL for Prefect's (temporary, in-process) server;
             None keeps the default SQLite under ``work/prefect-home``.
+
+    With ``DAXA_XMM_TEST_PREFECT_API_URL`` set (as the smoke tests set it to their
+    session's server), the runs use that server and start no temporary one: the figures
+    of Prefect's start-up and database are then not this run's.
     """
     from daxa_xmm.standin.install import install_standin
 
@@ -95,6 +100,8 @@ def setup_env(work: Path, *, fast: bool = True, prefect_db_url: str | None = Non
         env["DAXA_STANDIN_FAST"] = "1"
     if prefect_db_url:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = prefect_db_url
+    if external := os.environ.get(PREFECT_API_VAR):  # the smoke tests: their session's server
+        env["PREFECT_API_URL"] = external
     for k in ("DAXA_STANDIN_FAULTS", "DAXA_STANDIN_DURATIONS", "PREFECT_API_URL"):
         os.environ.pop(k, None)
     os.environ.update(env)

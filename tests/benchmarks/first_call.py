@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         for k in range(ns.repeats):
             for head_start in (True, False) if k % 2 == 0 else (False, True):
                 row = _one(work, archive, head_start, args)
-                row["prefect_home"] = "fresh" if not result["runs"] else "used"
+                row["prefect_home"] = ("external server" if os.environ.get("PREFECT_API_URL")
+                                       else "fresh" if not result["runs"] else "used")
                 result["runs"].append(row)
                 print(f"head start {'on ' if head_start else 'off'}: first call {row['first_call_s']:.2f} s, first unit "
                       f"call {row['first_unit_call_s']:.2f} s, whole {row['whole_s']:.1f} s ({row['prefect_home']} "

@@ -14,13 +14,20 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import PREFECT_API_VAR
+from tests.integration.flowkit import harness_api_url
+
 pytestmark = [pytest.mark.benchmark, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _run(module: str, *args: str, tmp: Path) -> None:
+def _run(module: str, *args: str, tmp: Path, api: str | None = None) -> None:
+    """Run the benchmark script in a clean environment; ``api``: a Prefect server to use
+    instead of the script's temporary one (each costs 10-20 s to start)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DAXA_", "SAS_"))}
+    if api:
+        env[PREFECT_API_VAR] = api
     proc = subprocess.run(
         [sys.executable, "-m", f"tests.benchmarks.{module}", "--out", str(tmp / "res"), "--work", str(tmp / "work"), *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
@@ -32,8 +39,9 @@ def _machine_ok(result: dict) -> None:
     assert result["machine"]["nproc"] >= 1 and result["machine"]["date"] and result["command"].startswith("python -m")
 
 
+@pytest.mark.usefixtures("prefect_harness")
 def test_makespan_runs_tiny(tmp_path: Path) -> None:
-    _run("makespan", "--n", "2", "--scale", "0.02", "--skip", "flow_straggler", tmp=tmp_path)
+    _run("makespan", "--n", "2", "--scale", "0.02", "--skip", "flow_straggler", tmp=tmp_path, api=harness_api_url())
     result = json.loads((tmp_path / "res" / "makespan.json").read_text())
     _machine_ok(result)
     flow = result["flow"]
@@ -63,16 +71,18 @@ def test_timeout_latency_runs_tiny(tmp_path: Path) -> None:
         assert case["max_deadline_to_gone_s"] is not None
 
 
+@pytest.mark.usefixtures("prefect_harness")
 def test_noop_runs_tiny(tmp_path: Path) -> None:
-    _run("noop", "--n", "2", tmp=tmp_path)
+    _run("noop", "--n", "2", tmp=tmp_path, api=harness_api_url())
     result = json.loads((tmp_path / "res" / "noop.json").read_text())
     _machine_ok(result)
     (row,) = result["sizes"]
     assert row["n"] == 2 and len(row["noop_command_s"]) == 2 and row["check_s"] >= 0
 
 
+@pytest.mark.usefixtures("prefect_harness")
 def test_first_call_runs_tiny(tmp_path: Path) -> None:
-    _run("first_call", "--n", "1", "--repeats", "1", "--instruments", "M1", "--fast", tmp=tmp_path)
+    _run("first_call", "--n", "1", "--repeats", "1", "--instruments", "M1", "--fast", tmp=tmp_path, api=harness_api_url())
     result = json.loads((tmp_path / "res" / "first_call.json").read_text())
     _machine_ok(result)
     assert sorted(r["head_start"] for r in result["runs"]) == [False, True]
