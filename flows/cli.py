@@ -85,8 +85,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Services of Prefect's temporary server (the one a run starts when PREFECT_API_URL is unset)
+#: that keep only its event feed, automations and task-run history, which nobody sees: that
+#: server has no UI and stops with the run, whose record is the manifests and the report. On
+#: SQLite they write every task-run event again, contending with the API for its one write
+#: lock; at 100 observations at once the database then locked for 60 s at a time, and without
+#: them the same run went through (BENCHMARKS.md, section 2b). A server of yours is not
+#: affected; set a variable to ``true`` to keep that service.
+TEMPORARY_SERVER_SERVICES_OFF = {
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
+}
+
+
 def quiet_prefect() -> None:
-    """Local runs: no telemetry, no chatter; the report is what the user reads."""
+    """Local runs: no telemetry, no chatter, no services nobody reads; the report is what the
+    user reads."""
+    for key, value in TEMPORARY_SERVER_SERVICES_OFF.items():
+        os.environ.setdefault(key, value)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")

@@ -99,16 +99,12 @@ def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StandinSAS:
 PREFECT_API_VAR = "DAXA_XMM_TEST_PREFECT_API_URL"
 
 
-#: The test server's services that serve only what no test reads: the event feed, automations
-#: and their actions, the task-run history (the task runs a flow needs are made through the
-#: API). They would write each SAS call's task-run events to SQLite twice, contending with the
-#: API for its one write lock. The served deployments' tests run a full ``prefect server start``.
-HARNESS_SERVER_ENV = {
-    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED": "false",
-    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-}
+def _harness_server_env() -> dict[str, str]:
+    """What the CLI's temporary server runs without (flows.cli.TEMPORARY_SERVER_SERVICES_OFF),
+    for the test server too; the served deployments' tests run a full ``prefect server start``."""
+    from flows.cli import TEMPORARY_SERVER_SERVICES_OFF
+
+    return {**TEMPORARY_SERVER_SERVICES_OFF, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
 
 @pytest.fixture(scope="session")
@@ -127,8 +123,9 @@ def prefect_harness():
         with temporary_settings(updates={PREFECT_API_URL: url, **quiet}):
             yield
         return
-    saved = {k: os.environ.get(k) for k in HARNESS_SERVER_ENV}
-    os.environ.update(HARNESS_SERVER_ENV)  # the server subprocess inherits them
+    server_env = _harness_server_env()
+    saved = {k: os.environ.get(k) for k in server_env}
+    os.environ.update(server_env)  # the server subprocess inherits them
     try:
         with prefect_test_harness(server_startup_timeout=120):  # two workers on a loaded machine
             with temporary_settings(updates=quiet):

@@ -82,6 +82,7 @@ def setup_env(work: Path, *, fast: bool = True, prefect_db_url: str | None = Non
     of Prefect's start-up and database are then not this run's.
     """
     from daxa_xmm.standin.install import install_standin
+    from flows.cli import TEMPORARY_SERVER_SERVICES_OFF
 
     work.mkdir(parents=True, exist_ok=True)
     env = install_standin(work / "sas")
@@ -90,6 +91,7 @@ def setup_env(work: Path, *, fast: bool = True, prefect_db_url: str | None = Non
         DAXA_STANDIN_STATE=str(work / "state"),
         DAXA_XMM_SLOTS_DIR=str(work / "slots"),
         PREFECT_HOME=str(work / "prefect-home"),
+        **TEMPORARY_SERVER_SERVICES_OFF,  # as the CLI runs its temporary server
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         DO_NOT_TRACK="1",
         PREFECT_LOGGING_LEVEL="WARNING",
