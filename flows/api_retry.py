@@ -14,8 +14,8 @@ further 503 of the same request gets Prefect's own waits (4, 8, 16, 32 s: 60 s i
 about Prefect's 62). Only the first try is hurried because a SQLite server under many
 observations at once was also seen locked for a whole minute (its busy timeout), with or
 without this (BENCHMARKS.md, section 2b), and hurrying every try made that case worse: a
-lock that outlasts 0.2 s is then left alone at Prefect's pace. A remote server keeps Prefect's waits throughout: there a 503 may
-mean a server that is really down.
+lock that outlasts 0.2 s is then left alone at Prefect's pace. A remote server keeps
+Prefect's waits throughout: there a 503 may mean a server that is really down.
 """
 
 from __future__ import annotations

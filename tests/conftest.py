@@ -123,16 +123,9 @@ def prefect_harness():
         with temporary_settings(updates={PREFECT_API_URL: url, **quiet}):
             yield
         return
-    server_env = _harness_server_env()
-    saved = {k: os.environ.get(k) for k in server_env}
-    os.environ.update(server_env)  # the server subprocess inherits them
-    try:
+    with pytest.MonkeyPatch.context() as env:  # the server subprocess inherits these
+        for key, value in _harness_server_env().items():
+            env.setenv(key, value)
         with prefect_test_harness(server_startup_timeout=120):  # two workers on a loaded machine
             with temporary_settings(updates=quiet):
                 yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

@@ -47,6 +47,9 @@ def cifbuild_output(ctx: TaskContext) -> Path:
     return ctx.path(ctx.param("calindexset"))
 
 
+#: SAS's date-time format (CALINDEX dates, DATE keywords).
+_ISO = "%Y-%m-%dT%H:%M:%S"
+
 _CCF_NAME = re.compile(r"^(?P<scope>[A-Z0-9]+)_(?P<type>[A-Z0-9]+)_(?P<issue>\d{4})\.CCF$", re.IGNORECASE)
 
 
@@ -54,7 +57,7 @@ def _date_arg(value: str, what: str) -> dt.datetime:
     """``now`` or ``YYYY-MM-DD[Thh:mm:ss[.sss]]``; else SAS's InvalidDate error."""
     if value == "now":
         return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
-    for fmt in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+    for fmt in (f"{_ISO}.%f", _ISO, "%Y-%m-%d"):
         try:
             return dt.datetime.strptime(value, fmt)
         except ValueError:
@@ -110,12 +113,11 @@ def _select_ccf(issues: dict[int, Path], obsdate: dt.datetime, analdate: dt.date
         own = h.get("VALDATE")
         later = sorted(v for i, hh in headers.items()
                        if i > issue and (v := hh.get("VALDATE")) is not None and (own is None or v > own))
-        iso = "%Y-%m-%dT%H:%M:%S"
         return _Chosen(
             issue, issues[issue],
-            valdate=valdate.strftime(iso) if valdate else "",
-            valdate_end=later[0].strftime(iso) if later else "",
-            subdate=sub.strftime(iso) if (sub := h.get("SUBDATE")) else "",
+            valdate=valdate.strftime(_ISO) if valdate else "",
+            valdate_end=later[0].strftime(_ISO) if later else "",
+            subdate=sub.strftime(_ISO) if (sub := h.get("SUBDATE")) else "",
         )
     return None
 
@@ -173,14 +175,13 @@ def cifbuild(args: dict[str, str], ctx: TaskContext) -> int:
         Column("MD5", "32A", ["0" * 32] * len(rows)),
         Column("CREATOR", "64A", ["daxa_xmm.standin"] * len(rows)),
     ]
-    iso = "%Y-%m-%dT%H:%M:%S"
-    table = bintable_hdu("CALINDEX", cols, [*card("CATEGORY", "XMMCCF"), *card("OBSVDATE", obsdate.strftime(iso)),
-                                            *card("ANALDATE", analdate.strftime(iso))])
+    table = bintable_hdu("CALINDEX", cols, [*card("CATEGORY", "XMMCCF"), *card("OBSVDATE", obsdate.strftime(_ISO)),
+                                            *card("ANALDATE", analdate.strftime(_ISO))])
     creator = ctx.creator(TASK_VERSIONS["cifbuild"])
     primary = primary_hdu([
         *card("XPROC0", " ".join(["cifbuild", *ctx.argv]) + f" # {creator.split(' ', 1)[1]}"),
         *card("CREATOR", creator),
-        *card("DATE", dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000"), "creation date"),
+        *card("DATE", dt.datetime.now(dt.timezone.utc).strftime(f"{_ISO}.000"), "creation date"),
     ])
     out = cifbuild_output(ctx)
     with atomic_path(out) as tmp:
@@ -245,7 +246,7 @@ def odfingest(args: dict[str, str], ctx: TaskContext) -> int:
     if not outdir.is_dir():
         raise SasExit("OutDirNotFound", f"The output directory '{outdir}' does not exist")
     out = odfingest_output(ctx)
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000")
+    now = dt.datetime.now(dt.timezone.utc).strftime(f"{_ISO}.000")
     tag = build_tag(ctx.sas_version())
     lines = [
         "// ----------------------------------",
