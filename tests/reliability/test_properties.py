@@ -7,11 +7,19 @@ replacement; test_filters.py: shell metacharacters and arbitrary unicode).
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daxa_xmm.errors import ConfigError, FilterExpressionError
 from daxa_xmm.filters import build_filter_expression, validate_expression
+
+# Hypothesis warns when the global ``random`` changes while it draws, meaning a strategy used
+# it. Ours do not; but in a test worker that ran flows first, threads left running may draw
+# from it (Prefect's jittered waits, prefect.utilities.math), and the warning, an error here,
+# failed this test at random (seen once in a fresh clone; reproduced with a thread calling
+# random.random() in a loop).
+pytestmark = pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 
 _energy = st.one_of(
     st.none(),
