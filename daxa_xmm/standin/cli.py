@@ -33,7 +33,7 @@ from daxa_xmm.standin.common import (
 
 #: task -> "module:function"; the function takes (args, ctx) and returns an exit status.
 TASK_IMPLS: dict[str, str] = {
-    "sasversion": "daxa_xmm.standin.tasks_setup:sasversion",
+    "sasversion": "daxa_xmm.standin.tasks_version:sasversion",
     "cifbuild": "daxa_xmm.standin.tasks_setup:cifbuild",
     "odfingest": "daxa_xmm.standin.tasks_setup:odfingest",
     "epchain": "daxa_xmm.standin.tasks_chains:epchain",

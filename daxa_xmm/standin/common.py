@@ -43,7 +43,6 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from daxa_xmm.standin.params import params_for
@@ -210,9 +209,11 @@ def executing_line(task: str, args: Mapping[str, str], version: str = "") -> str
     return f"{line}  -w {args.get('-w', '1')} -V {args.get('-V', '4')}"
 
 
-@dataclass
 class TaskContext:
     """One task invocation: who, with what, where, under which environment.
+
+    A plain class, not a dataclass: every stand-in call builds one, and importing
+    dataclasses (which imports inspect) costs a fast call a sixth of its CPU.
 
     Attributes:
         task: the SAS task name.
@@ -223,12 +224,13 @@ class TaskContext:
         args: the parsed parameters given on the command line (no defaults).
     """
 
-    task: str
-    argv: list[str]
-    cwd: Path
-    env: dict[str, str]
-    start: float = field(default_factory=time.time)
-    args: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("task", "argv", "cwd", "env", "start", "args")
+
+    def __init__(self, task: str, argv: list[str], cwd: Path, env: dict[str, str],
+                 start: float | None = None, args: dict[str, str] | None = None) -> None:
+        self.task, self.argv, self.cwd, self.env = task, argv, cwd, env
+        self.start = time.time() if start is None else start
+        self.args = {} if args is None else args
 
     @classmethod
     def current(cls, task: str, argv: Sequence[str]) -> TaskContext:

@@ -141,8 +141,9 @@ def run_fast(task: str, ctx: TaskContext) -> int:
         tmp = ctx.cwd / f".{stem}-anom.log.tmp{os.getpid()}"
         tmp.write_text("emanom (fast stand-in)\n" + "\n".join(lines) + "\n")
         os.replace(tmp, ctx.cwd / f"{stem}-anom.log")
-        if is_yes(ctx.param("writekeys")):  # keywords into its input: touched, as modified
-            os.utime(ctx.path(ctx.param("eventfile")))
+        if is_yes(ctx.param("writekeys")):  # keywords into its input, rewritten in place
+            events = ctx.path(ctx.param("eventfile"))
+            placeholder_fits(events, {**header_cards(events), **{f"ANOMFL{c}": "G" for c in range(2, 8)}})
     elif task == "espfilt":
         from daxa_xmm.standin.tasks_clean import _band, _old, espfilt_names
 

@@ -1,8 +1,8 @@
-"""Stand-in sasversion, cifbuild and odfingest: the per-observation set-up tasks."""
+"""Stand-in cifbuild and odfingest: the per-observation set-up tasks."""
 
 from __future__ import annotations
 
-__all__ = ["sasversion", "cifbuild", "cifbuild_output", "odfingest", "odfingest_output"]
+__all__ = ["cifbuild", "cifbuild_output", "odfingest", "odfingest_output"]
 
 import datetime as dt
 import os
@@ -14,31 +14,6 @@ from daxa_xmm.standin.common import TASK_VERSIONS, SasExit, TaskContext, atomic_
 from daxa_xmm.standin.fitshead import primary_header
 from daxa_xmm.standin.fitswrite import Column, bintable_hdu, card, primary_hdu
 from daxa_xmm.standin.odf import INSTRUMENT_ORDER, read_odf
-
-
-def sasversion(args: dict[str, str], ctx: TaskContext) -> int:
-    """Print SAS's release block (new form) or the old ``[xmmsas_...]`` tag."""
-    version = ctx.sas_version()
-    if version.startswith("xmmsas_"):
-        print(f"sasversion:- sasversion (sasversion-{TASK_VERSIONS['sasversion']}) [{version}]")
-        return 0
-    lines = [
-        "sasversion:- XMM-Newton SAS release and build information:",
-        "",
-        f"SAS release: {version}",
-        "Compiled on: Tue Mar  4 07:29:35 UTC 2025",
-        "Compiled by: daxa_xmm.standin",
-        "Platform   : Ubuntu22.04",
-        "",
-        "SAS-related environment variables that are set:",
-        "",
-    ]
-    for var in ("SAS_DIR", "SAS_PATH", "SAS_CCFPATH", "SAS_CCF", "SAS_ODF"):
-        if ctx.env.get(var):
-            lines.append(f"{var} = {ctx.env[var]}")
-    print("\n".join(lines))
-    return 0
-
 
 # ---------------------------------------------------------------------------- cifbuild
 

@@ -85,8 +85,9 @@ def test_every_step_of_the_real_summaries(tmp_path: Path, standin, xmm_samples: 
 
 def test_the_real_sas_suite_runs(tmp_path: Path, standin, xmm_samples: Path) -> None:
     """``pytest -m sas`` is only useful if it runs: here against the stand-in, on an ODF
-    written from the real summary, so a broken real-SAS test is caught without SAS."""
-    standin.real_products()  # every step of every real unit, products and all
+    written from the real summary, so a broken real-SAS test is caught without SAS. The
+    stand-in stays in fast mode (right names, placeholder contents): what real products hold
+    is the test above's; here it is whether the real-SAS tests run and read what they expect."""
     import os
     import subprocess
     import sys
