@@ -212,8 +212,9 @@ def executing_line(task: str, args: Mapping[str, str], version: str = "") -> str
 class TaskContext:
     """One task invocation: who, with what, where, under which environment.
 
-    A plain class, not a dataclass: every stand-in call builds one, and importing
-    dataclasses (which imports inspect) costs a fast call a sixth of its CPU.
+    A plain class, not a dataclass, as are the other classes of the modules every stand-in
+    call imports: importing dataclasses (which imports inspect) cost a fast call a sixth of
+    its CPU.
 
     Attributes:
         task: the SAS task name.

@@ -53,7 +53,8 @@ def placeholder_fits(path: Path, cards: Mapping[str, str]) -> None:
     lines = [*card("SIMPLE", True), *card("BITPIX", 8), *card("NAXIS", 2), *card("NAXIS1", 1), *card("NAXIS2", 1),
              *card("EXTEND", True), *card("CREATOR", "daxa_xmm.standin fast mode (placeholder)")]
     for key, value in cards.items():
-        lines += card(key, str(value))
+        if key != "CREATOR":  # (cards copied from another placeholder carry its CREATOR)
+            lines += card(key, str(value))
     tables = (bintable_hdu(name, [Column(c, "D", []) for c in columns]) for name, columns in _TABLES)
     data = header_block(lines) + b"\0" * 2880 + b"".join(tables)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")

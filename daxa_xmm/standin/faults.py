@@ -41,10 +41,7 @@ ACTIONS = frozenset({"fail", "hang", "crash", "corrupt", "sleep", "enospc"})
 
 class FaultRule:
     """One fault rule; ``index`` is its position in the list, used to count its uses.
-
-    A plain class rather than a dataclass: this module is imported by every stand-in call,
-    and importing dataclasses (which imports inspect) costs a fast call a sixth of its CPU.
-    """
+    (A plain class, for the reason given at :class:`~daxa_xmm.standin.common.TaskContext`.)"""
 
     __slots__ = ("index", "task", "match", "action", "seconds", "name", "message", "times")
 

@@ -80,8 +80,8 @@ def primary_hdu(cards: Sequence[str] = ()) -> bytes:
 
 class Column:
     """One binary-table column: its name, TFORM (``nA``, ``I``, ``J``, ``K``, ``E``, ``D``),
-    unit and one value per row. (A plain class, as in the other modules a stand-in call
-    imports: the dataclasses import costs a fast call a sixth of its CPU.)"""
+    unit and one value per row. (A plain class, for the reason given at
+    :class:`~daxa_xmm.standin.common.TaskContext`.)"""
 
     __slots__ = ("name", "form", "values", "unit")
 

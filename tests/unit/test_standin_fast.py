@@ -66,6 +66,10 @@ def test_fast_chain_writes_every_output_under_its_real_name(odf_env: Path, monke
     mos = work / f"P{TINY_OBSID}M1S001MIEVLI0000.FIT"
     assert cli.main("emanom", [f"eventfile={mos}"]) == 0
     assert "Status: G" in (work / "mos1S001-anom.log").read_text()
+    with fits.open(mos) as hdul:  # writekeys (default yes): its keywords in its input, once each
+        header = hdul[0].header
+        assert [header[f"ANOMFL{c}"] for c in range(2, 8)] == ["G"] * 6 and header["INSTRUME"] == "EMOS1"
+        assert [c.keyword for c in header.cards].count("CREATOR") == 1
     assert cli.main("espfilt", [f"eventfile={pn}", "withoot=yes"]) == 0
     assert {p.name for p in work.glob("pnS003-*")} == {"pnS003-gti.fits", "pnS003-allevc.fits", "pnS003-hist.qdp", "pnS003-allevcoot.fits"}
     assert cli.main("evselect", [f"table={pn}:EVENTS", "filteredset=clean.fits", "withfilteredset=yes", "expression=PI>200"]) == 0
