@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[1]
+#: Real SAS files live outside the repository: ``DAXA_XMM_SAMPLES``, else ../shared/xmm-samples.
+SAMPLES = Path(os.environ.get("DAXA_XMM_SAMPLES") or REPO.parent / "shared" / "xmm-samples")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Keep bytecode caches for this session, even under ``PYTHONDONTWRITEBYTECODE``.
@@ -21,10 +25,6 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     sys.dont_write_bytecode = False
-
-REPO = Path(__file__).resolve().parents[1]
-#: Real SAS files live outside the repository: ``DAXA_XMM_SAMPLES``, else ../shared/xmm-samples.
-SAMPLES = Path(os.environ.get("DAXA_XMM_SAMPLES") or REPO.parent / "shared" / "xmm-samples")
 
 
 @pytest.fixture(scope="session")

@@ -138,13 +138,15 @@ def run_fast(task: str, ctx: TaskContext) -> int:
         _chains(task, ctx)
     elif task == "emanom":
         stem, _ = _stem(ctx)
-        lines = [f"CCD: {c}  Status: G  Hardness ratio: 0.500  Corner rate: 0.0100" for c in range(2, 8)]
+        from daxa_xmm.standin.tasks_clean import EMANOM_CHIPS
+
+        lines = [f"CCD: {c}  Status: G  Hardness ratio: 0.500  Corner rate: 0.0100" for c in EMANOM_CHIPS]
         tmp = ctx.cwd / f".{stem}-anom.log.tmp{os.getpid()}"
         tmp.write_text("emanom (fast stand-in)\n" + "\n".join(lines) + "\n")
         os.replace(tmp, ctx.cwd / f"{stem}-anom.log")
         if is_yes(ctx.param("writekeys")):  # keywords into its input, rewritten in place
             events = ctx.path(ctx.param("eventfile"))
-            placeholder_fits(events, {**header_cards(events), **{f"ANOMFL{c}": "G" for c in range(2, 8)}})
+            placeholder_fits(events, {**header_cards(events), **{f"ANOMFL{c}": "G" for c in EMANOM_CHIPS}})
     elif task == "espfilt":
         from daxa_xmm.standin.tasks_clean import _band, _old, espfilt_names
 
