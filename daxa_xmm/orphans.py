@@ -76,20 +76,34 @@ def _owner_alive(token: str) -> bool:
     return pid.isdigit() and _start_time(int(pid)) == start
 
 
-def _token_of(pid: int, prefix: bytes = _PREFIX) -> str | None:
-    """The DAXA_XMM_OWNER value (or another ``NAME=`` ``prefix``) in a live process's
-    environment, or None."""
-    fields = _stat_fields(pid)
-    if fields is None or not fields or fields[0] in ("Z", "X", "x"):
-        return None
-    try:
-        data = (_PROC / str(pid) / "environ").read_bytes()
-    except OSError:  # gone, or not ours to read
-        return None
-    for item in data.split(b"\0"):
-        if item.startswith(prefix):
-            return item[len(prefix):].decode(errors="replace")
+def _token_of(pid: int) -> str | None:
+    """The DAXA_XMM_OWNER value in a live process's environment, or None."""
+    for item in _environ(str(pid)).split(b"\0"):
+        if item.startswith(_PREFIX):
+            return item[len(_PREFIX):].decode(errors="replace")
     return None
+
+
+def _environ(pid: str) -> bytes:
+    """``/proc/<pid>/environ`` (NUL-terminated entries); empty if gone, a zombie or not ours.
+
+    Read with bare ``os`` calls: it runs for every process of the machine after every SAS
+    call, where pathlib and a stat read cost ten times as much (4 ms against 0.4 ms for 70
+    processes).
+    """
+    try:
+        fd = os.open(f"/proc/{pid}/environ", os.O_RDONLY)
+    except OSError:
+        return b""
+    chunks: list[bytes] = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def kill_call_processes(token: str, grace_s: float = 3.0) -> list[int]:
@@ -103,11 +117,11 @@ def kill_call_processes(token: str, grace_s: float = 3.0) -> list[int]:
     """
     if not _PROC.is_dir():  # pragma: no cover - non-Linux
         return []
-    prefix = f"{CALL_ENV}=".encode()
+    marker = f"\0{CALL_ENV}={token}\0".encode()
 
     def live() -> list[int]:
         with os.scandir(_PROC) as entries:
-            return [int(e.name) for e in entries if e.name.isdigit() and _token_of(int(e.name), prefix) == token]
+            return [int(e.name) for e in entries if e.name.isdigit() and marker in b"\0" + _environ(e.name)]
 
     pids = live()
     if pids:
