@@ -25,8 +25,8 @@ from __future__ import annotations
 __all__ = ["CHECKS", "check_product", "looks_intact"]
 
 import os
-import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 #: check name -> (HDU name or None for the primary array, columns it must have)
 CHECKS: dict[str, tuple[str | None, tuple[str, ...]]] = {
@@ -39,6 +39,7 @@ CHECKS: dict[str, tuple[str | None, tuple[str, ...]]] = {
 }
 
 _BLOCK = 2880
+_CARD = 80
 
 
 def check_product(path: str | os.PathLike[str], check: str) -> str | None:
@@ -50,28 +51,78 @@ def check_product(path: str | os.PathLike[str], check: str) -> str | None:
         return _summary_problem(path)
     hdu_name, columns = CHECKS[check]
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # astropy's verify warnings on a broken file
-            return _fits_problem(path, hdu_name, columns)
-    except Exception as exc:  # noqa: BLE001 - whatever astropy raises, the file is unusable
-        return f"{path.name}: not a readable FITS file ({type(exc).__name__}: {exc})"
+        hdus = _hdu_headers(path)
+    except (OSError, ValueError) as exc:
+        return f"{path.name}: not a readable FITS file ({exc})"
+    if hdu_name is None:
+        primary = hdus[0]
+        shape = [primary.get(f"NAXIS{i + 1}", "0") for i in range(int(primary.get("NAXIS", "0")))]
+        return None if len(shape) == 2 and "0" not in shape else f"{path.name}: no 2-d image in the primary HDU"
+    tables = [h for h in hdus[1:] if hdu_name == "*" or h.get("EXTNAME") == hdu_name]
+    if not tables:
+        return f"{path.name}: " + ("no table" if hdu_name == "*" else f"no {hdu_name} extension")
+    for h in tables:
+        names = {v for k, v in h.items() if k.startswith("TTYPE")}
+        if set(columns) <= names:
+            return None
+    return f"{path.name}: no {hdu_name if hdu_name != '*' else ''} table with the columns {', '.join(columns)}"
 
 
-def _fits_problem(path: Path, hdu_name: str | None, columns: tuple[str, ...]) -> str | None:
-    from astropy.io import fits
+def _hdu_headers(path: Path) -> list[dict[str, str]]:
+    """Every HDU's cards (keyword -> value; strings unquoted), after checking that each HDU's
+    data is all in the file.
 
-    with fits.open(path, memmap=False) as hdul:
-        if hdu_name is None:
-            data = hdul[0].data
-            return None if data is not None and data.ndim == 2 else f"{path.name}: no 2-d image in the primary HDU"
-        hdus = [h for h in hdul[1:] if hdu_name == "*" or h.name == hdu_name]
-        if not hdus:
-            return f"{path.name}: " + ("no table" if hdu_name == "*" else f"no {hdu_name} extension")
-        for h in hdus:
-            cols = getattr(h, "columns", None)
-            if set(columns) <= set(cols.names if cols is not None else ()):
-                return None
-        return f"{path.name}: no {hdu_name if hdu_name != '*' else ''} table with the columns {', '.join(columns)}"
+    Reads the headers only and seeks over the data (FITS standard 4.4.1: the data size is
+    ``|BITPIX|/8 * GCOUNT * (PCOUNT + NAXIS1 * ... * NAXISn)``, padded to 2880 bytes). The
+    runner checks every product this way after every call; astropy took about 8 ms of the
+    flow's CPU per call for the same answer.
+
+    Raises:
+        ValueError: not a FITS file, a header without END, or data cut short.
+    """
+    hdus: list[dict[str, str]] = []
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        while fh.tell() < size:
+            cards = _header(fh, path, first=not hdus)
+            naxes = [int(cards.get(f"NAXIS{i + 1}", "0")) for i in range(int(cards.get("NAXIS", "0")))]
+            elements = 0 if not naxes else int(cards.get("PCOUNT", "0")) + _product(naxes)
+            data = abs(int(cards.get("BITPIX", "8"))) // 8 * int(cards.get("GCOUNT", "1")) * elements
+            end = fh.tell() + -(-data // _BLOCK) * _BLOCK
+            if end > size:
+                raise ValueError(f"HDU {len(hdus)}'s data is cut short ({size} bytes, {end} needed)")
+            hdus.append(cards)
+            fh.seek(end)
+    if not hdus:
+        raise ValueError("empty file")
+    return hdus
+
+
+def _product(values: list[int]) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out
+
+
+def _header(fh: BinaryIO, path: Path, *, first: bool) -> dict[str, str]:
+    """One header's cards, read up to its END card; values as text, strings unquoted."""
+    cards: dict[str, str] = {}
+    while len(block := fh.read(_BLOCK)) == _BLOCK:
+        if first and not cards and block[:9] != b"SIMPLE  =":
+            raise ValueError("no SIMPLE card")
+        text = block.decode("ascii", errors="replace")
+        for i in range(0, _BLOCK, _CARD):
+            card = text[i:i + _CARD]
+            key = card[:8].rstrip()
+            if key == "END":
+                return cards
+            if card[8:10] == "= ":
+                raw = card[10:].strip()
+                # a string ends at its closing quote (no keyword read here has a quote in it)
+                value = raw[1:].split("'", 1)[0].rstrip() if raw.startswith("'") else raw.split("/", 1)[0].strip()
+                cards.setdefault(key, value)
+    raise ValueError("a header with no END card (cut short?)")
 
 
 def looks_intact(path: str | os.PathLike[str], check: str | None) -> bool:
