@@ -17,7 +17,7 @@ Debian/Ubuntu ``apt install postgresql``, conda ``conda install -c conda-forge p
 and never the system's own cluster. Access is by trust on the loopback interface only, as
 for a local SQLite file: anyone who can log in to this machine can reach the database.
 PostgreSQL refuses to run as root; run as root, the cluster belongs to ``--user`` (default
-``postgres``).
+``postgres``) and lives in ``/var/lib/daxa-xmm/postgres`` unless ``--dir`` says otherwise.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ __all__ = ["DEFAULT_FOLDER", "DEFAULT_PORT", "DATABASE", "ROLE", "PostgresError"
            "start", "stop", "is_running", "main"]
 
 import argparse
+import contextlib
 import json
 import os
 import pwd
@@ -37,8 +38,9 @@ from pathlib import Path
 from daxa_xmm.atomic import atomic_write_json
 from daxa_xmm.errors import DaxaXmmError
 
-#: Where the cluster lives unless ``--dir`` says otherwise.
-DEFAULT_FOLDER = Path("~/.daxa-xmm/postgres")
+#: Where the cluster lives unless ``--dir`` says otherwise; for root, a folder the
+#: ``postgres`` user can enter (root's home is closed to it).
+DEFAULT_FOLDER = Path("/var/lib/daxa-xmm/postgres") if os.geteuid() == 0 else Path("~/.daxa-xmm/postgres")
 #: Not PostgreSQL's 5432, so that it never meets a system cluster.
 DEFAULT_PORT = 54329
 #: The database Prefect's server uses, and the role that owns the cluster.
@@ -53,13 +55,17 @@ class PostgresError(DaxaXmmError):
     """The local PostgreSQL could not be set up, started or stopped; the message says why."""
 
 
-def find_bin_dir(explicit: Path | None = None) -> Path:
-    """The folder of PostgreSQL's server programs: ``explicit``, else ``pg_ctl`` on PATH,
-    else the newest Debian-style ``/usr/lib/postgresql/<version>/bin``.
+def find_bin_dir(explicit: Path | None = None, folder: Path | None = None) -> Path:
+    """The folder of PostgreSQL's server programs: ``explicit``, else the one the cluster in
+    ``folder`` was created with (a cluster runs only under its own major version), else
+    ``pg_ctl`` on PATH, else the newest Debian-style ``/usr/lib/postgresql/<version>/bin``.
 
-    Debian puts ``initdb`` and ``pg_ctl`` outside PATH, hence the second place to look.
+    Debian puts ``initdb`` and ``pg_ctl`` outside PATH, hence the last place to look.
     """
     candidates: list[Path] = []
+    if explicit is None and folder is not None:
+        with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+            explicit = Path(json.loads((folder / _INFO).read_text())["bin_dir"])
     if explicit is not None:
         candidates = [Path(explicit)]
     else:
@@ -163,7 +169,7 @@ def is_running(folder: Path, bin_dir: Path | None = None, user: str | None = Non
     folder = Path(folder).expanduser().absolute()
     if not (folder / "data" / "PG_VERSION").is_file():
         return False
-    return _call([str(find_bin_dir(bin_dir) / "pg_ctl"), "-D", str(folder / "data"), "status"], _owner(user)).returncode == 0
+    return _call([str(find_bin_dir(bin_dir, folder) / "pg_ctl"), "-D", str(folder / "data"), "status"], _owner(user)).returncode == 0
 
 
 def start(folder: Path = DEFAULT_FOLDER, port: int = DEFAULT_PORT, bin_dir: Path | None = None,
@@ -174,7 +180,7 @@ def start(folder: Path = DEFAULT_FOLDER, port: int = DEFAULT_PORT, bin_dir: Path
     one is left running, and the ``prefect`` database is created only when missing.
     """
     folder = Path(folder).expanduser().absolute()
-    bins = find_bin_dir(bin_dir)
+    bins = find_bin_dir(bin_dir, folder)
     owner = _owner(user)
     folder.mkdir(parents=True, exist_ok=True)
     _check_reachable(folder, owner)
@@ -198,7 +204,7 @@ def stop(folder: Path = DEFAULT_FOLDER, bin_dir: Path | None = None, user: str |
     """Stop the cluster in ``folder`` (fast shutdown: open sessions are ended); False if it was not running."""
     folder = Path(folder).expanduser().absolute()
     _port(folder)  # a folder this command never set up is an error, not "not running"
-    bins = find_bin_dir(bin_dir)
+    bins = find_bin_dir(bin_dir, folder)
     if not is_running(folder, bins, user):
         return False
     _run([str(bins / "pg_ctl"), "-D", str(folder / "data"), "-m", "fast", "-w", "stop"], _owner(user),

@@ -104,3 +104,13 @@ def test_as_root_a_folder_the_clusters_user_cannot_enter_is_refused_before_anyth
     with pytest.raises(postgres.PostgresError, match=rf"^{re.escape(str(private / 'pg'))}: user '\w+' cannot enter /.*choose a --dir"):
         postgres.start(private / "pg", port=_free_port())
     assert not (private / "pg" / "data").exists()
+
+
+def test_a_cluster_keeps_the_server_programs_it_was_made_with(tmp_path: Path) -> None:
+    """A cluster runs only under its own major version: after an upgrade put another pg_ctl
+    first on PATH, the error names the cluster's own programs' folder, not a wrong start."""
+    (tmp_path / "daxa-xmm-postgres.json").write_text('{"port": 54329, "bin_dir": "/opt/pg-9.6/bin"}')
+    with pytest.raises(postgres.PostgresError, match=r"not found in /opt/pg-9\.6/bin"):
+        postgres.find_bin_dir(None, tmp_path)
+    _bin_dir()
+    assert postgres.find_bin_dir(None, tmp_path / "elsewhere") == postgres.find_bin_dir()
