@@ -101,22 +101,31 @@ def ccf_attributes(path: Path) -> CcfAttributes:
 
 
 def _read_calindex(cif: Path) -> tuple[list[tuple[str, str, int, str]], dict[str, Any]]:
-    """The CALINDEX rows and header keywords of an index file.
+    """The CALINDEX rows and header keywords of an index file (read once per path, mtime and
+    size in a process: a re-run asks twice per observation, whether it is stale and what it lists).
 
     Raises:
         OSError: the file cannot be read, or is not a FITS calibration index.
     """
-    from astropy.io import fits
+    st = os.stat(cif)
+    rows, header = _calindex_cached(str(cif), st.st_mtime_ns, st.st_size)
+    return list(rows), dict(header)
+
+
+@functools.lru_cache(maxsize=256)
+def _calindex_cached(cif: str, mtime_ns: int, size: int) -> tuple[tuple[tuple[str, str, int, str], ...],
+                                                                   tuple[tuple[str, Any], ...]]:
+    from daxa_xmm.fitsread import find, read_hdus, table_columns
 
     try:
-        with fits.open(cif, memmap=False) as hdul:
-            hdu = hdul["CALINDEX"]
-            rows = [(str(r["SCOPE"]).strip().upper(), str(r["TYPEID"]).strip().upper(), int(r["ISSUE"]),
-                     str(r["FNAME"]).strip()) for r in hdu.data]
-            header = {k: hdu.header.get(k) for k in ("OBSVDATE", "ANALDATE")}
+        hdu = find(read_hdus(cif), "CALINDEX")
+        cols = table_columns(cif, hdu, ("SCOPE", "TYPEID", "ISSUE", "FNAME"))
+        rows = tuple((str(scope).strip().upper(), str(typeid).strip().upper(), int(issue), str(fname).strip())
+                     for scope, typeid, issue, fname in zip(cols["SCOPE"], cols["TYPEID"], cols["ISSUE"], cols["FNAME"], strict=True))
+        header = tuple((k, hdu.cards.get(k)) for k in ("OBSVDATE", "ANALDATE"))
     except OSError:
         raise
-    except Exception as exc:  # KeyError (no CALINDEX), astropy's VerifyError, TypeError...
+    except (KeyError, ValueError, TypeError) as exc:  # no CALINDEX, not FITS, a column missing...
         raise OSError(f"{cif}: not a calibration index file ({type(exc).__name__}: {exc})") from None
     return rows, header
 

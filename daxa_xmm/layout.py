@@ -20,6 +20,9 @@ Layout of the output tree (one folder per ObsID)::
 
 from __future__ import annotations
 
+import functools
+import os
+
 __all__ = [
     "ArchiveLayout",
     "check_obsid",
@@ -77,9 +80,17 @@ def band_label(lo_ev: float, hi_ev: float) -> str:
     return f"{lo_ev / 1000:.2f}-{hi_ev / 1000:.2f}keV"
 
 
+@functools.lru_cache(maxsize=64)
+def _resolved_root(root: Path, cwd: str) -> Path:
+    """A root's real path, once per process (and working folder, for a relative root): a run
+    asks for thousands of paths under the same two roots. The paths themselves are resolved
+    every time: a symlink below a root may change."""
+    return (Path(cwd) / root).resolve()
+
+
 def _inside(root: Path, path: Path) -> Path:
     """Resolve ``path`` (following symlinks) and refuse it unless it stays under ``root``."""
-    real_root = root.resolve()
+    real_root = _resolved_root(root, "" if root.is_absolute() else os.getcwd())
     real = path.resolve()
     if real != real_root and real_root not in real.parents:
         raise LayoutError(f"path {path} leaves the archive root {root}")

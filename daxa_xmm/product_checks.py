@@ -24,10 +24,10 @@ from __future__ import annotations
 
 __all__ = ["CHECKS", "check_product", "looks_intact"]
 
-import math
 import os
 from pathlib import Path
-from typing import BinaryIO
+
+from daxa_xmm.fitsread import read_hdus
 
 #: check name -> (HDU name or None for the primary array, columns it must have)
 CHECKS: dict[str, tuple[str | None, tuple[str, ...]]] = {
@@ -40,7 +40,6 @@ CHECKS: dict[str, tuple[str | None, tuple[str, ...]]] = {
 }
 
 _BLOCK = 2880
-_CARD = 80
 
 
 def check_product(path: str | os.PathLike[str], check: str) -> str | None:
@@ -52,7 +51,7 @@ def check_product(path: str | os.PathLike[str], check: str) -> str | None:
         return _summary_problem(path)
     hdu_name, columns = CHECKS[check]
     try:
-        hdus = _hdu_headers(path)
+        hdus = [h.cards for h in read_hdus(path)]  # checks that every HDU's data is all there
     except (OSError, ValueError) as exc:
         return f"{path.name}: not a readable FITS file ({exc})"
     if hdu_name is None:
@@ -67,56 +66,6 @@ def check_product(path: str | os.PathLike[str], check: str) -> str | None:
         if set(columns) <= names:
             return None
     return f"{path.name}: no {hdu_name if hdu_name != '*' else ''} table with the columns {', '.join(columns)}"
-
-
-def _hdu_headers(path: Path) -> list[dict[str, str]]:
-    """Every HDU's cards (keyword -> value; strings unquoted), after checking that each HDU's
-    data is all in the file.
-
-    Reads the headers only and seeks over the data (FITS standard 4.4.1: the data size is
-    ``|BITPIX|/8 * GCOUNT * (PCOUNT + NAXIS1 * ... * NAXISn)``, padded to 2880 bytes). The
-    runner checks every product this way after every call: 3 ms for a real 32-HDU event
-    list, where opening it with astropy took 39 ms of the flow's CPU.
-
-    Raises:
-        ValueError: not a FITS file, a header without END, or data cut short.
-    """
-    hdus: list[dict[str, str]] = []
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        while fh.tell() < size:
-            cards = _header(fh, first=not hdus)
-            naxes = [int(cards.get(f"NAXIS{i + 1}", "0")) for i in range(int(cards.get("NAXIS", "0")))]
-            elements = 0 if not naxes else int(cards.get("PCOUNT", "0")) + math.prod(naxes)
-            data = abs(int(cards.get("BITPIX", "8"))) // 8 * int(cards.get("GCOUNT", "1")) * elements
-            end = fh.tell() + -(-data // _BLOCK) * _BLOCK
-            if end > size:
-                raise ValueError(f"HDU {len(hdus)}'s data is cut short ({size} bytes, {end} needed)")
-            hdus.append(cards)
-            fh.seek(end)
-    if not hdus:
-        raise ValueError("empty file")
-    return hdus
-
-
-def _header(fh: BinaryIO, *, first: bool) -> dict[str, str]:
-    """One header's cards, read up to its END card; values as text, strings unquoted."""
-    cards: dict[str, str] = {}
-    while len(block := fh.read(_BLOCK)) == _BLOCK:
-        if first and fh.tell() == _BLOCK and block[:9] != b"SIMPLE  =":
-            raise ValueError("no SIMPLE card")
-        text = block.decode("ascii", errors="replace")
-        for i in range(0, _BLOCK, _CARD):
-            card = text[i:i + _CARD]
-            key = card[:8].rstrip()
-            if key == "END":
-                return cards
-            if card[8:10] == "= ":
-                raw = card[10:].strip()
-                # a string ends at its closing quote (no keyword read here has a quote in it)
-                value = raw[1:].split("'", 1)[0].rstrip() if raw.startswith("'") else raw.split("/", 1)[0].strip()
-                cards.setdefault(key, value)
-    raise ValueError("a header with no END card (cut short?)")
 
 
 def looks_intact(path: str | os.PathLike[str], check: str | None) -> bool:
