@@ -20,9 +20,6 @@ Layout of the output tree (one folder per ObsID)::
 
 from __future__ import annotations
 
-import functools
-import os
-
 __all__ = [
     "ArchiveLayout",
     "check_obsid",
@@ -37,6 +34,8 @@ __all__ = [
     "rgs_merged_name",
 ]
 
+import functools
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
