@@ -70,11 +70,12 @@ def make_archive(root: Path, n: int) -> list[str]:
     return obsids
 
 
-def _config(archive: Path, out: Path, cap: int, obs_concurrency: int | None):  # type: ignore[no-untyped-def]
+def _config(archive: Path, out: Path, cap: int, obs_concurrency: int | None,  # type: ignore[no-untyped-def]
+            instruments: list[str] = INSTRUMENTS):
     from daxa_xmm.config import ProcessingConfig
 
     return ProcessingConfig(archive=archive, out=out, num_cores=cap, obs_concurrency=obs_concurrency,
-                            instruments=INSTRUMENTS, images={"bands": BANDS}, retries=0, disable_progress=True)
+                            instruments=instruments, images={"bands": BANDS}, retries=0, disable_progress=True)
 
 
 def run_flow(archive: Path, out: Path, cap: int, obs_concurrency: int | None, call_log: Path) -> dict[str, Any]:
@@ -100,7 +101,7 @@ def run_flow(archive: Path, out: Path, cap: int, obs_concurrency: int | None, ca
 
 
 # --------------------------------------------------------------------------- barrier baseline
-def run_barrier(archive: Path, out: Path, cap: int) -> dict[str, Any]:
+def run_barrier(archive: Path, out: Path, cap: int, instruments: list[str] = INSTRUMENTS) -> dict[str, Any]:
     """Step by step over the whole archive, a barrier after each step (DAXA's schedule)."""
     from daxa_xmm.config import ProcessingConfig
     from daxa_xmm.layout import ArchiveLayout
@@ -119,7 +120,7 @@ def run_barrier(archive: Path, out: Path, cap: int) -> dict[str, Any]:
 
     if out.exists():
         shutil.rmtree(out)
-    cfg: ProcessingConfig = _config(archive, out, cap, None)
+    cfg: ProcessingConfig = _config(archive, out, cap, None, instruments)
     layout = ArchiveLayout(archive, out)
     sasv = detect_sas().version
     timeout = cfg.timeout_s()

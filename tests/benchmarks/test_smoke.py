@@ -78,6 +78,22 @@ def test_noop_runs_tiny(tmp_path: Path) -> None:
     _machine_ok(result)
     (row,) = result["sizes"]
     assert row["n"] == 2 and len(row["noop_command_s"]) == 2 and row["check_s"] >= 0
+    # and the no-op re-run alone of that finished run (how 2,000 observations are timed)
+    _run("noop", "--existing", str(tmp_path / "work" / "noop-2"), tmp=tmp_path, api=harness_api_url())
+    (again,) = json.loads((tmp_path / "res" / "noop.json").read_text())["sizes"]
+    assert again["n"] == 2 and again["first_run_s"] is None and len(again["noop_command_s"]) == 2
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_three_cases_runs_tiny(tmp_path: Path) -> None:
+    _run("three_cases", "--scale", "0", "--first", "1", tmp=tmp_path, api=harness_api_url())
+    result = json.loads((tmp_path / "res" / "three_cases.json").read_text())
+    _machine_ok(result)
+    (case,) = result["cases"]
+    flow = case["flow"]
+    assert case["slots"] == 2 and flow["calls"] > 30 and 0 < flow["first_call_s"] < flow["whole_command_s"]
+    assert flow["lower_bound"]["critical_path_s"] <= flow["lower_bound"]["work_s"] and flow["ratio_span_to_lb"] > 0
+    assert case["barrier"]["calls"] > 30 and "epchain" in case["barrier"]["stage_s"]
 
 
 @pytest.mark.usefixtures("prefect_harness")
