@@ -214,7 +214,8 @@ def stop(folder: Path = DEFAULT_FOLDER, bin_dir: Path | None = None, user: str |
 
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 done, 1 PostgreSQL could not be set up (the message says why), 3 ``status``: not running."""
-    ap = argparse.ArgumentParser(prog="python -m deployments.postgres", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m deployments.postgres",
+                                 description="A private PostgreSQL for Prefect's server, in one command.")
     ap.add_argument("action", choices=["start", "stop", "status", "url"],
                     help="start: create if needed and start, print the setting; stop; status; url: print the URL only")
     ap.add_argument("--dir", type=Path, default=DEFAULT_FOLDER, help=f"the cluster's folder (default {DEFAULT_FOLDER})")
