@@ -1,22 +1,30 @@
-"""The little of FITS the orchestrator reads itself: HDU headers, and a binary table's columns.
+"""The little of FITS daxa-xmm reads itself: headers, and a binary table's columns.
 
-After every SAS call the runner checks each product's HDUs, and a re-run reads every
-observation's calibration index (twice: is it stale, what does it list) before deciding
-there is nothing to do. astropy builds a full object model for that: 39 ms for a real
-32-HDU event list, 33 ms for a 118-row CALINDEX, which made a no-op check of 2,000
-observations take over a minute. This reads the fixed-format cards (FITS standard 4.1-4.2)
-and seeks over the data (4.4.1); a table's rows are one numpy view (7.3).
-tests/unit/test_fitsread.py checks it against astropy on the real SAS files of xmm-samples.
+After every SAS call the runner checks each product's HDUs; a re-run reads every
+observation's calibration index before deciding there is nothing to do; the stand-in reads
+one header or two of every ODF constituent in each call. astropy builds a full object model
+for that: 39 ms for a real 32-HDU event list, 33 ms for a 118-row CALINDEX, and about half a
+second of import in every stand-in process. This reads the fixed-format cards (FITS
+standard 4.1-4.2: strings with ``''`` escapes and the ``CONTINUE`` convention for long ones,
+logicals, integers and reals), seeks over the data (4.4.1), and views a table's rows with
+numpy (7.3). tests/unit/test_fitsread.py and tests/unit/test_standin_fitshead.py check it
+against astropy on the real SAS files of xmm-samples and on synthetic ODFs.
 """
 
 from __future__ import annotations
 
-__all__ = ["Hdu", "find", "read_hdus", "table_columns"]
+__all__ = ["Hdu", "find", "primary_header", "read_hdus", "table_columns"]
 
 import math
 import os
 import re
-from typing import Any, BinaryIO
+
+#: typing.TYPE_CHECKING without importing typing, which every stand-in call would pay for
+#: (mypy treats a name TYPE_CHECKING as true); as in daxa_xmm/standin/faults.py.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import gzip
+    from typing import Any, BinaryIO
 
 _BLOCK = 2880
 _CARD = 80
@@ -24,21 +32,32 @@ _CARD = 80
 _TYPES = {"L": "S1", "X": "u1", "B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8",
           "C": ">c8", "M": ">c16", "P": "V8", "Q": "V16"}
 _TFORM = re.compile(r"^\s*(\d*)([LXBIJKAEDCMPQ])")
+_INT = re.compile(r"^[+-]?\d+$")
+_QUOTED = re.compile(r"'((?:[^']|'')*)'")
 
 
 class Hdu:
-    """One HDU: its cards (keyword -> value as text, strings unquoted) and where its data lies."""
+    """One HDU: its cards (keyword -> str, int, float, bool, or None for a blank value) and
+    where its data lies in the file."""
 
     __slots__ = ("cards", "data_offset", "data_bytes")
 
-    def __init__(self, cards: dict[str, str], data_offset: int, data_bytes: int) -> None:
+    def __init__(self, cards: dict[str, object], data_offset: int, data_bytes: int) -> None:
         self.cards = cards
         self.data_offset = data_offset
         self.data_bytes = data_bytes
 
     @property
     def name(self) -> str | None:
-        return self.cards.get("EXTNAME")
+        name = self.cards.get("EXTNAME")
+        return name if isinstance(name, str) else None
+
+    def integer(self, key: str, default: int = 0) -> int:
+        """An integer keyword (NAXISn, PCOUNT...), ``default`` when absent."""
+        value = self.cards.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{key} = {value!r} is not an integer")
+        return value
 
 
 def read_hdus(path: str | os.PathLike[str]) -> list[Hdu]:
@@ -52,39 +71,93 @@ def read_hdus(path: str | os.PathLike[str]) -> list[Hdu]:
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         while fh.tell() < size:
-            cards = _header(fh, first=not hdus)
-            naxes = [int(cards.get(f"NAXIS{i + 1}", "0")) for i in range(int(cards.get("NAXIS", "0")))]
-            elements = 0 if not naxes else int(cards.get("PCOUNT", "0")) + math.prod(naxes)
-            data = abs(int(cards.get("BITPIX", "8"))) // 8 * int(cards.get("GCOUNT", "1")) * elements
-            start = fh.tell()
-            end = start + -(-data // _BLOCK) * _BLOCK
+            hdu = Hdu(_parse_cards(_header_text(fh, first=not hdus)), fh.tell(), 0)
+            naxes = [hdu.integer(f"NAXIS{i + 1}") for i in range(hdu.integer("NAXIS"))]
+            elements = 0 if not naxes else hdu.integer("PCOUNT") + math.prod(naxes)
+            hdu.data_bytes = abs(hdu.integer("BITPIX", 8)) // 8 * hdu.integer("GCOUNT", 1) * elements
+            end = hdu.data_offset + -(-hdu.data_bytes // _BLOCK) * _BLOCK
             if end > size:
                 raise ValueError(f"HDU {len(hdus)}'s data is cut short ({size} bytes, {end} needed)")
-            hdus.append(Hdu(cards, start, data))
+            hdus.append(hdu)
             fh.seek(end)
     if not hdus:
         raise ValueError("empty file")
     return hdus
 
 
-def _header(fh: BinaryIO, *, first: bool) -> dict[str, str]:
-    """One header's cards, read up to its END card."""
-    cards: dict[str, str] = {}
+def primary_header(path: str | os.PathLike[str]) -> dict[str, object]:
+    """Keyword -> value of the primary header (gzip read transparently).
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: it is not a FITS file, or a card cannot be parsed (the message names the file).
+    """
+    try:
+        with open(path, "rb") as raw:
+            if raw.read(2) != b"\x1f\x8b":
+                raw.seek(0)
+                return _parse_cards(_header_text(raw, first=True))
+            import gzip
+
+            raw.seek(0)
+            with gzip.GzipFile(fileobj=raw) as fh:
+                return _parse_cards(_header_text(fh, first=True))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def _header_text(fh: BinaryIO | gzip.GzipFile, *, first: bool) -> str:
+    """One header's cards as text, read block by block up to and including its END card."""
+    blocks: list[str] = []
     while len(block := fh.read(_BLOCK)) == _BLOCK:
-        if first and fh.tell() == _BLOCK and block[:9] != b"SIMPLE  =":
-            raise ValueError("no SIMPLE card")
+        if first and not blocks and block[:9] != b"SIMPLE  =":
+            raise ValueError("not a FITS file (no SIMPLE card)")
         text = block.decode("ascii", errors="replace")
+        blocks.append(text)
         for i in range(0, _BLOCK, _CARD):
-            card = text[i:i + _CARD]
-            key = card[:8].rstrip()
-            if key == "END":
-                return cards
-            if card[8:10] == "= ":
-                raw = card[10:].strip()
-                # a string ends at its closing quote (no keyword read here has a quote in it)
-                value = raw[1:].split("'", 1)[0].rstrip() if raw.startswith("'") else raw.split("/", 1)[0].strip()
-                cards.setdefault(key, value)
-    raise ValueError("a header with no END card (cut short?)")
+            if text[i:i + 8] == "END     ":
+                return "".join(blocks)[: (len(blocks) - 1) * _BLOCK + i + _CARD]
+    raise ValueError("a header with no END card: not a FITS file, or cut short")
+
+
+def _parse_cards(text: str) -> dict[str, object]:
+    """Keyword -> value of a header's cards (commentary cards left out; blank values None)."""
+    cards = [text[i : i + _CARD] for i in range(0, len(text), _CARD)]
+    out: dict[str, object] = {}
+    i = 0
+    while i < len(cards):
+        card, i = cards[i], i + 1
+        if card[8:10] != "= ":
+            continue  # COMMENT, HISTORY, blank, END, or a CONTINUE with nothing to extend
+        key = card[:8].rstrip()
+        field = card[10:].lstrip()
+        if not field.startswith("'"):
+            out[key] = _value(field.split("/", 1)[0].strip())
+            continue
+        value = _string(field)
+        while value.endswith("&") and i < len(cards) and cards[i].startswith("CONTINUE"):
+            value, i = value[:-1] + _string(cards[i][8:].lstrip()), i + 1
+        out[key] = value.rstrip()
+    return out
+
+
+def _string(field: str) -> str:
+    """The value of a card field that starts with a quote (``''`` is a quote)."""
+    quoted = _QUOTED.match(field)
+    if quoted is None:
+        raise ValueError(f"unterminated string in card field {field!r}")
+    return quoted.group(1).replace("''", "'")
+
+
+def _value(text: str) -> object:
+    """A value that is not a string: logical, integer, real, or None when blank."""
+    if text in ("T", "F"):
+        return text == "T"
+    if not text:
+        return None
+    if _INT.match(text):  # (not int() alone: it would take "1_000")
+        return int(text)
+    return float(text.replace("D", "E").replace("d", "e"))
 
 
 def table_columns(path: str | os.PathLike[str], hdu: Hdu, names: tuple[str, ...]) -> dict[str, list[Any]]:
@@ -101,8 +174,8 @@ def table_columns(path: str | os.PathLike[str], hdu: Hdu, names: tuple[str, ...]
         raise ValueError(f"HDU {hdu.name or '?'} is not a binary table")
     fields: list[tuple[Any, ...]] = []
     index = {}
-    for i in range(1, int(cards.get("TFIELDS", "0")) + 1):
-        form = _TFORM.match(cards.get(f"TFORM{i}", ""))
+    for i in range(1, hdu.integer("TFIELDS") + 1):
+        form = _TFORM.match(str(cards.get(f"TFORM{i}", "")))
         if form is None:
             raise ValueError(f"column {i} of {hdu.name}: TFORM {cards.get(f'TFORM{i}')!r} not understood")
         repeat = int(form.group(1) or "1")
@@ -113,8 +186,8 @@ def table_columns(path: str | os.PathLike[str], hdu: Hdu, names: tuple[str, ...]
             fields.append((f"c{i}", "u1", (-(-repeat // 8),)))
         else:
             fields.append((f"c{i}", _TYPES[code], (repeat,)) if repeat != 1 else (f"c{i}", _TYPES[code]))
-        index[cards.get(f"TTYPE{i}", "")] = i
-    width, rows = int(cards["NAXIS1"]), int(cards["NAXIS2"])
+        index[str(cards.get(f"TTYPE{i}", ""))] = i
+    width, rows = hdu.integer("NAXIS1"), hdu.integer("NAXIS2")
     dtype = np.dtype(fields)
     if dtype.itemsize != width:
         raise ValueError(f"{hdu.name}: the columns' TFORMs make {dtype.itemsize} bytes a row, NAXIS1 says {width}")
@@ -131,7 +204,7 @@ def table_columns(path: str | os.PathLike[str], hdu: Hdu, names: tuple[str, ...]
         if col.dtype.kind == "S":
             out[name] = [v.decode("ascii", errors="replace").rstrip() for v in col]
             continue
-        scale, zero = float(cards.get(f"TSCAL{i}", "1")), float(cards.get(f"TZERO{i}", "0"))
+        scale, zero = float(str(cards.get(f"TSCAL{i}", 1))), float(str(cards.get(f"TZERO{i}", 0)))
         values = col * scale + zero if (scale, zero) != (1.0, 0.0) else col
         out[name] = values.tolist()
     return out

@@ -51,18 +51,17 @@ def check_product(path: str | os.PathLike[str], check: str) -> str | None:
         return _summary_problem(path)
     hdu_name, columns = CHECKS[check]
     try:
-        hdus = [h.cards for h in read_hdus(path)]  # checks that every HDU's data is all there
+        hdus = read_hdus(path)  # checks that every HDU's data is all there (its NAXISn read)
     except (OSError, ValueError) as exc:
         return f"{path.name}: not a readable FITS file ({exc})"
     if hdu_name is None:
-        primary = hdus[0]
-        shape = [primary.get(f"NAXIS{i + 1}", "0") for i in range(int(primary.get("NAXIS", "0")))]
-        return None if len(shape) == 2 and "0" not in shape else f"{path.name}: no 2-d image in the primary HDU"
-    tables = [h for h in hdus[1:] if hdu_name == "*" or h.get("EXTNAME") == hdu_name]
+        shape = [hdus[0].integer(f"NAXIS{i + 1}") for i in range(hdus[0].integer("NAXIS"))]
+        return None if len(shape) == 2 and 0 not in shape else f"{path.name}: no 2-d image in the primary HDU"
+    tables = [h for h in hdus[1:] if hdu_name == "*" or h.name == hdu_name]
     if not tables:
         return f"{path.name}: " + ("no table" if hdu_name == "*" else f"no {hdu_name} extension")
     for h in tables:
-        names = {v for k, v in h.items() if k.startswith("TTYPE")}
+        names = {v for k, v in h.cards.items() if k.startswith("TTYPE")}
         if set(columns) <= names:
             return None
     return f"{path.name}: no {hdu_name if hdu_name != '*' else ''} table with the columns {', '.join(columns)}"

@@ -23,8 +23,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from daxa_xmm.fitsread import primary_header
 from daxa_xmm.standin.common import SasExit, TaskContext, is_yes
-from daxa_xmm.standin.fitshead import primary_header
 from daxa_xmm.standin.fitswrite import Column, bintable_hdu, card, header_block
 
 #: The environment variable that turns fast mode on (``1``, ``yes``, ``true``).

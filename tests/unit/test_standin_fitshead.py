@@ -1,4 +1,4 @@
-"""The stand-in's astropy-free header reader (daxa_xmm/standin/fitshead.py) reads what astropy
+"""The astropy-free header reader (daxa_xmm/fitsread.py, which the stand-in and the core share) reads what astropy
 reads: on every constituent of a synthetic ODF, on the real SAS files of xmm-samples, gzipped,
 and with long strings; and it refuses what is not FITS."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 
-from daxa_xmm.standin.fitshead import primary_header
+from daxa_xmm.fitsread import primary_header
 from daxa_xmm.synth import write_archive
 
 _COMMENTARY = {"COMMENT", "HISTORY", ""}

@@ -10,7 +10,7 @@ import pytest
 from astropy.io import fits
 
 from daxa_xmm.ccf import calindex_dates, listed_ccfs
-from daxa_xmm.standin.fitshead import primary_header
+from daxa_xmm.fitsread import primary_header
 from daxa_xmm.standin.fitswrite import Column, bintable_hdu, card, primary_hdu
 from tests.unit.test_standin_tasks import Sas
 
