@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 import functools
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,16 +79,16 @@ def band_label(lo_ev: float, hi_ev: float) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _resolved_root(root: Path, cwd: str) -> Path:
-    """A root's real path, once per process (and working folder, for a relative root): a run
-    asks for thousands of paths under the same two roots. The paths themselves are resolved
-    every time: a symlink below a root may change."""
-    return (Path(cwd) / root).resolve()
+def _resolved_root(root: Path) -> Path:
+    """A root's real path, once per process: a run asks for thousands of paths under the same
+    two roots, which are absolute (``ArchiveLayout`` makes them so). The paths themselves are
+    resolved every time: a symlink below a root may change."""
+    return root.resolve()
 
 
 def _inside(root: Path, path: Path) -> Path:
     """Resolve ``path`` (following symlinks) and refuse it unless it stays under ``root``."""
-    real_root = _resolved_root(root, "" if root.is_absolute() else os.getcwd())
+    real_root = _resolved_root(root)
     real = path.resolve()
     if real != real_root and real_root not in real.parents:
         raise LayoutError(f"path {path} leaves the archive root {root}")

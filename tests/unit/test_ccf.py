@@ -205,3 +205,14 @@ def test_the_real_sample_index_is_read(xmm_samples: Path) -> None:
     obs, anal = calindex_dates(cif)
     assert obs == datetime(2004, 6, 17, 10, 38, 28) and anal == datetime(2018, 7, 27, 17, 50, 42)
     assert ("EMOS1", "ADUCONV", 79) in {(s, t, i) for s, t, i, _ in listed_ccfs(cif)}
+
+
+def test_an_index_rewritten_in_place_is_read_again(tmp_path: Path, ccfdir: Path) -> None:
+    """The index is read once per file version (path, mtime, size), never once per path: a
+    cifbuild that rewrites it must be seen, even when the new file has the same size."""
+    cif = write_cif(tmp_path / "ccf.cif", ccfdir, [f"{ADU}_0079.CCF"])
+    assert [issue for _, _, issue, _ in listed_ccfs(cif)] == [79]
+    stamp = os.stat(cif).st_mtime_ns
+    write_cif(cif, ccfdir, [f"{ADU}_0082.CCF"])  # same size
+    os.utime(cif, ns=(stamp + 1_000_000_000, stamp + 1_000_000_000))
+    assert [issue for _, _, issue, _ in listed_ccfs(cif)] == [82]
