@@ -179,6 +179,10 @@ class ProcessingConfig(BaseModel):
     def retry_delay_s(self) -> float:
         return float(self.retry_delay.to_value("s"))
 
+    def observations_at_once(self) -> int:
+        """``obs_concurrency``, or its default."""
+        return self.obs_concurrency or 2 * self.num_cores
+
     def step_selected(self, step: str) -> bool:
         return self.steps is None or step in self.steps
 

@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if not config.disable_progress and sys.stderr.isatty():
         progress.start()
     interrupt.enable()  # Ctrl-C and SIGTERM stop the run cleanly (daxa_xmm.interrupt)
-    head = None
+    head, result = None, None
     try:
         with interrupt.during_start_up():
             head = _head_start(config, layout, sas_version, [o for o in obsids if o not in finished])
@@ -179,8 +179,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM while Prefect starts, before the flow's own handling
         interrupt.request_stop()  # (set already by the handler) the head start's calls are ended, none starts
-        if head is not None:
-            head.join()
         print("Stopped: run the same command again to resume where it stopped.", file=sys.stderr)
         return interrupt.exit_code() or 130
     except Exception as exc:
@@ -190,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     finally:
         if head is not None:
+            if result is None:  # the flow never took its observations over
+                head.abandon()
             head.join()
         progress.stop()
     return _summary(config, result)
@@ -200,8 +200,8 @@ def _head_start(config: ProcessingConfig, layout: ArchiveLayout, sas_version: st
     not with a running server (nothing to wait for) or Dask (the subflows run elsewhere)."""
     if not todo or config.task_runner != "threads" or os.environ.get("PREFECT_API_URL"):
         return None
-    return HeadStart(layout, config, sas_version, todo,
-                     lambda o: observation_context(o, config, layout, sas_version)).start()
+    return HeadStart(layout, config, todo, lambda o: observation_context(o, config, layout, sas_version),
+                     watch=progress).start()
 
 
 def _summary(config: ProcessingConfig, result: dict[str, Any]) -> int:

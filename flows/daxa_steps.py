@@ -41,13 +41,14 @@ from daxa_xmm.errors import ConfigError, DaxaXmmError
 from daxa_xmm.locks import ObservationBusy, observation_lock
 from daxa_xmm.manifest import Manifest
 from daxa_xmm.models import Unit
+from daxa_xmm.observation_run import Chain, Driver, short
 from daxa_xmm.pipeline import unit_chain_steps
 from daxa_xmm.sasenv import detect_sas
 from daxa_xmm.seed import NUM_CORES, parse_emanom_out, parse_odf_sum
 from daxa_xmm.step_inputs import UnitInputs, band_inputs, head_inputs, merge_inputs, unit_inputs
 from daxa_xmm.step_run import ObsContext, observation_context
 from daxa_xmm.steps.merge import place_single
-from flows.process_observation import _Chain
+from flows.process_observation import prefect_calls
 
 log = logging.getLogger(__name__)
 
@@ -177,14 +178,15 @@ async def daxa_step_flow(step: str, jobs: list[_Job], contexts: dict[str, ObsCon
     """Run every job of one DAXA step; returns ``{key: "ok" | why it stopped}``."""
     bar = _Bar(message or step, len(jobs)) if show_progress else None
     gate = asyncio.Semaphore(max(2, 2 * config.num_cores))  # bounded task-run creation
+    driver = Driver(prefect_calls(config))
 
     async def one(job: _Job) -> tuple[str, str]:
         async with gate:
             try:
-                await _Chain(contexts[job.obsid], config, job.tokens).run(job.calls)
+                await Chain(contexts[job.obsid], driver, job.tokens).run(job.calls)
                 return job.key, "ok"
             except Exception as exc:  # recorded in the manifest; the other units go on
-                return job.key, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                return job.key, short(exc)
             finally:
                 if bar is not None:
                     bar.advance()

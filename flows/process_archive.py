@@ -66,7 +66,9 @@ async def observation_task(obsid: str, config: ProcessingConfig, ctx: ObsContext
     same archive at once skips it with a clear message instead of corrupting its products.
     """
     try:
-        await asyncio.to_thread(head_start.wait_for, ctx.layout, obsid)  # its first calls may be under way
+        ran = await asyncio.to_thread(head_start.wait_for, ctx.layout, obsid)  # it may be under way
+        if ran is not None:
+            return ran.model_dump()
         with observation_lock(ctx.layout.obs_dir(obsid)):
             outcome = await _subflow_with_retries(obsid, config, ctx)
     except ObservationBusy as exc:
@@ -135,7 +137,8 @@ def process_archive_body(config: ProcessingConfig) -> dict[str, Any]:
     sas = detect_sas(heasoft=needs_heasoft(config))
     sas_version = sas.version.raw
     obsids = _obsids(config, layout)
-    done = set(finished_observations(layout, obsids, config, sas_version))
+    ran = head_start.taken(layout)  # run by the core while Prefect started: reported as they end
+    done = set(finished_observations(layout, [o for o in obsids if o not in ran], config, sas_version))
     finished: list[dict[str, Any]] = [up_to_date_outcome(o) for o in obsids if o in done]
     todo = [o for o in obsids if o not in done]
     progress.set_total(len(todo))
@@ -161,7 +164,7 @@ def process_archive_body(config: ProcessingConfig) -> dict[str, Any]:
 
 def task_runner_for(config: ProcessingConfig):
     """Threads on this machine, or Dask (an existing scheduler, or a LocalCluster)."""
-    workers = config.obs_concurrency or 2 * config.num_cores
+    workers = config.observations_at_once()
     if config.task_runner == "dask":
         from prefect_dask import DaskTaskRunner
 

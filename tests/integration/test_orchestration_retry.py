@@ -33,21 +33,21 @@ def _no_wait(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_orchestration_failures_are_tried_again() -> None:
     step = _Flaky([RuntimeError("503 Service Unavailable"), RuntimeError("503 Service Unavailable")])
-    assert asyncio.run(po._orchestrated(step, CALL, None))["token"] == "t"
+    assert asyncio.run(po.orchestrated(lambda: step(CALL, None), "espfilt"))["token"] == "t"
     assert step.calls == 3
 
 
 def test_orchestration_gives_up_after_its_attempts() -> None:
     step = _Flaky([RuntimeError("503")] * po.ORCHESTRATION_ATTEMPTS)
     with pytest.raises(RuntimeError):
-        asyncio.run(po._orchestrated(step, CALL, None))
+        asyncio.run(po.orchestrated(lambda: step(CALL, None), "espfilt"))
     assert step.calls == po.ORCHESTRATION_ATTEMPTS
 
 
 def test_sas_failures_are_not_tried_again_here() -> None:
     step = _Flaky([SasTaskError("noCounts", task="espfilt")])
     with pytest.raises(SasTaskError):
-        asyncio.run(po._orchestrated(step, CALL, None))
+        asyncio.run(po.orchestrated(lambda: step(CALL, None), "espfilt"))
     assert step.calls == 1
 
 
