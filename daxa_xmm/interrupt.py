@@ -23,6 +23,7 @@ __all__ = [
     "during_start_up",
     "request_stop",
     "stop_requested",
+    "sleep",
     "exit_code",
     "register_group",
     "unregister_group",
@@ -68,6 +69,11 @@ def request_stop(signum: int = signal.SIGINT) -> None:
 def stop_requested() -> bool:
     """Whether the run was asked to stop."""
     return _stop.is_set()
+
+
+def sleep(seconds: float) -> None:
+    """Wait ``seconds``, or less when the run is asked to stop (a retry's delay)."""
+    _stop.wait(seconds)
 
 
 def exit_code() -> int | None:

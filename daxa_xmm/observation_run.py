@@ -113,7 +113,7 @@ def retrying_calls(config: ProcessingConfig) -> RunCall:
                     raise
                 log.warning("%s [%s]: attempt %d failed (%s); trying again in %.0f s", call.step, call.unit, attempt,
                             short(exc), delay)
-                time.sleep(delay)
+                interrupt.sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _head_start(config: ProcessingConfig, layout: ArchiveLayout, sas_version: str, todo: list[str]) -> HeadStart | None:
-    """The first SAS calls start now, while Prefect's temporary server starts (daxa_xmm.head_start);
+    """The first observations start now, while Prefect's temporary server starts (daxa_xmm.head_start);
     not with a running server (nothing to wait for) or Dask (the subflows run elsewhere)."""
     if not todo or config.task_runner != "threads" or os.environ.get("PREFECT_API_URL"):
         return None
