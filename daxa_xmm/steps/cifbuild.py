@@ -105,11 +105,11 @@ def analysis_date_used(cif: Path, requested: str, ran_at: float) -> str:
     """
     if requested != "now":
         return requested
-    from astropy.io import fits
+    from daxa_xmm.fitsread import find, read_hdus  # not astropy: its import held the chain up 0.5 s
 
     try:
-        value = fits.getval(cif, "ANALDATE", extname="CALINDEX")
-    except (OSError, KeyError):
+        value = find(read_hdus(cif), "CALINDEX").cards.get("ANALDATE")
+    except (OSError, KeyError, ValueError):
         value = None
     if isinstance(value, str) and _DATE.match(value.strip()):
         return value.strip()

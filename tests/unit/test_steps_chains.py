@@ -184,3 +184,12 @@ def test_cifbuild_records_the_analysis_date_it_used(tmp_path: Path) -> None:
     assert analysis_date_used(cif, "now", 0.0) == "2026-12-02T03:30:00"
     assert analysis_date_used(cif, "2020-01-01", 0.0) == "2020-01-01"
     assert analysis_date_used(tmp_path / "missing.cif", "now", 86400.0 * 365) == "1971-01-01T00:00:00"
+    (tmp_path / "cut.cif").write_bytes(cif.read_bytes()[:4000])  # cut short: the run's date, no error
+    assert analysis_date_used(tmp_path / "cut.cif", "now", 0.0) == "1970-01-01T00:00:00"
+
+
+def test_the_analysis_date_is_read_from_a_real_index(xmm_samples: Path) -> None:
+    from daxa_xmm.steps.cifbuild import analysis_date_used
+
+    # the sample index's CALINDEX header says ANALDATE = '2018-07-27T17:50:42' (read with astropy)
+    assert analysis_date_used(xmm_samples / "ccf" / "0201903501_ccf.cif", "now", 0.0) == "2018-07-27T17:50:42"
