@@ -38,7 +38,19 @@ from daxa_xmm.odf_input import unpack_odf
 from daxa_xmm.pipeline import observation_input, select_observation_units
 from daxa_xmm.runner import is_transient
 from daxa_xmm.sasversion import parse_sas_version
-from daxa_xmm.stages import Copy, Scope, StageInput, Work, band_inputs, call_priorities, calls_only, planned_work, stages_for, unit_input
+from daxa_xmm.stages import (
+    Copy,
+    Scope,
+    StageInput,
+    Work,
+    band_inputs,
+    by_unit,
+    call_priorities,
+    calls_only,
+    planned_work,
+    stages_for,
+    unit_input,
+)
 from daxa_xmm.step_run import STALE_MESSAGE, CallOutcome, LeftoversGone, ObsContext, StepSkipped, pipeline_step, run_call_blocking
 from daxa_xmm.steps.merge import place_single
 from daxa_xmm.summary import read_observation_record
@@ -191,7 +203,24 @@ class Chain:
                 raise
 
     async def run_work(self, work: Sequence[Work]) -> None:
-        """Run a stage's calls in order as one chain; a placement (a single sub-exposure as
+        """Run a stage's work: each unit's part as one chain from what came before the stage,
+        the units side by side (:func:`daxa_xmm.stages.by_unit`); the tokens after it are
+        theirs in the work's order. A failure stops its own chain, then the stage."""
+        groups = by_unit(work)
+        if len(groups) == 1:
+            return await self._run_in_order(work)
+        base, subs = list(self.tokens), [Chain(self.ctx, self.driver, self.tokens) for _ in groups]
+        for sub in subs:
+            sub.priority = self.priority
+        results = await asyncio.gather(*(sub._run_in_order(g) for sub, g in zip(subs, groups, strict=True)),
+                                       return_exceptions=True)
+        self.tokens = base + [t for sub in subs for t in sub.tokens[len(base):]]
+        bad = [r for r in results if isinstance(r, BaseException)]
+        if bad:
+            raise bad[0]
+
+    async def _run_in_order(self, work: Sequence[Work]) -> None:
+        """Run ``work``'s calls in order as one chain; a placement (a single sub-exposure as
         the merged list) is done where it stands."""
         pending: list[SasCall] = []
         for item in work:

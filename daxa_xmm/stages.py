@@ -17,13 +17,15 @@ A stage's *scope* says what it runs once for, and so what it waits for:
   side by side (images and exposure maps).
 
 Within its scope a stage reads what the stages before it made: that is its dependency, and
-the identity tokens of those calls are folded into its own (:mod:`daxa_xmm.identity`).
+the identity tokens of those calls are folded into its own (:mod:`daxa_xmm.identity`). A
+stage's work for different unit labels (an instrument's merged lists, one per kind) reads
+nothing of each other: each label is one chain, the labels side by side (:func:`by_unit`).
 """
 
 from __future__ import annotations
 
 __all__ = ["Scope", "Copy", "Work", "StageInput", "Stage", "PIPELINE", "STAGE_NAMES", "stage_named", "stages_for", "planned_work",
-           "path_s", "call_priorities", "calls_only", "band_inputs", "unit_input"]
+           "path_s", "call_priorities", "calls_only", "by_unit", "band_inputs", "unit_input"]
 
 import dataclasses
 from collections.abc import Callable, Sequence
@@ -267,6 +269,16 @@ def call_priorities(scope: Scope, si: StageInput, k: int, calls: Sequence[SasCal
     stage's path (:func:`path_s`), less the stage's share already done before that call."""
     behind, each = path_s(scope, si, k), stages_for(scope, si)[k].typical_s / max(len(calls), 1)
     return {(c.unit, c.step): behind - each * j for j, c in enumerate(calls)}
+
+
+def by_unit(work: Sequence[Work]) -> list[list[Work]]:
+    """A stage's work split by unit label, in order of first appearance, each unit's items in
+    order. A stage's units read nothing of each other (an instrument's merged lists, one per
+    kind, each in its own working folder), so each is one chain and they run side by side."""
+    groups: dict[str, list[Work]] = {}
+    for item in work:
+        groups.setdefault(item.unit, []).append(item)
+    return list(groups.values())
 
 
 def calls_only(work: Sequence[Work]) -> list[SasCall]:

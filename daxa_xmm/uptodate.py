@@ -24,7 +24,7 @@ from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.manifest import Manifest, is_up_to_date, load_manifest
 from daxa_xmm.pipeline import ChainVisitor, observation_input, select_observation_units, walk_observation
 from daxa_xmm.sasversion import parse_sas_version
-from daxa_xmm.stages import Copy, Work
+from daxa_xmm.stages import Copy, Work, by_unit
 from daxa_xmm.step_run import calibration_stale, ccf_paths
 from daxa_xmm.summary import read_observation_record
 
@@ -50,21 +50,25 @@ class _NeedsWork(Exception):
 
 
 def _checker(layout: ArchiveLayout, manifest: Manifest, sas_version: str, ccf_folders: Sequence[Path]) -> ChainVisitor:
-    """A visitor that folds each call's token as _Chain.run does, and stops at the first call
-    that must run (a stale calibration index makes cifbuild one)."""
+    """A visitor that folds each call's token as the flow's Chain.run_work does (each unit of
+    a stage from the tokens before the stage), and stops at the first call that must run (a
+    stale calibration index makes cifbuild one)."""
 
     def check(work: Sequence[Work], base: list[str]) -> list[str]:
         made: list[str] = []
-        for item in work:
-            if isinstance(item, Copy):
-                if not item.dest.exists():
-                    raise _NeedsWork(f"copy to {item.dest}")
-                continue
-            if item.step == "cif_build" and calibration_stale(layout, item, list(ccf_folders)) is not None:
-                raise _NeedsWork("the calibration index is stale")
-            if not is_up_to_date(manifest, with_upstream(item, base + made), sas_version):
-                raise _NeedsWork(f"{item.step} [{item.unit}]")
-            made.append(record_token(manifest.get(item.unit, item.step)))
+        for group in by_unit(work):
+            mine: list[str] = []
+            for item in group:
+                if isinstance(item, Copy):
+                    if not item.dest.exists():
+                        raise _NeedsWork(f"copy to {item.dest}")
+                    continue
+                if item.step == "cif_build" and calibration_stale(layout, item, list(ccf_folders)) is not None:
+                    raise _NeedsWork("the calibration index is stale")
+                if not is_up_to_date(manifest, with_upstream(item, base + mine), sas_version):
+                    raise _NeedsWork(f"{item.step} [{item.unit}]")
+                mine.append(record_token(manifest.get(item.unit, item.step)))
+            made += mine
         return base + made
 
     return check

@@ -23,7 +23,6 @@ quiet_prefect()  # before Prefect is imported
 import asyncio
 import concurrent.futures
 import contextlib
-import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Coroutine, Iterator
@@ -142,19 +141,11 @@ def _prepare_observation(archive: Archive, step: str, plan: StepPlan, ctx: ObsCo
         elif "single_source" in info:  # one sub-exposure: copied, not merged
             place_single(info["single_source"], info["dest"])
         else:
+            # an instrument's merged lists are one job each, side by side as in the archive flow,
+            # reported under the instrument's key
             runnable.append(_Job(obsid, key if step == "merge_subexposures" else label, tuple(calls), needs.tokens))
     save_step_info(archive.layout, obsid, step, extra_info, plan_errors)
-    return _chained(runnable) if step == "merge_subexposures" else runnable
-
-
-def _chained(jobs: list[_Job]) -> list[_Job]:
-    """An instrument's merges run as one chain in plan order, as in the archive flow (each
-    link's fingerprint carries the links before it)."""
-    by_key: dict[str, _Job] = {}
-    for job in jobs:
-        prev = by_key.get(job.key)
-        by_key[job.key] = job if prev is None else dataclasses.replace(prev, calls=prev.calls + job.calls)
-    return list(by_key.values())
+    return runnable
 
 
 @contextlib.contextmanager
@@ -192,7 +183,11 @@ async def daxa_step_flow(step: str, jobs: list[_Job], contexts: dict[str, ObsCon
                     bar.advance()
 
     try:
-        return dict(await asyncio.gather(*(one(j) for j in jobs)))
+        results: dict[str, str] = {}
+        for key, why in await asyncio.gather(*(one(j) for j in jobs)):
+            if results.get(key, "ok") == "ok":  # an instrument's merged lists share its key: the first failure tells
+                results[key] = why
+        return results
     finally:
         if bar is not None:
             bar.stop()

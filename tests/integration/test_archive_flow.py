@@ -49,3 +49,25 @@ def test_demo_archive_end_to_end_then_a_rerun_makes_no_sas_call(tmp_path: Path, 
     again = run_archive(_config(tmp_path))
     assert [o["status"] for o in again["observations"]] == ["ok"] * len(obsids)
     assert len(standin.calls()) == n_calls, "a re-run of a finished archive must make no SAS call"
+
+
+def test_an_instruments_merged_lists_are_made_apart_so_one_failing_spoils_no_other(tmp_path: Path, standin) -> None:
+    (obsid,) = write_archive(tmp_path / "archive", 1, mix="multi_pn")  # PN: three sub-exposures to merge
+    standin.faults([{"task": "merge", "match": f"{obsid}PN-clean-merge", "action": "fail"}])  # the cleaned lists' merge
+    cfg = _config(tmp_path, instruments=["PN"], retries=0)
+    result = run_archive(cfg)
+    assert result["observations"][0]["status"] == "partial", result
+    records = json.loads((tmp_path / "processed" / obsid / "manifest.json").read_text())["records"]
+    status = {key: r["status"] for key, r in records.items()}
+    assert status[f"{obsid}PN-clean/merge_subexposures_1"] == "failed", status
+    for kind in ("allevc", "clean_oot", "allevcoot"):  # the other merged lists do not read it: made
+        assert status[f"{obsid}PN-{kind}/merge_subexposures"] == "ok", status
+    band = [k for k in status if k.startswith(f"{obsid}PN-") and k.endswith("/image")]
+    assert band and all(status[k] == "upstream_failed" for k in band), status  # the images read the cleaned list
+    # fixed, the re-run makes the cleaned lists' merge and the images, and no other merged list:
+    # each one's identity carries what it merges, not the merged lists made before it
+    standin.no_faults()
+    standin.reset_log()
+    assert run_archive(cfg)["observations"][0]["status"] == "ok"
+    merged = {Path(c["cwd"]).name for c in standin.calls() if c["task"] == "merge"}
+    assert merged == {f"{obsid}PN-clean-merge"}, merged
