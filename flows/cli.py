@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = ["main"]
 
 import argparse
+import atexit
 import logging
 import os
 import sys
@@ -123,6 +124,27 @@ def _setup_demo(args: argparse.Namespace) -> Path:
     if args.out is None:
         args.out = base / "processed"
     return setup_demo(base)
+
+
+def command() -> None:
+    """The ``daxa-xmm`` script and ``python -m flows.process_archive``: :func:`main`, then out.
+
+    Once every exit handler has run (Prefect's temporary server stopped, its logs sent),
+    tearing the interpreter down frees Prefect's whole import graph object by object: over a
+    second of a short run (BENCHMARKS.md section 7) for nothing, so the process ends there.
+    Only when ``main`` returned: an exception leaves the normal way, with its traceback.
+    """
+    code: list[int] = []
+
+    def _end() -> None:
+        if code:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code[0])
+
+    atexit.register(_end)  # registered before Prefect is imported: runs after its handlers
+    code.append(main())
+    raise SystemExit(code[0])
 
 
 def main(argv: list[str] | None = None) -> int:

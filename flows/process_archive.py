@@ -10,9 +10,9 @@ report (report.json, report.html, quick-look PNGs) and Prefect artifacts.
 from __future__ import annotations
 
 if __name__ == "__main__":  # the command line: bad input is reported before Prefect is imported
-    from flows.cli import main as _main
+    from flows.cli import command
 
-    raise SystemExit(_main())
+    command()
 
 __all__ = ["process_archive", "process_archive_body", "run_archive", "main", "plan_archive"]
 
