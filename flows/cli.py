@@ -9,7 +9,7 @@ The settings' options are generated from ProcessingConfig (flows/cli_options.py)
 
 from __future__ import annotations
 
-__all__ = ["main"]
+__all__ = ["main", "command"]
 
 import argparse
 import atexit
