@@ -47,6 +47,7 @@ from daxa_xmm.stages import (
     by_unit,
     call_priorities,
     calls_only,
+    longest_first,
     planned_work,
     stages_for,
     unit_input,
@@ -341,7 +342,9 @@ async def run_observation(obsid: str, config: ProcessingConfig, ctx: ObsContext,
             return ObservationOutcome(obsid=obsid, status=status, message=short(exc), duration_s=time.time() - t0)
 
         base = head.tokens
-        jobs = [_unit(unit_input(si, u), ctx, driver, base) for u in units]
+        # the longest chains start first: free SAS slots go to whoever asks first
+        launch = longest_first(si, units)
+        jobs = [_unit(unit_input(si, u), ctx, driver, base) for u in launch]
 
         # Each instrument's stages wait for that instrument's units only.
         async def instrument_after(inst: str, unit_jobs: list[Any], its_units: list[Unit]) -> None:
@@ -360,7 +363,7 @@ async def run_observation(obsid: str, config: ProcessingConfig, ctx: ObsContext,
                 Chain(ctx, driver).fail_rest(calls_only(not_made), RuntimeError(f"no {inst} sub-exposure was processed"))
 
         by_inst: dict[str, tuple[list[Any], list[Unit]]] = {}
-        for u, job in zip(units, jobs, strict=True):
+        for u, job in zip(launch, jobs, strict=True):
             by_inst.setdefault(u.inst, ([], []))
             by_inst[u.inst][0].append(job)
             by_inst[u.inst][1].append(u)

@@ -25,7 +25,7 @@ nothing of each other: each label is one chain, the labels side by side (:func:`
 from __future__ import annotations
 
 __all__ = ["Scope", "Copy", "Work", "StageInput", "Stage", "PIPELINE", "STAGE_NAMES", "stage_named", "stages_for", "planned_work",
-           "path_s", "call_priorities", "calls_only", "by_unit", "band_inputs", "unit_input"]
+           "path_s", "call_priorities", "calls_only", "by_unit", "longest_first", "band_inputs", "unit_input"]
 
 import dataclasses
 from collections.abc import Callable, Sequence
@@ -262,6 +262,13 @@ def path_s(scope: Scope, si: StageInput, start: int = 0) -> float:
     if scope == "instrument":
         return own + path_s("band", si)
     return own
+
+
+def longest_first(si: StageInput, units: Sequence[Unit]) -> list[Unit]:
+    """``units`` by the typical work behind their chains (:func:`path_s`), most first; ties
+    keep their order. Chains started in this order ask for SAS slots in it, and a slot that is
+    free goes to whoever asks first (priority orders only the calls that wait)."""
+    return sorted(units, key=lambda u: -path_s("unit", unit_input(si, u)))
 
 
 def call_priorities(scope: Scope, si: StageInput, k: int, calls: Sequence[SasCall]) -> dict[tuple[str, str], float]:

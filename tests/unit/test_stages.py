@@ -15,7 +15,7 @@ from daxa_xmm.models import EPIC
 from daxa_xmm.pipeline import observation_input, select_observation_units, unit_chain_steps
 from daxa_xmm.plan import EXAMPLE_SUMMARY
 from daxa_xmm.sasversion import parse_sas_version
-from daxa_xmm.stages import PIPELINE, StageInput, path_s, planned_work, stages_for, unit_input
+from daxa_xmm.stages import PIPELINE, StageInput, longest_first, path_s, planned_work, stages_for, unit_input
 from daxa_xmm.summary import read_odf_summary
 from tests.unit.test_emanom import LOG
 
@@ -87,3 +87,15 @@ def test_the_work_behind_a_stage_shrinks_along_every_path_and_heads_come_first(s
     assert path_s("unit", units["PN"]) > path_s("unit", units["M1"])  # the long PN chain first
     # the head counts the longest chain of any instrument, whatever this observation has
     assert head[-1] == stages_for("observation", si)[-1].typical_s + path_s("unit", units["PN"])
+
+
+def test_the_longest_chains_start_first(si: StageInput) -> None:
+    # a free SAS slot goes to whoever asks first: the PN chain (8 s of epchain) must ask first
+    units = select_observation_units(si)
+    order = longest_first(si, units)
+    assert sorted(order, key=str) == sorted(units, key=str)  # the same units, reordered
+    paths = [path_s("unit", unit_input(si, u)) for u in order]
+    assert paths == sorted(paths, reverse=True)
+    assert order[0].inst == "PN" and units[0].inst != "PN", [u.inst for u in units]  # the summary lists MOS first
+    mos = [u for u in order if u.inst in ("M1", "M2")]
+    assert mos == [u for u in units if u.inst in ("M1", "M2")]  # ties keep their order
