@@ -30,11 +30,11 @@ def _head(cfg, obsids: list[str], watch=QUIET) -> HeadStart:
 
 
 class _Watch:
-    """Tells the test when an observation ends (and, at its first call, may run something)."""
+    """Tells the test when an observation ends (and runs ``at_call`` as each call is due)."""
 
-    def __init__(self, at_first_call=lambda: None) -> None:
+    def __init__(self, at_call=lambda: None) -> None:
         self.ended = threading.Event()
-        self.at_first_call = at_first_call
+        self.at_call = at_call
 
     def observation_started(self, obsid: str) -> None:
         pass
@@ -43,7 +43,7 @@ class _Watch:
         self.ended.set()
 
     def started(self, obsid: str, call: SasCall) -> None:
-        self.at_first_call()
+        self.at_call()
 
     def finished(self, obsid: str, call: SasCall) -> None:
         pass
@@ -85,7 +85,7 @@ def test_a_closed_head_start_takes_no_new_observation(tmp_path: Path, standin) -
 def test_an_abandoned_head_start_starts_no_call_and_records_the_rest_as_interrupted(tmp_path: Path, standin) -> None:
     obsids = write_archive(tmp_path / "archive", 1, mix="standard")
     cfg = config(tmp_path, instruments=["M1"], num_cores=1)
-    head = _head(cfg, obsids, _Watch(at_first_call=lambda: head.abandon()))  # Prefect failed as a call was due
+    head = _head(cfg, obsids, _Watch(at_call=lambda: head.abandon()))  # Prefect failed as a call was due
     head.start()
     head.join()
     layout = ArchiveLayout(cfg.archive, cfg.out_root)
