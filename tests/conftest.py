@@ -25,6 +25,20 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     sys.dont_write_bytecode = False
+    _start_shared_server(config)
+
+
+def _start_shared_server(config: pytest.Config) -> None:
+    """With test workers (``-n``), the controller starts the one Prefect server they all use
+    (:mod:`tests.shared_server`), unless one is named; a run without workers starts its own
+    when a test first needs it (``prefect_harness``)."""
+    if hasattr(config, "workerinput") or os.environ.get(PREFECT_API_VAR) or not config.getoption("numprocesses", None):
+        return
+    from tests import shared_server
+
+    server = shared_server.start(_harness_server_env())
+    config.add_cleanup(server.stop)
+    os.environ[PREFECT_API_VAR] = server.api_url  # the workers inherit it
 
 
 @pytest.fixture(scope="session")
@@ -124,8 +138,9 @@ def _harness_server_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """One Prefect test backend for the whole session (it takes 10-20 s to start), or the
-    server named by ``DAXA_XMM_TEST_PREFECT_API_URL``.
+    """One Prefect test backend for the whole session (it takes 10-20 s to start): the server
+    named by ``DAXA_XMM_TEST_PREFECT_API_URL`` (the workers' shared one, or one of yours),
+    waited for until it answers, else a temporary one of this process's own.
 
     Heartbeats are turned off: they only serve crash detection on a server, and a sync flow
     waits up to a second at exit for its heartbeat thread.
@@ -135,12 +150,15 @@ def prefect_harness():
 
     quiet = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     if url := os.environ.get(PREFECT_API_VAR):
+        from tests.shared_server import wait_healthy
+
+        wait_healthy(url)
         with temporary_settings(updates={PREFECT_API_URL: url, **quiet}):
             yield
         return
     with pytest.MonkeyPatch.context() as env:  # the server subprocess inherits these
         for key, value in _harness_server_env().items():
             env.setenv(key, value)
-        with prefect_test_harness(server_startup_timeout=120):  # two workers on a loaded machine
+        with prefect_test_harness(server_startup_timeout=120):  # a loaded machine
             with temporary_settings(updates=quiet):
                 yield

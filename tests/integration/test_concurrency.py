@@ -45,7 +45,9 @@ def test_one_run_never_exceeds_num_cores_sas_processes(tmp_path: Path, standin, 
     assert [o["status"] for o in result["observations"]] == ["ok"] * 3, result
     calls = standin.calls()
     assert len(calls) == 3 * 8  # cifbuild, odfingest, emchain, emanom, espfilt, evselect, image, expmap
-    assert max_overlap(calls) == 2  # reached, and never more
+    # never more than the cap; that the cap is reached is tests/unit/test_slots.py's (here it
+    # would depend on how fast a loaded machine starts the calls)
+    assert max_overlap(calls) <= 2
     # a waiting call's place in the queue: the work behind it, less at every later call of its
     # observation (here one chain), the same for the same step of every observation
     keys = [tuple(k.split("/")) for k in call_keys(calls, tmp_path / "processed")]

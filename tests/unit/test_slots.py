@@ -78,6 +78,18 @@ def test_file_slots_cap_holds_across_threads_sharing_one_instance(tmp_path: Path
     assert 1 <= state["peak"] <= 3
 
 
+def test_the_cap_is_reached_not_only_never_passed(tmp_path: Path) -> None:
+    """n slots are held at once without a wait (a cap that served one call at a time would
+    pass every never-more-than-n test); the next waits."""
+    slots = FileSlots(tmp_path / "slots", 2)
+    first, second = slots.acquire(timeout_s=5), slots.acquire(timeout_s=5)
+    with pytest.raises(TimeoutError):
+        slots.acquire(timeout_s=0.1)
+    second.release()
+    slots.acquire(timeout_s=5).release()
+    first.release()
+
+
 def test_file_slots_timeout_and_pickling(tmp_path: Path) -> None:
     slots = FileSlots(tmp_path / "slots", 1)
     lease = slots.acquire()
