@@ -19,7 +19,8 @@ stand-in runs in fast mode with no simulated duration, so what is measured is th
 - ``flow_cpu_per_call_s``: CPU time of the flow process per call: the ceiling on calls per
   second one flow process can drive, whatever the number of cores.
 - peak RSS (VmHWM) of the flow process and of Prefect's temporary server process, and the
-  size of ``PREFECT_HOME`` (the SQLite database) afterwards.
+  size of ``PREFECT_HOME`` (the SQLite database) afterwards; none of the server's figures
+  when it runs on a server of its caller's (``DAXA_XMM_TEST_PREFECT_API_URL``: the smoke test).
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = ns.work or Path(tempfile.mkdtemp(prefix="daxa-bench-overhead-"))
     env = setup_env(work, fast=True, prefect_db_url=ns.db_url)
+    own_server = "PREFECT_API_URL" not in env
     from daxa_xmm.config import ProcessingConfig
     from daxa_xmm.synth import write_archive
 
@@ -163,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             "calls_per_s": n / span,
             "peak_rss_flow_mb": peak_rss_mb(),
             "peak_rss_server_mb": watch.hwm_mb or None, "server_cpu_s": watch.cpu_s or None,
-            "prefect_home_bytes": dir_size(work / "prefect-home"),
-            "prefect_db_bytes_per_observation": dir_size(work / "prefect-home") / ns.n,
+            "prefect_home_bytes": dir_size(work / "prefect-home") if own_server else None,
+            "prefect_db_bytes_per_observation": dir_size(work / "prefect-home") / ns.n if own_server else None,
             "products_bytes": dir_size(work / "out"),
         })
         if ns.db_url:
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             result["prefect_db_bytes_per_observation"] = size / ns.n if size else None
         print(f"n={ns.n}: {n} calls in {span:.1f} s (wall {wall:.1f} s); overhead {result['overhead_per_call_s'] * 1000:.1f} ms/call, "
               f"flow CPU {result['flow_cpu_per_call_s'] * 1000:.1f} ms/call; peak RSS flow {result['peak_rss_flow_mb']:.0f} MB, "
-              f"server {result['peak_rss_server_mb']} MB; PREFECT_HOME {result['prefect_home_bytes'] / 1e6:.1f} MB", flush=True)
+              f"server {result['peak_rss_server_mb']} MB; PREFECT_HOME {(result['prefect_home_bytes'] or 0) / 1e6:.1f} MB", flush=True)
     except BaseException as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
         raise
