@@ -24,8 +24,8 @@ def test_timeout_kills_the_whole_group_and_moves_nothing(tmp_path: Path) -> None
     call = sas_call(tmp_path, outputs=(OutputSpec("out.fits", dest),), timeout_s=timeout_s)
     res = run_sas(call, extra_env=env, kill_grace_s=grace_s)
     assert res.status == "timeout"
-    # returned promptly, not after the 60 s sleep
-    assert res.duration_s < timeout_s + grace_s + 2.0
+    # returned at the kill, not after the task's 60 s sleep (a bound no loaded machine nears)
+    assert res.duration_s < 30
     assert "timed out after 1 s" in res.message and UNIT in res.message
     assert res.exit_code == -signal.SIGKILL  # it ignored SIGTERM
     child, grandchild = hanging_pids(call.cwd)
