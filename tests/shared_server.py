@@ -4,8 +4,8 @@ Each pytest-xdist worker used to start its own temporary server (``prefect_test_
 some 11 s of CPU each, on a two-core machine, with the worker waiting. Now the controller
 starts one when pytest is configured, while the workers collect and run the tests that need
 no server; a worker waits for it only when its first flow test asks (:func:`wait_healthy`).
-Flow run names in the tests are unique to each test (their ObsIDs and temporary paths), so
-the workers' runs do not meet in the one database.
+The workers' flow runs meet in its database; a test that reads runs back from the API finds
+its own by a name no other test uses (``tests/integration/test_dask.py``).
 """
 
 from __future__ import annotations

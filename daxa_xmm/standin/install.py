@@ -48,7 +48,8 @@ def _import_paths() -> list[str]:
     import site
 
     here = str(Path(__file__).resolve().parents[2])
-    return list(dict.fromkeys([here, *site.getsitepackages()]))
+    user = [site.getusersitepackages()] if site.ENABLE_USER_SITE else []
+    return list(dict.fromkeys([here, *site.getsitepackages(), *user]))
 
 
 def _write_exe(path: Path, text: str) -> None:
