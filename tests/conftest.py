@@ -7,8 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parents[1]
+
+# No Hypothesis test may fail for being slow: its 200 ms deadline per example and its check on
+# how fast examples are made measure the machine, which runs three test workers on two cores.
+settings.register_profile("daxa-xmm", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("daxa-xmm")
 #: Real SAS files live outside the repository: ``DAXA_XMM_SAMPLES``, else ../shared/xmm-samples.
 SAMPLES = Path(os.environ.get("DAXA_XMM_SAMPLES") or REPO.parent / "shared" / "xmm-samples")
 

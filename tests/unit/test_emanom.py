@@ -146,7 +146,7 @@ _LINES = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.lists(_LINES, max_size=12), st.lists(st.sampled_from(VALID_STATES), min_size=1, max_size=5))
 def test_random_text_only_raises_emanom_errors(tmp_path: Path, lines: list[str], states: list[str]) -> None:
     p = tmp_path / "fuzz.log"

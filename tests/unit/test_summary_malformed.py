@@ -200,7 +200,7 @@ def _parse_text(tmp_path: Path, text: str | bytes) -> None:
         pass
 
 
-_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 @_SETTINGS
