@@ -44,7 +44,8 @@ class SharedServer:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the suite's servers each take one)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -54,7 +55,7 @@ def start(settings: dict[str, str]) -> SharedServer:
     """Start the server as Prefect's own temporary server runs (uvicorn on Prefect's app
     factory, SQLite in a fresh home, no UI) with ``settings`` added; returns at once."""
     home = Path(tempfile.mkdtemp(prefix="daxa-xmm-test-prefect-"))
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(settings)
     env.update(

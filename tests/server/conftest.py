@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from tests.shared_server import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 PREFECT = Path(sys.executable).parent / "prefect"
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -29,12 +30,6 @@ TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 DEPLOY_CONFIG = {"instruments": ["PN"], "num_cores": 2, "retry_delay": "0 s", "retries": 0,
                  "espfilt": {"allowed_sigma": 2.5}, "images": {"bands": [["0.5 keV", "2 keV"]]}}
 CRON = "17 4 * * 1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stop_process(proc: subprocess.Popen, grace_s: float = 10.0) -> None:

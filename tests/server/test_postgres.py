@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from deployments import postgres
+from tests.shared_server import free_port
 
 pytestmark = pytest.mark.server
 
@@ -28,12 +28,6 @@ def _bin_dir() -> Path:
         return postgres.find_bin_dir()
     except postgres.PostgresError as exc:
         pytest.skip(str(exc))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -61,7 +55,7 @@ def _ask(bin_dir: Path, url: str, sql: str) -> str:
 def test_one_command_starts_a_database_prefect_can_use_and_repeating_it_changes_nothing(
         cluster_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bin_dir = _bin_dir()
-    port = _free_port()
+    port = free_port()
     assert postgres.main(["start", "--dir", str(cluster_dir), "--port", str(port)]) == 0
     out = capsys.readouterr().out.strip()
     # stdout is exactly the line a shell can eval
@@ -71,7 +65,7 @@ def test_one_command_starts_a_database_prefect_can_use_and_repeating_it_changes_
     _ask(bin_dir, url, "create table kept (x int); insert into kept values (7)")
 
     # again, even with another port asked for: same cluster, same port, same data
-    assert postgres.main(["start", "--dir", str(cluster_dir), "--port", str(_free_port())]) == 0
+    assert postgres.main(["start", "--dir", str(cluster_dir), "--port", str(free_port())]) == 0
     assert capsys.readouterr().out.strip() == out
     assert _ask(bin_dir, url, "select x from kept") == "7"
     assert postgres.main(["url", "--dir", str(cluster_dir)]) == 0
@@ -102,7 +96,7 @@ def test_as_root_a_folder_the_clusters_user_cannot_enter_is_refused_before_anyth
     private.mkdir(mode=0o700)
     # the first parent it cannot enter is named (here /tmp/pytest-of-root or ``private``)
     with pytest.raises(postgres.PostgresError, match=rf"^{re.escape(str(private / 'pg'))}: user '\w+' cannot enter /.*choose a --dir"):
-        postgres.start(private / "pg", port=_free_port())
+        postgres.start(private / "pg", port=free_port())
     assert not (private / "pg" / "data").exists()
 
 
