@@ -35,6 +35,38 @@ from daxa_xmm.errors import ConfigError
 SlotLike = AbstractContextManager[Any] | Callable[[], AbstractContextManager[Any]]
 
 
+class _Wakeup:
+    """Tells this process's waiting calls that a slot was freed or the queue moved on.
+
+    A waiter sleeps between its looks at the slot files; a slot that another process frees
+    is seen at the next look, but one freed in this process (where a run's calls live) wakes
+    its waiters at once, and the slot sits idle only as long as a thread takes to wake. The
+    generation counter closes the gap between a waiter's look and its sleep: a release in
+    between makes the sleep return at once.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._generation = 0
+
+    def seen(self) -> int:
+        with self._cond:
+            return self._generation
+
+    def sleep(self, seen: int, timeout_s: float) -> None:
+        with self._cond:
+            if self._generation == seen:
+                self._cond.wait(timeout_s)
+
+    def notify(self) -> None:
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+
+
+_WAKEUP = _Wakeup()
+
+
 class _Lease:
     """One held slot: an open, flock'ed file descriptor."""
 
@@ -49,6 +81,7 @@ class _Lease:
                 fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
                 os.close(fd)
+                _WAKEUP.notify()
 
 
 #: Rank of priority 0; a priority above ~3 years of remaining work ranks as that.
@@ -88,6 +121,7 @@ class _Ticket:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
             os.close(fd)
+            _WAKEUP.notify()  # the next in the queue may now take a free slot
 
 
 def _holder_alive(ticket: Path) -> bool:
@@ -127,7 +161,8 @@ class FileSlots:
         folder: where the lock files live; created if missing. Every process that shares
             the cap must use the same folder.
         n: how many holders at once.
-        poll_s: mean sleep between attempts while every slot is taken.
+        poll_s: mean sleep between looks at the slot files while every slot is taken; a
+            slot freed in this process wakes its waiters at once.
         priority: the place in the queue of a call made under ``with`` (see the module's
             docstring): the higher, the sooner.
 
@@ -176,6 +211,7 @@ class FileSlots:
         ticket = _Ticket(self.folder / "queue", self.priority)
         try:
             while True:
+                seen = _WAKEUP.seen()
                 if interrupt.stop_requested():
                     raise interrupt.Interrupted(f"stop requested while waiting for a SAS slot in {self.folder}")
                 first = ticket.is_first()
@@ -187,8 +223,9 @@ class FileSlots:
                             return lease
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError(f"no free slot in {self.folder} after {timeout_s} s")
-                # only the first in the queue may take a slot: it looks often, the others less
-                time.sleep(self.poll_s * (0.2 if first else 1.0) * (0.5 + random.random()))
+                # only the first in the queue may take a slot: it looks often, the others less;
+                # a slot freed in this process wakes them at once
+                _WAKEUP.sleep(seen, self.poll_s * (0.2 if first else 1.0) * (0.5 + random.random()))
         finally:
             ticket.close()
 

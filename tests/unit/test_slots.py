@@ -146,3 +146,29 @@ def test_a_waiter_that_died_holds_no_one_up(tmp_path: Path) -> None:
     dead.write_text("")
     FileSlots(tmp_path / "slots", 1).acquire(timeout_s=5).release()
     assert not dead.exists()
+
+
+def test_a_slot_freed_in_this_process_wakes_its_waiter(tmp_path: Path) -> None:
+    """The waiter would next look at the slot files in six minutes or more (poll_s of an
+    hour): only the release's wake-up can hand it the slot within the test."""
+    slots = FileSlots(tmp_path / "slots", 1, poll_s=3600)
+    held = slots.acquire()
+    waiting = threading.Event()
+    got: list[int] = []
+
+    def waiter() -> None:
+        waiting.set()
+        lease = slots.acquire()
+        got.append(lease.index)
+        lease.release()
+
+    thread = threading.Thread(target=waiter, daemon=True)
+    thread.start()
+    assert waiting.wait(60)
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "slots" / "queue").glob("*.wait")):  # the waiter is queued
+        assert time.monotonic() < deadline, "the waiter never queued"
+        time.sleep(0.01)
+    held.release()
+    thread.join(120)
+    assert got == [0]
