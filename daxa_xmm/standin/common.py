@@ -33,6 +33,7 @@ __all__ = [
     "parse_args",
     "strip_quotes",
     "is_yes",
+    "switched_on",
     "executing_line",
     "atomic_path",
     "build_tag",
@@ -126,6 +127,17 @@ def strip_quotes(value: str) -> str:
 def is_yes(value: str) -> bool:
     """SAS booleans: ``yes/no``, ``Y/N``, ``true/false``, ``T/F`` (case-insensitive)."""
     return value.strip().lower() in {"yes", "y", "true", "t", "1"}
+
+
+def switched_on(given: Mapping[str, str], default: str, flag: str, *children: str) -> bool:
+    """Whether a ``with...`` flag is on: given as yes, or not given while one of its child
+    parameters is (else its ``default``). SAS's parameter interface sets a control flag
+    implicitly when a child is on the command line ("evselect --xcolumn=RAWX implies
+    --withimageset=yes unless -withimageset=no is explicitly set": SAS Users Guide, "Running
+    SAS"), and DAXA 0.3.7 relies on it: its evselect gives ``filteredset=`` without the flag."""
+    if flag in given:
+        return is_yes(given[flag])
+    return any(c in given for c in children) or is_yes(default)
 
 
 def parse_args(task: str, argv: Sequence[str], version: str = "") -> dict[str, str]:

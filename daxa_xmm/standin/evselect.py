@@ -7,12 +7,12 @@ pixel for pixel against a real SAS image (tests/unit/test_standin_evselect.py):
 - ``table=file[:EVENTS]`` is read with astropy; ``expression`` is evaluated by
   :mod:`daxa_xmm.standin.expression` after ``#NAME`` attributes are expanded from the
   table's header (then the primary header).
-- ``withfilteredset=yes`` writes ``filteredset``: every extension copied, the table's rows
+- ``withfilteredset=yes`` (set, or implied by a given ``filteredset``) writes ``filteredset``: every extension copied, the table's rows
   filtered (or, with ``destruct=no``, all rows kept and ``flagcolumn`` set to 1 on selected
   rows), ``SLCTEXPR`` recorded; with ``updateexposure=yes`` and a ``gti(...)`` term ANDed at
   the top of the expression, the per-CCD ``STDGTInn`` tables are intersected with that GTI
   and ``ONTIMEnn``/``ONTIME``/``LIVETInn``/``LIVETIME``/``EXPOSURE`` follow.
-- ``withimageset=yes`` writes ``imageset``: a 2-D histogram of ``xcolumn``/``ycolumn``.
+- ``withimageset=yes`` (set, or implied by ``imageset`` or ``xcolumn``) writes ``imageset``: a 2-D histogram of ``xcolumn``/``ycolumn``.
   SAS's grid, derived from the real image: pixel 1 is centred on ``min + (bin - 1) / 2``, so
   it holds the integer values ``min .. min + bin - 1`` (edges at ``min - 0.5 + k * bin``),
   and ``n = ceil((max - min + 1) / bin)`` pixels (512 for 3649..48106 at 87). An event falls
@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from daxa_xmm.standin.common import SasExit, TaskContext, atomic_path, info, is_yes, warning
+from daxa_xmm.standin.common import SasExit, TaskContext, atomic_path, info, is_yes, switched_on, warning
 from daxa_xmm.standin.expression import ExpressionError, Node, parse, select
 from daxa_xmm.standin.params import PARAMS
 
@@ -303,9 +303,9 @@ def run(args: dict[str, str], ctx: TaskContext) -> int:
             raise SasExit(exc.code, str(exc).replace("\n", " ")) from None
         info(TASK, f"selected {int(mask.sum())} rows from the input table.")
         record = _command_record(params)
-        if is_yes(params["withfilteredset"]):
+        if switched_on(args, params["withfilteredset"], "withfilteredset", "filteredset"):
             _write_filtered(ctx, params, hdul, index, mask, expanded, node, record)
-        if is_yes(params["withimageset"]):
+        if switched_on(args, params["withimageset"], "withimageset", "imageset", "xcolumn"):
             _write_image(ctx, params, hdul, index, mask, expanded, record)
     return 0
 

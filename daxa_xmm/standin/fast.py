@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from daxa_xmm.fitsread import primary_header
-from daxa_xmm.standin.common import SasExit, TaskContext, is_yes
+from daxa_xmm.standin.common import SasExit, TaskContext, is_yes, switched_on
 from daxa_xmm.standin.fitswrite import Column, bintable_hdu, card, header_block
 
 #: The environment variable that turns fast mode on (``1``, ``yes``, ``true``).
@@ -51,9 +51,10 @@ def placeholder_fits(path: Path, cards: Mapping[str, str]) -> None:
     """Write a small FITS file with string ``cards``, atomically (fresh mtime): a 1x1 primary
     image and the empty tables of :data:`_TABLES`."""
     lines = [*card("SIMPLE", True), *card("BITPIX", 8), *card("NAXIS", 2), *card("NAXIS1", 1), *card("NAXIS2", 1),
-             *card("EXTEND", True), *card("CREATOR", "daxa_xmm.standin fast mode (placeholder)")]
+             *card("EXTEND", True), *card("CREATOR", "daxa_xmm.standin fast mode (placeholder)"),
+             *card("TELESCOP", "XMM")]  # as in every XMM product (the sample event lists)
     for key, value in cards.items():
-        if key != "CREATOR":  # (cards copied from another placeholder carry its CREATOR)
+        if key not in ("CREATOR", "TELESCOP"):  # (cards copied from another placeholder carry both)
             lines += card(key, str(value))
     tables = (bintable_hdu(name, [Column(c, "D", []) for c in columns]) for name, columns in _TABLES)
     data = header_block(lines) + b"\0" * 2880 + b"".join(tables)
@@ -83,6 +84,13 @@ def _stem(ctx: TaskContext) -> tuple[str, dict[str, str]]:
     return f"{_PREFIX[inst]}{cards.get('EXPIDSTR', '')}", cards
 
 
+def _dates(exps: Mapping[str, Mapping[str, object]], key: str) -> dict[str, str]:
+    """The exposure's DATE-OBS and DATE-END, as every real event list carries them (the sample
+    lists); xga reads DATE-OBS before it makes DAXA's images."""
+    exp = exps.get(key, {})
+    return {card: str(exp[field]) for card, field in (("DATE-OBS", "start"), ("DATE-END", "end")) if exp.get(field)}
+
+
 def _chains(task: str, ctx: TaskContext) -> None:
     from daxa_xmm.standin import tasks_chains as tc
 
@@ -96,7 +104,8 @@ def _chains(task: str, ctx: TaskContext) -> None:
             raise SasExit("noAttitude", f"runatthkgen=N but {att.name} is not in the working directory")
         if not is_yes(ctx.param("runepframes")) and not raw.is_file():
             raise SasExit("noRawEvents", "runepframes=N but the raw intermediates are not in the working directory")
-        placeholder_fits(tc.epchain_output(ctx), {"INSTRUME": "EPN", "EXPIDSTR": expid, "OBS_ID": obsid})
+        placeholder_fits(tc.epchain_output(ctx), {"INSTRUME": "EPN", "EXPIDSTR": expid, "OBS_ID": obsid,
+                                                  **_dates(exps, f"PN{expid}")})
         if ctx.param("keepintermediate").lower() in ("raw", "all"):
             raw.write_text("raw")
         if is_yes(ctx.param("runatthkgen")):
@@ -106,7 +115,8 @@ def _chains(task: str, ctx: TaskContext) -> None:
         for inst, expid in tc._mos_units(ctx):
             for key in [f"{inst}{expid}"] if expid else [k for k in exps if k.startswith(inst)]:
                 placeholder_fits(ctx.cwd / f"P{obsid}{key}MIEVLI0000.FIT",
-                                 {"INSTRUME": "EMOS1" if inst == "M1" else "EMOS2", "EXPIDSTR": key[2:], "OBS_ID": obsid})
+                                 {"INSTRUME": "EMOS1" if inst == "M1" else "EMOS2", "EXPIDSTR": key[2:], "OBS_ID": obsid,
+                                  **_dates(exps, key)})
     else:  # rgsproc
         first, last = tc._stage(ctx, "entrystage"), tc._stage(ctx, "finalstage")
         for unit in tc._rgs_units(ctx, exps):
@@ -163,7 +173,7 @@ def run_fast(task: str, ctx: TaskContext) -> int:
         cards = header_cards(ctx.require_file("table", table))
         for flag, name in (("withfilteredset", "filteredset"), ("withimageset", "imageset"),
                            ("withspectrumset", "spectrumset"), ("withrateset", "rateset")):
-            if is_yes(ctx.param(flag)) or (name == "filteredset" and ctx.given(name)):
+            if switched_on(ctx.args, ctx.param(flag), flag, name, *(("xcolumn",) if name == "imageset" else ())):
                 placeholder_fits(ctx.path(ctx.param(name)), cards)
     elif task == "merge":
         cards = header_cards(ctx.require_file("set1", ctx.param("set1")))

@@ -43,6 +43,15 @@ raise SystemExit(main({task!r}, sys.argv[1:]))
 """
 
 
+_SAS_COMMAND = """#!/bin/sh
+# SAS stand-in 'sas' (daxa_xmm.standin): only --version, as DAXA 0.3.7 asks it.
+case "$1" in
+  --version) echo "sas (daxa_xmm.standin) [{version}]" ;;
+  *) echo "** sas: error (standinUnsupported), the stand-in's sas command only answers --version" >&2; exit 1 ;;
+esac
+"""
+
+
 def _import_paths() -> list[str]:
     """Where this package and its dependencies (astropy, numpy) are imported from."""
     import site
@@ -100,8 +109,12 @@ def install_standin(root: Path, *, sas_version: str = DEFAULT_VERSION) -> dict[s
     paths = _import_paths()
     for task in TASKS:
         _write_exe(bindir / task, _SCRIPT.format(python=sys.executable, task=task, paths=paths))
-    # HEASoft's lcurve (XRONOS): emchain needs HEASoft, and DAXA checks for lcurve before it
-    _write_exe(bindir / "lcurve", "#!/bin/sh\necho 'lcurve: HEASoft XRONOS stand-in (daxa_xmm.standin)'\n")
+    # HEASoft's lcurve (XRONOS): emchain needs HEASoft, and DAXA 0.3.7 checks for lcurve
+    # before it, reading the word after "Version " of `lcurve --version` as HEASoft's version
+    _write_exe(bindir / "lcurve", "#!/bin/sh\necho 'lcurve Version 1.0 (HEASoft XRONOS stand-in, daxa_xmm.standin)'\n")
+    # SAS's own `sas` command: DAXA 0.3.7 runs `sas --version` before any XMM step and reads
+    # the version from the text in brackets at its end (sasversion's tag, old form or new)
+    _write_exe(bindir / "sas", _SAS_COMMAND.format(version=sas_version))
     tag = sas_version if sas_version.startswith("xmmsas_") else f"xmmsas_{sas_version}"
     sas_dir = root / tag
     sas_dir.mkdir(exist_ok=True)

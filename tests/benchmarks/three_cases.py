@@ -10,9 +10,12 @@ a PN chain (``--straggler-at``).
 Each flow run is the command as a user runs it (``python -m flows.process_archive``, its
 temporary Prefect server on a used ``PREFECT_HOME``), timed from its start. The barrier
 baseline is :func:`tests.benchmarks.makespan.run_barrier` (DAXA's stage-by-stage schedule,
-in this process). Lower bound = max(critical path, total call time / slots), each call
-counted from its process start (``proc_s``). Run:
-``python -m tests.benchmarks.three_cases --out bench-results`` (about 8 minutes).
+in this process). With ``--daxa-python``, DAXA 0.3.7 itself runs each case as well, after
+the flow, on the same archive and stand-in (:mod:`tests.benchmarks.daxa_run`; it needs a
+Python of its own, 3.12 or later). Lower bound = max(critical path, total call time /
+slots), each call counted from its process start (``proc_s``). Run:
+``python -m tests.benchmarks.three_cases --out bench-results [--daxa-python DAXA_VENV/bin/python]``
+(about 8 minutes, 12 with DAXA).
 """
 
 from __future__ import annotations
@@ -60,6 +63,34 @@ def _flow(work: Path, archive: Path, cap: int, tag: str) -> dict[str, Any]:
             "lower_bound": bound, "ratio_span_to_lb": span / bound["lower_bound_s"]}
 
 
+def _daxa(work: Path, archive: Path, cap: int, tag: str, python: str) -> dict[str, Any]:
+    """DAXA 0.3.7 itself on the same archive and stand-in (:mod:`tests.benchmarks.daxa_run`,
+    under ``python``), timed as a user's script from its start: an empty folder of its own,
+    which DAXA takes for its output and configuration."""
+    from daxa_xmm.standin.faults import read_call_log
+
+    call_log = work / "calls.jsonl"
+    call_log.unlink(missing_ok=True)
+    out = work / f"daxa-{tag}"
+    out.mkdir()
+    t0 = time.time()
+    run = subprocess.run([python, str(REPO / "tests" / "benchmarks" / "daxa_run.py"), "--odfs", str(archive),  # noqa: S603
+                          "--cores", str(cap), "--result", str(out / "daxa.json")],
+                         cwd=out, env={**os.environ, "XDG_CONFIG_HOME": str(out / "config")},
+                         capture_output=True, text=True, check=False)
+    whole = time.time() - t0
+    if run.returncode != 0:
+        raise RuntimeError(f"{tag}: DAXA failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+    calls = [r for r in read_call_log(call_log) if r.get("end") is not None]
+    steps = json.loads((out / "daxa.json").read_text())["steps"]
+    return {"calls": len(calls), "failed_calls": sum(r.get("exit") != 0 for r in calls),
+            "calls_by_task": {t: sum(r["task"] == t for r in calls) for t in sorted({r["task"] for r in calls})},
+            "whole_command_s": whole, "first_call_s": min(r["start"] for r in calls) - t0,
+            "sas_span_s": max(r["end"] for r in calls) - min(r["start"] for r in calls),
+            "sas_work_s": sum(r["end"] - r["start"] for r in calls),
+            "step_errors": {s["step"]: s["error"] for s in steps if s.get("error")}}
+
+
 def _barrier(work: Path, archive: Path, cap: int, tag: str) -> dict[str, Any]:
     from tests.benchmarks.makespan import run_barrier
 
@@ -72,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="which of the observations that have a PN chain is slow, by position (default 0 -1: "
                          "the first and the last; one straggler case each)")
     ap.add_argument("--skip-barrier", action="store_true", help="only the flow")
+    ap.add_argument("--daxa-python", help="a Python with DAXA 0.3.7 installed (tests/benchmarks/daxa_run.py says how): "
+                                          "DAXA itself runs each case too, after the flow")
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies every sleep (default 1; the smoke test: 0)")
     ap.add_argument("--first", type=int, help="run only the first N cases")
     ap.add_argument("--out", type=Path, default=Path("bench-results"), help="where three_cases.json goes")
@@ -106,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["DAXA_STANDIN_FAULTS"] = json.dumps(faults)
             row: dict[str, Any] = {"case": name, "slots": cap, "straggler": slow, "flow": _flow(work, archive, cap, str(i))}
             with_pn = with_pn or row["flow"]["epchain_obsids"]
+            if ns.daxa_python:
+                row["daxa"] = _daxa(work, archive, cap, str(i), ns.daxa_python)
+                row["flow_over_daxa_whole"] = row["flow"]["whole_command_s"] / row["daxa"]["whole_command_s"]
+                row["flow_over_daxa_span"] = row["flow"]["sas_span_s"] / row["daxa"]["sas_span_s"]
             if not ns.skip_barrier:
                 row["barrier"] = _barrier(work, archive, cap, str(i))
                 row["barrier_over_flow_whole"] = row["barrier"]["wall_s"] / row["flow"]["whole_command_s"]
@@ -113,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
             f = row["flow"]
             print(f"{name}{f' ({slow})' if slow else ''}: command {f['whole_command_s']:.1f} s, first SAS call at {f['first_call_s']:.2f} s, "
                   f"SAS span {f['sas_span_s']:.1f} s / lower bound {f['lower_bound']['lower_bound_s']:.1f} s = "
-                  f"{f['ratio_span_to_lb']:.3f}" + (f"; barrier {row['barrier']['wall_s']:.1f} s" if "barrier" in row else ""),
+                  f"{f['ratio_span_to_lb']:.3f}" + (f"; barrier {row['barrier']['wall_s']:.1f} s" if "barrier" in row else "")
+                  + (f"; DAXA: command {row['daxa']['whole_command_s']:.1f} s, first SAS call at "
+                     f"{row['daxa']['first_call_s']:.2f} s, SAS span {row['daxa']['sas_span_s']:.1f} s"
+                     if "daxa" in row else ""),
                   flush=True)
     finally:
         write_result(ns.out / "three_cases.json", result)

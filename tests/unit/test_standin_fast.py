@@ -27,6 +27,7 @@ def test_placeholder_is_valid_fits_and_its_cards_read_back_without_astropy(tmp_p
     assert path.stat().st_size % 2880 == 0
     cards = fast.header_cards(path)
     assert cards["INSTRUME"] == "EMOS1" and cards["EXPIDSTR"] == "S001" and cards["NOTE"] == "it's"
+    assert cards["TELESCOP"] == "XMM"  # as on every XMM product (xga reads it before images)
     with fits.open(path) as hdul:  # astropy agrees
         assert hdul[0].header["INSTRUME"] == "EMOS1" and hdul[0].header["NOTE"] == "it's"
 
@@ -64,6 +65,9 @@ def test_fast_chain_writes_every_output_under_its_real_name(odf_env: Path, monke
     assert fast.header_cards(pn)["INSTRUME"] == "EPN"
     assert cli.main("emchain", ["instruments=M1", "exposures=S001"]) == 0
     mos = work / f"P{TINY_OBSID}M1S001MIEVLI0000.FIT"
+    for events in (pn, mos):  # the exposure's dates, from the summary, as real lists have them
+        cards = fast.header_cards(events)
+        assert cards["DATE-OBS"][:2] in ("19", "20") and cards["DATE-END"] > cards["DATE-OBS"]
     assert cli.main("emanom", [f"eventfile={mos}"]) == 0
     assert "Status: G" in (work / "mos1S001-anom.log").read_text()
     with fits.open(mos) as hdul:  # writekeys (default yes): its keywords in its input, once each

@@ -243,3 +243,40 @@ def test_odfingest_refuses_gzipped_constituents(obs: dict[str, object], tmp_path
     odf = write_tiny_odf(tmp_path / "odf", gz_ccd_files=True)
     r = _run(obs, tmp_path / "w", "odfingest", f"odfdir={odf}", "withodfdir=yes")
     assert r.returncode == 1 and "(gzippedConstituent)" in r.stderr
+
+
+@pytest.mark.parametrize("version", ["22.1.0-a8f2c2afa-20250304", "xmmsas_20211130_0941-20.0.0"])
+def test_sas_version_ends_with_the_tag_in_brackets(tmp_path: Path, version: str) -> None:
+    """DAXA 0.3.7 ``_backend_check.py:15-60`` (find_sas, before any XMM step) runs ``sas
+    --version`` and reads the version from the text between the last ``[`` and the end:
+    ``xmmsas_...-20.0.0`` (SAS 20) or ``22.1.0-...`` (SAS 21 and later)."""
+    r = Sas(tmp_path, version).run(tmp_path / "cwd", "sas", "--version")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip("]\n").split("[")[-1] == version
+    refused = Sas(tmp_path, version).run(tmp_path / "cwd", "sas", "epchain")
+    assert refused.returncode != 0 and "** sas: error" in refused.stderr
+
+
+def test_lcurve_version_names_heasoft_after_the_word_version(tmp_path: Path) -> None:
+    """DAXA 0.3.7 ``_backend_check.py:121-141`` (find_lcurve, before emchain) reads HEASoft's
+    version as the word after ``Version `` in ``lcurve --version``."""
+    r = Sas(tmp_path).run(tmp_path / "cwd", "lcurve", "--version")
+    assert r.stdout.split("Version ")[-1].split(" ")[0] == "1.0"
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_evselect_a_given_filteredset_implies_withfilteredset(obs: dict[str, object], pn_lists: tuple[Path, Path],
+                                                             tmp_path: Path, fast: bool) -> None:
+    """SAS Users Guide, "Running SAS": a control flag (``with...``) is set implicitly when a
+    child parameter is given, unless the flag is given as no; DAXA 0.3.7's cleaned lists
+    (``assemble.py``, cleaned_evt_lists) give ``filteredset=`` without ``withfilteredset``."""
+    evt, _ = pn_lists
+    mode = {"DAXA_STANDIN_FAST": "1"} if fast else {}
+    implied = _run(obs, tmp_path / "implied", "evselect", f"table={evt}", "filteredset=clean.fits",
+                   "expression=PI > 200", **mode)
+    assert implied.returncode == 0, implied.stderr
+    assert (tmp_path / "implied" / "clean.fits").is_file()
+    refused = _run(obs, tmp_path / "off", "evselect", f"table={evt}", "filteredset=clean.fits", "withfilteredset=no",
+                   "expression=PI > 200", **mode)
+    assert refused.returncode == 0, refused.stderr
+    assert not (tmp_path / "off" / "clean.fits").exists()
