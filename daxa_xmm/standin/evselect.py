@@ -7,12 +7,14 @@ pixel for pixel against a real SAS image (tests/unit/test_standin_evselect.py):
 - ``table=file[:EVENTS]`` is read with astropy; ``expression`` is evaluated by
   :mod:`daxa_xmm.standin.expression` after ``#NAME`` attributes are expanded from the
   table's header (then the primary header).
-- ``withfilteredset=yes`` (set, or implied by a given ``filteredset``) writes ``filteredset``: every extension copied, the table's rows
-  filtered (or, with ``destruct=no``, all rows kept and ``flagcolumn`` set to 1 on selected
-  rows), ``SLCTEXPR`` recorded; with ``updateexposure=yes`` and a ``gti(...)`` term ANDed at
+- ``withfilteredset=yes`` (given, or implied by a given ``filteredset``) writes
+  ``filteredset``: every extension copied, the table's rows filtered (or, with
+  ``destruct=no``, all rows kept and ``flagcolumn`` set to 1 on selected rows), ``SLCTEXPR``
+  recorded; with ``updateexposure=yes`` and a ``gti(...)`` term ANDed at
   the top of the expression, the per-CCD ``STDGTInn`` tables are intersected with that GTI
   and ``ONTIMEnn``/``ONTIME``/``LIVETInn``/``LIVETIME``/``EXPOSURE`` follow.
-- ``withimageset=yes`` (set, or implied by ``imageset`` or ``xcolumn``) writes ``imageset``: a 2-D histogram of ``xcolumn``/``ycolumn``.
+- ``withimageset=yes`` (given, or implied by ``imageset`` or ``xcolumn``) writes
+  ``imageset``: a 2-D histogram of ``xcolumn``/``ycolumn``.
   SAS's grid, derived from the real image: pixel 1 is centred on ``min + (bin - 1) / 2``, so
   it holds the integer values ``min .. min + bin - 1`` (edges at ``min - 0.5 + k * bin``),
   and ``n = ceil((max - min + 1) / bin)`` pixels (512 for 3649..48106 at 87). An event falls

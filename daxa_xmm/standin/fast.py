@@ -6,10 +6,11 @@ next to nothing, or the stand-in's own work hides what is measured: a normal sta
 imports astropy and numpy (~0.4 s of CPU) and writes real event lists. With
 ``DAXA_STANDIN_FAST=1`` every task except ``sasversion``, ``odfingest`` (whose summary
 file the flow parses) and ``cifbuild`` (whose calibration index the flow reads, once per
-observation, to decide whether it is current) writes its outputs under their real names as tiny header-only FITS
-files carrying the keywords later tasks derive names from (INSTRUME, EXPIDSTR, OBS_ID),
-read back without astropy. Argument checking, faults, durations and the call log are
-unchanged, so a fast call still costs one Python start-up (~40 ms).
+observation, to decide whether it is current) writes its outputs under their real names as
+tiny header-only FITS files carrying the keywords later tasks derive names from (INSTRUME,
+EXPIDSTR, OBS_ID) and those xga reads before DAXA's images (TELESCOP, DATE-OBS), read back
+without astropy. Argument checking, faults, durations and the call log are
+unchanged, so a fast call still costs one Python start-up (~30 ms).
 
 Products made this way are placeholders, not science: only the benchmarks use this mode.
 Unset (the default), the stand-in behaves exactly as before.
