@@ -280,3 +280,22 @@ def test_evselect_a_given_filteredset_implies_withfilteredset(obs: dict[str, obj
                    "expression=PI > 200", **mode)
     assert refused.returncode == 0, refused.stderr
     assert not (tmp_path / "off" / "clean.fits").exists()
+
+
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("child", ["imageset=img.fits", "xcolumn=X"])
+def test_evselect_a_given_image_parameter_implies_withimageset(obs: dict[str, object], pn_lists: tuple[Path, Path],
+                                                              tmp_path: Path, fast: bool, child: str) -> None:
+    """SAS Users Guide, "Running SAS": "evselect --xcolumn=RAWX implies --withimageset=yes
+    unless -withimageset=no is explicitly set"; ``imageset=`` is its other child (default
+    ``image.fits``)."""
+    evt, _ = pn_lists
+    mode = {"DAXA_STANDIN_FAST": "1"} if fast else {}
+    made = tmp_path / "implied" / ("img.fits" if child.startswith("imageset") else "image.fits")
+    binning = ["imagebinning=binSize", "ximagebinsize=87", "yimagebinsize=87"]
+    implied = _run(obs, made.parent, "evselect", f"table={evt}", child, *binning, **mode)
+    assert implied.returncode == 0, implied.stderr
+    assert made.is_file()
+    refused = _run(obs, tmp_path / "off", "evselect", f"table={evt}", child, *binning, "withimageset=no", **mode)
+    assert refused.returncode == 0, refused.stderr
+    assert not any((tmp_path / "off").glob("*.fits"))
