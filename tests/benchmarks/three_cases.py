@@ -33,6 +33,7 @@ from typing import Any
 if not __package__:  # run as a file
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from daxa_xmm.standin.faults import read_call_log
 from tests.benchmarks._common import load_records, lower_bound, machine_info, setup_env, write_result
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,8 +68,6 @@ def _daxa(work: Path, archive: Path, cap: int, tag: str, python: str) -> dict[st
     """DAXA 0.3.7 itself on the same archive and stand-in (:mod:`tests.benchmarks.daxa_run`,
     under ``python``), timed as a user's script from its start: an empty folder of its own,
     which DAXA takes for its output and configuration."""
-    from daxa_xmm.standin.faults import read_call_log
-
     call_log = work / "calls.jsonl"
     call_log.unlink(missing_ok=True)
     out = work / f"daxa-{tag}"
