@@ -8,7 +8,7 @@ functions both take tokens from here, which is what lets either one skip the oth
 
 from __future__ import annotations
 
-__all__ = ["calibration_identity", "record_token", "with_upstream"]
+__all__ = ["calibration_identity", "record_token", "with_upstream", "SUPERSEDED_MESSAGE", "mark_superseded"]
 
 import dataclasses
 import hashlib
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from daxa_xmm.calls import SasCall
 from daxa_xmm.ccf import listed_ccfs
-from daxa_xmm.manifest import StepRecord
+from daxa_xmm.manifest import Manifest, StepRecord
 
 
 def calibration_identity(ccf_cif: Path) -> str | None:
@@ -57,3 +57,36 @@ def with_upstream(call: SasCall, tokens: Iterable[str]) -> SasCall:
     if not tokens:
         return call
     return dataclasses.replace(call, extra={**call.extra, "upstream": tokens})
+
+
+#: Why a product whose inputs were remade since is no longer trusted, for the manifest and the report.
+SUPERSEDED_MESSAGE = ("stale: made from products that were remade since (by another run, or with other settings); "
+                      "run its step (or the whole pipeline) with the settings you want to remake it")
+
+
+def mark_superseded(manifest: Manifest) -> list[str]:
+    """Mark ``stale`` every ``ok`` record made from a product that is no longer the one it read.
+
+    A record's ``upstream`` holds the tokens of what its call read. Once one of those is
+    remade (its token changes) or stops being ``ok``, what was made from it no longer
+    matches it, whichever run remade it and whatever settings it used: two runs on one
+    products folder with different energy bands, for instance, leave the first run's images
+    made from cleaned lists the second run replaced. Those are kept (for the user to see)
+    but never reported ``ok``; the check is transitive, so what was made from a stale
+    product is stale too. Records of older versions (no ``upstream``) are left as they are.
+
+    Returns the keys marked, in the order they were found.
+    """
+    valid = {record_token(r) for r in manifest.records.values() if r.status == "ok"}
+    marked: list[str] = []
+    found = True
+    while found:
+        found = False
+        for rec in list(manifest.records.values()):
+            if rec.status != "ok" or not rec.upstream or valid.issuperset(rec.upstream):
+                continue
+            valid.discard(record_token(rec))
+            manifest.put(rec.model_copy(update={"status": "stale", "message": SUPERSEDED_MESSAGE}))
+            marked.append(rec.key)
+            found = True
+    return marked

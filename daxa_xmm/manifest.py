@@ -99,6 +99,8 @@ class StepRecord(BaseModel):
     leftovers: list[str] | None = Field(
         default=None, description="Files left in the cwd for the next call of the chain; None in records of older versions.")
     attempts: int = Field(default=0, description="How many runs this outcome took (retries included).")
+    upstream: list[str] | None = Field(
+        default=None, description="Identity tokens of the products the call read (daxa_xmm.identity); None in records of older versions.")
 
     @property
     def key(self) -> str:
@@ -184,6 +186,11 @@ def call_facts(call: SasCall) -> dict[str, Any]:
     return {k: v for k, v in call.extra.items() if k != "upstream"}
 
 
+def _upstream(call: SasCall) -> list[str]:
+    """The identity tokens of what ``call`` read, as its fingerprint folds them in."""
+    return sorted(call.extra.get("upstream", ()))
+
+
 def record_result(
     manifest: Manifest, result: SasResult, sas_version: str, attempts: int = 1, facts: dict[str, Any] | None = None
 ) -> StepRecord:
@@ -221,6 +228,7 @@ def record_result(
         modified=list(result.modified),
         leftovers=list(result.leftovers) if result.ok else None,
         attempts=attempts,
+        upstream=_upstream(call),
     ))
 
 
@@ -251,6 +259,7 @@ def mark(
         ccf=call.env.get("SAS_CCF"),
         started=_utc() if status == "running" else None,
         message=message,
+        upstream=_upstream(call),
     ))
 
 

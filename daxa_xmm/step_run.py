@@ -37,9 +37,9 @@ from daxa_xmm import stages
 from daxa_xmm.calls import SasCall, SasResult
 from daxa_xmm.ccf import ccf_stale_reason
 from daxa_xmm.errors import DaxaXmmError
-from daxa_xmm.identity import record_token
+from daxa_xmm.identity import mark_superseded, record_token
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.manifest import ManifestStore, call_facts, missing_leftovers
+from daxa_xmm.manifest import Manifest, ManifestStore, StepRecord, call_facts, missing_leftovers, record_result
 from daxa_xmm.runner import raise_for_result, run_sas
 from daxa_xmm.slots import FileSlots
 from daxa_xmm.steps.cifbuild import analysis_date_used
@@ -193,6 +193,17 @@ def _facts(result: SasResult) -> dict[str, Any]:
     return facts
 
 
+def _record(manifest: Manifest, result: SasResult, ctx: ObsContext, attempt: int) -> StepRecord:
+    """Record ``result``; what was made from the products it replaced is stale from now on
+    (:func:`~daxa_xmm.identity.mark_superseded`), in the same update, so no reader sees both ok."""
+    rec = record_result(manifest, result, ctx.sas_version, attempts=attempt, facts=_facts(result))
+    superseded = mark_superseded(manifest)
+    if superseded:
+        log.info("%s: %d product(s) made from what %s [%s] replaced are stale: %s", ctx.obsid, len(superseded),
+                 rec.step, rec.unit, ", ".join(superseded[:4]) + (" ..." if len(superseded) > 4 else ""))
+    return rec
+
+
 def run_call_blocking(call: SasCall, ctx: ObsContext, attempt: int = 1) -> CallOutcome:
     """Run (or skip) one call; return what it left.
 
@@ -218,7 +229,7 @@ def run_call_blocking(call: SasCall, ctx: ObsContext, attempt: int = 1) -> CallO
         raise LeftoversGone(f"{call.step} [{call.unit}]: {call.reads_cwd_of} must be redone first; "
                             f"{', '.join(gone[:3])}{' ...' if len(gone) > 3 else ''} gone from {call.cwd}")
     result = run_sas(call, log_dir=ctx.layout.logs_dir(ctx.obsid), extra_env=ctx.extra_env, slot=ctx.slots())
-    store.record(result, ctx.sas_version, attempts=attempt, facts=_facts(result))
+    store.update(lambda m: _record(m, result, ctx, attempt))
     raise_for_result(result)
     return CallOutcome(_token(store, call), False, tuple(str(p) for p in result.products))
 

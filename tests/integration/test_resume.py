@@ -8,6 +8,7 @@ and the manifests.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -182,3 +183,28 @@ def test_a_partial_run_does_what_was_asked_and_marks_later_products_stale(tmp_pa
     assert run_archive(config(tmp_path, instruments=["M1"], espfilt={"allowed_sigma": 4.0}))["observations"][0]["status"] == "ok"
     assert set(call_keys(standin.calls(), out)) == stale  # the full run remakes exactly those
     assert all(r["status"] == "ok" for r in manifest_records(out, obsid).values())
+
+
+def test_products_made_from_lists_another_run_remade_are_stale_not_ok(tmp_path: Path, standin) -> None:
+    # issue 34.1: one run makes 0.3-1 keV images; another, with other espfilt settings and
+    # its own bands, remakes the cleaned lists they were made from. The first run's images
+    # no longer match what they were made from: stale, in the manifest and the report.
+    (obsid,) = write_archive(tmp_path / "archive", 1, mix="standard")
+    out = tmp_path / "processed"
+    soft = {"bands": [("0.3 keV", "1 keV")]}
+    assert run_archive(config(tmp_path, instruments=["M1"], images=soft))["observations"][0]["status"] == "ok"
+    other = run_archive(config(tmp_path, instruments=["M1"], espfilt={"smooth": 41}))
+    assert other["observations"][0]["status"] == "ok", other  # what this run was asked is done
+    recs = manifest_records(out, obsid)
+    assert recs[f"{obsid}M1S001/espfilt"]["status"] == "ok"
+    assert "smooth=41" in recs[f"{obsid}M1S001/espfilt"]["argv"]
+    assert recs[f"{obsid}M1-0.50-2.00keV/image"]["status"] == "ok"
+    stale = {k for k, r in recs.items() if r["status"] == "stale"}
+    assert stale == {f"{obsid}M1-0.30-1.00keV/image", f"{obsid}M1-0.30-1.00keV/expmap"}, stale
+    rows = json.loads((out / "report.json").read_text())["observations"][0]["rows"]
+    assert {f"{r['unit']}/{r['step']}" for r in rows if r["status"] == "stale"} == stale
+    # a run with the soft band again remakes exactly those, from the lists as they are now
+    standin.reset_log()
+    assert run_archive(config(tmp_path, instruments=["M1"], images=soft, espfilt={"smooth": 41}))["observations"][0]["status"] == "ok"
+    assert set(call_keys(standin.calls(), out)) == stale
+    assert manifest_records(out, obsid)[f"{obsid}M1-0.30-1.00keV/image"]["status"] == "ok"

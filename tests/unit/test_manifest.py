@@ -12,6 +12,7 @@ import pytest
 
 import daxa_xmm.atomic as atomic
 from daxa_xmm.calls import OutputSpec, SasCall, SasResult
+from daxa_xmm.identity import SUPERSEDED_MESSAGE, mark_superseded, record_token, with_upstream
 from daxa_xmm.manifest import (
     Manifest,
     ManifestStore,
@@ -267,3 +268,35 @@ def test_concurrent_updates_from_processes_lose_nothing(tmp_path: Path) -> None:
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0, 0]
     assert len(load_manifest(path, OBSID).records) == 30
+
+
+def _made_from(m: Manifest, tmp_path: Path, step: str, *inputs: str) -> str:
+    """Record ``step`` as made from the records ``inputs`` (keys), as the chains fold their
+    tokens in; return its key."""
+    call = with_upstream(_call(tmp_path, "0201903501PNS003", step, f"step={step}"), [record_token(m.records[k]) for k in inputs])
+    return record_result(m, _result(call), SAS).key
+
+
+def test_what_was_made_from_a_remade_product_is_stale_transitively(tmp_path: Path) -> None:
+    # issue 34.1: a product whose input was remade since (any run, any settings) is never ok
+    m = Manifest(obsid=OBSID)
+    espfilt = _made_from(m, tmp_path, "espfilt")
+    clean = _made_from(m, tmp_path, "clean", espfilt)
+    image = _made_from(m, tmp_path, "image", espfilt, clean)
+    old = _made_from(m, tmp_path, "legacy")
+    m.records[old] = m.records[old].model_copy(update={"upstream": None})  # a record of an older version
+    assert mark_superseded(m) == []
+    later = _result(_call(tmp_path, "0201903501PNS003", "espfilt", "step=espfilt", "smooth=41"))
+    record_result(m, SasResult(**{**later.__dict__, "ended": later.ended + 60}), SAS)
+    assert mark_superseded(m) == [clean, image]
+    assert {k: r.status for k, r in m.records.items()} == {espfilt: "ok", clean: "stale", image: "stale", old: "ok"}
+    assert m.records[image].message == SUPERSEDED_MESSAGE
+    assert mark_superseded(m) == []  # nothing left to find
+
+
+def test_a_product_whose_input_failed_since_is_stale(tmp_path: Path) -> None:
+    m = Manifest(obsid=OBSID)
+    espfilt = _made_from(m, tmp_path, "espfilt")
+    clean = _made_from(m, tmp_path, "clean", espfilt)
+    record_result(m, _result(_call(tmp_path, "0201903501PNS003", "espfilt", "step=espfilt"), "failed"), SAS)
+    assert mark_superseded(m) == [clean]
