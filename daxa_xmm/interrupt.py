@@ -1,12 +1,17 @@
-"""Stopping a run on Ctrl-C or SIGTERM: no new SAS call starts, the running ones are ended.
+"""Stopping a run on Ctrl-C, SIGTERM or SIGHUP: no new SAS call starts, the running ones are ended.
 
 A SAS call can take hours, so a user must be able to stop a run and get a consistent state
-back. The first SIGINT or SIGTERM sets a process-wide stop flag: the runner starts no new
+back. The first SIGINT, SIGTERM or SIGHUP (the terminal or SSH session closed, the commonest
+way a long run is stopped) sets a process-wide stop flag: the runner starts no new
 SAS call and terminates the process groups of the running ones (SIGTERM, then SIGKILL after
 the grace period), their manifest records say ``interrupted``, the observations and the
-report are written as usual, and the command exits with 128 + the signal (130 or 143). A
+report are written as usual, and the command exits with 128 + the signal (130, 143 or 129). A
 second signal exits at once, after a SIGKILL to every SAS process group still alive. A re-run
 resumes where the run stopped: interrupted calls are not ``ok``, so they run again.
+
+A SIGHUP ignored when the command started (``nohup``) stays ignored: that is how a user asks
+a run to outlive the terminal. After a hang-up the terminal is gone and writing to it fails
+(EIO), so the output that went there goes to /dev/null from then on and the stop goes on.
 
 Only the command line installs the handlers: :func:`during_start_up` while Prefect starts
 (the head start's SAS calls already run then), :func:`handle_signals` inside the flow. Under
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 __all__ = [
     "Interrupted",
+    "STOP_SIGNALS",
     "enable",
     "handle_signals",
     "during_start_up",
@@ -49,7 +55,7 @@ _groups_lock = threading.Lock()
 
 
 class Interrupted(DaxaXmmError, RuntimeError):
-    """The run was asked to stop (Ctrl-C or SIGTERM); the call did not run or was ended."""
+    """The run was asked to stop (Ctrl-C, SIGTERM or SIGHUP); the call did not run or was ended."""
 
 
 def enable() -> None:
@@ -77,7 +83,7 @@ def sleep(seconds: float) -> None:
 
 
 def exit_code() -> int | None:
-    """128 + the stopping signal (130 for SIGINT, 143 for SIGTERM), or None."""
+    """128 + the stopping signal (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP), or None."""
     return None if _signal is None else 128 + _signal
 
 
@@ -100,14 +106,42 @@ def _kill_all() -> None:
             os.killpg(pgid, signal.SIGKILL)
 
 
+#: The signals that stop the command line's run.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _drop_hung_up_terminal() -> None:
+    """Send stdout and stderr to /dev/null where writing to them fails: a terminal that hung up.
+
+    A hung-up terminal answers every write with EIO (even an empty one, and it no longer
+    says it is a terminal), which would turn the clean stop's last messages, and the
+    logging after them, into errors. Output to a file or a live terminal is kept.
+    """
+    for fd in (1, 2):
+        try:
+            os.write(fd, b"")
+        except OSError:
+            null = os.open(os.devnull, os.O_WRONLY)
+            with contextlib.suppress(OSError):
+                os.dup2(null, fd)
+            os.close(null)
+
+
+def _say(text: str) -> None:
+    with contextlib.suppress(OSError):
+        os.write(2, text.encode())
+
+
 def _handler(signum: int, _frame: object) -> None:
+    if signum == signal.SIGHUP:
+        _drop_hung_up_terminal()
     if _stop.is_set():  # the second signal: no more waiting
         _kill_all()
-        os.write(2, b"\nstopped at once; SAS processes killed\n")
+        _say("\nstopped at once; SAS processes killed\n")
         os._exit(128 + signum)
     request_stop(signum)
-    os.write(2, f"\n{signal.Signals(signum).name}: stopping - no new SAS call starts, running ones are "
-                f"ended; the report is written. Press Ctrl-C again to stop at once.\n".encode())
+    _say(f"\n{signal.Signals(signum).name}: stopping - no new SAS call starts, running ones are "
+         f"ended; the report is written. Press Ctrl-C again to stop at once.\n")
 
 
 def _handler_during_start_up(signum: int, frame: object) -> None:
@@ -117,7 +151,7 @@ def _handler_during_start_up(signum: int, frame: object) -> None:
 
 @contextlib.contextmanager
 def during_start_up() -> Iterator[None]:
-    """SIGINT and SIGTERM stop the run while Prefect starts, before the flow's own handling.
+    """SIGINT, SIGTERM and SIGHUP stop the run while Prefect starts, before the flow's own handling.
 
     The stop is set by the handler itself, so the head start's running SAS calls are ended
     and none starts whatever becomes of the KeyboardInterrupt it then raises: Prefect's
@@ -132,7 +166,7 @@ def during_start_up() -> Iterator[None]:
 
 @contextlib.contextmanager
 def handle_signals() -> Iterator[None]:
-    """SIGINT and SIGTERM stop the run (see the module docstring) inside this block.
+    """SIGINT, SIGTERM and SIGHUP stop the run (see the module docstring) inside this block.
 
     Does nothing unless :func:`enable` was called, or off the main thread. Installed inside
     the archive flow because Prefect's flow engine installs its own SIGTERM handler when a
@@ -144,12 +178,13 @@ def handle_signals() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _installed(handler: Callable[[int, object], None]) -> Iterator[None]:
-    """``handler`` for SIGINT and SIGTERM inside the block, the previous ones after it; only
-    on the main thread of the command line (:func:`enable`)."""
+    """``handler`` for the stop signals inside the block, the previous ones after it; only
+    on the main thread of the command line (:func:`enable`). A signal ignored when the
+    block starts (SIGHUP under ``nohup``) stays ignored."""
     if not _enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield
     finally:

@@ -33,7 +33,7 @@ from flows.progress import progress
 
 #: The command's exit codes, in --help and the README.
 EXIT_CODES = ("Exit codes: 0 every observation ok; 1 some failed; 2 bad input or SAS not set up; 3 Prefect "
-              "could not start; 130/143 stopped by Ctrl-C/SIGTERM (run again to resume).")
+              "could not start; 130/143/129 stopped by Ctrl-C/SIGTERM/SIGHUP (run again to resume).")
 
 
 def needs_heasoft(config: ProcessingConfig) -> bool:
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not config.disable_progress and sys.stderr.isatty():
         progress.start()
-    interrupt.enable()  # Ctrl-C and SIGTERM stop the run cleanly (daxa_xmm.interrupt)
+    interrupt.enable()  # Ctrl-C, SIGTERM and SIGHUP stop the run cleanly (daxa_xmm.interrupt)
     head, result = None, None
     try:
         with interrupt.during_start_up():
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     except DaxaXmmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM while Prefect starts, before the flow's own handling
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP while Prefect starts, before the flow's own handling
         interrupt.request_stop()  # (set already by the handler) the head start's calls are ended, none starts
         print("Stopped: run the same command again to resume where it stopped.", file=sys.stderr)
         return interrupt.exit_code() or 130

@@ -14,6 +14,7 @@ SIGKILLed: no Python runs in it, so nothing it does on exit can help. Expected:
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -190,6 +191,54 @@ def test_a_signal_stops_the_run_cleanly_and_a_rerun_resumes(tmp_path: Path, stan
     redone = [c for c in standin.calls()[calls_before:] if (c["cwd"], c["task"], *c["argv"]) in done_before]
     assert not redone, "a re-run resumes where the run stopped: nothing finished is redone"
     assert all(r["status"] == "ok" for o in (first, second) for r in manifest(out, o)["records"].values())
+
+
+def test_a_terminal_that_closes_stops_the_run_cleanly(tmp_path: Path, standin) -> None:
+    # issue 34.2: the terminal (or SSH session) closes under a running command: the kernel
+    # hangs its terminal up and sends SIGHUP; writes to it then fail. The run stops as on
+    # Ctrl-C: the running call is ended and recorded, the report is written, exit 129.
+    import json
+    import pty
+    import select
+    import termios
+    import threading
+
+    archive, out, first, second, busy_log = _archive_with_a_slow_chain(tmp_path, standin)
+    master, slave = pty.openpty()
+    argv = [sys.executable, "-m", "flows.process_archive", str(archive), "--out", str(out),
+            "--instruments", "M1", "M2", "--num-cores", "2", "--obs-concurrency", "2", "--no-progress"]
+    run = subprocess.Popen(argv, env=_cli_env(), stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                           preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))  # its controlling terminal
+    os.close(slave)
+    seen, hang_up = bytearray(), threading.Event()
+
+    def drain() -> None:  # what a terminal shows; a full pty buffer would block the run
+        while not hang_up.is_set():
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    seen.extend(os.read(master, 4096))
+                except OSError:
+                    return
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: busy_log.exists() and "Executing" in busy_log.read_text(errors="replace"), 240,
+                 "the slow emchain to start")
+        hang_up.set()
+        reader.join()  # a read in progress would keep the terminal open
+        os.close(master)  # the terminal goes away
+        code = run.wait(timeout=120)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    assert code == 128 + signal.SIGHUP, seen.decode(errors="replace")[-3000:]
+    wait_for(lambda: not sas_processes_of_log(standin.call_log), 30, "every process of the run to be gone")
+    assert manifest(out, second)["records"][f"{second}M2S002/emchain"]["status"] == "interrupted"
+    report = {o["obsid"]: o for o in json.loads((out / "report.json").read_text())["observations"]}
+    assert report[second]["status"] == "interrupted"
+    check_products_readable(out, [first, second])
 
 
 def test_a_second_ctrl_c_exits_at_once_and_leaves_nothing_running(tmp_path: Path, standin) -> None:
