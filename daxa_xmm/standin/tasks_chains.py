@@ -85,7 +85,14 @@ def _summary(ctx: TaskContext) -> Path:
     odf = ctx.args.get("odf") or ctx.env.get("SAS_ODF", "")
     if not odf or odf == "$SAS_ODF":
         raise SasExit("SAS_ODFUndefined", "No ODF: set odf= or SAS_ODF")
-    return find_summary_sas(odf, ctx.cwd)
+    summary = find_summary_sas(odf, ctx.cwd)
+    # The summary's PATH is where the constituents are read from: "changing the location of
+    # the ODF files after this file is produced makes necessary to edit the file accordingly
+    # or run the odfingest command again" (SAS Users Guide, odfingest).
+    where = read_summary_exposures(summary)[0].get("path")
+    if where and not Path(where).is_dir():
+        raise SasExit("OdfNotFound", f"The ODF directory '{where}' named by PATH in {summary.name} does not exist")
+    return summary
 
 
 def _seed(*parts: str) -> int:
