@@ -19,6 +19,7 @@ __all__ = [
     "Manifest",
     "record_key",
     "call_facts",
+    "call_fingerprint",
     "missing_leftovers",
     "load_manifest",
     "save_manifest",
@@ -29,6 +30,7 @@ __all__ = [
     "ManifestStore",
 ]
 
+import dataclasses
 import fcntl
 import json
 import logging
@@ -117,6 +119,11 @@ class Manifest(BaseModel):
     obsid: str
     records: dict[str, StepRecord] = Field(default_factory=dict)
     updated: datetime | None = None
+    folder: str | None = Field(
+        default=None, description="The observation's products folder when last saved: where the records' paths point.")
+    origin: str | None = Field(
+        default=None, description="The observation's products folder when the manifest was first saved: fingerprints "
+                                  "are of each call as if it ran there, so a moved or copied products folder stays up to date.")
 
     def get(self, unit: str, step: str) -> StepRecord | None:
         """The record of ``step`` for ``unit``, or None if it never ran."""
@@ -153,7 +160,72 @@ def _load(path: Path, obsid: str) -> tuple[Manifest, bool]:
     if manifest.obsid != obsid:
         _keep_corrupt(path, f"it belongs to ObsID {manifest.obsid}, not {obsid}")
         return Manifest(obsid=obsid), True
-    return manifest, False
+    return _placed(manifest, path), False
+
+
+def _folder_of(path: Path) -> str:
+    """The observation folder a manifest at ``path`` describes, as the layout names it (resolved)."""
+    return os.path.realpath(path.parent)
+
+
+def _placed(manifest: Manifest, path: Path) -> Manifest:
+    """``manifest`` with its records' paths in the folder it now lies in.
+
+    Users move and copy products folders between disks (``mv``, ``cp -a``). Every path a
+    record holds lies in the observation's folder, so a manifest found elsewhere than it was
+    saved has its paths moved with it; fingerprints stay those of :attr:`Manifest.origin`
+    (:func:`call_fingerprint`), so nothing is redone for having moved. A manifest of an older
+    version (no ``folder``) is taken as made where it lies.
+    """
+    here = _folder_of(path)
+    if manifest.folder is not None and manifest.folder != here:
+        log.info("%s: products folder moved from %s to %s; its records follow it", manifest.obsid, manifest.folder, here)
+        for key, rec in list(manifest.records.items()):
+            manifest.records[key] = _record_moved(rec, manifest.folder, here)
+    manifest.folder = here
+    if manifest.origin is None:
+        manifest.origin = here
+    return manifest
+
+
+def _moved_text(text: str, old: str, new: str) -> str:
+    """``text`` with the folder ``old`` (as itself or a path's start, anywhere in it) read as ``new``."""
+    if text == old:
+        return new
+    return text.replace(old + os.sep, new + os.sep)
+
+
+def _moved_path(path: Path | None, old: str, new: str) -> Path | None:
+    return None if path is None else Path(_moved_text(str(path), old, new))
+
+
+def _record_moved(rec: StepRecord, old: str, new: str) -> StepRecord:
+    """``rec`` with every path in it (argv, cwd, calibration index, logs, products, facts) moved from ``old`` to ``new``."""
+    return rec.model_copy(update={
+        "argv": [_moved_text(a, old, new) for a in rec.argv],
+        "cwd": _moved_path(rec.cwd, old, new),
+        "ccf": _moved_path(rec.ccf, old, new),
+        "log_files": [Path(_moved_text(str(p), old, new)) for p in rec.log_files],
+        "products": [Path(_moved_text(str(p), old, new)) for p in rec.products],
+        "modified": [Path(_moved_text(str(p), old, new)) for p in rec.modified],
+        "facts": {k: _moved_text(v, old, new) if isinstance(v, str) else v for k, v in rec.facts.items()},
+    })
+
+
+def call_fingerprint(manifest: Manifest, call: SasCall, sas_version: str) -> str:
+    """``call``'s fingerprint as the manifest keeps it: of the call as if made in the
+    observation's first folder (:attr:`Manifest.origin`), wherever that folder lies now."""
+    old, here = manifest.origin, manifest.folder
+    if old is None or here is None or old == here:
+        return call.fingerprint(sas_version)
+    moved = dataclasses.replace(
+        call,
+        argv=tuple(_moved_text(a, here, old) for a in call.argv),
+        env={k: _moved_text(v, here, old) for k, v in call.env.items()},
+        outputs=tuple(dataclasses.replace(o, name=_moved_text(o.name, here, old), dest=_moved_path(o.dest, here, old))
+                      for o in call.outputs),
+    )
+    return moved.fingerprint(sas_version)
 
 
 def load_manifest(path: str | os.PathLike[str], obsid: str) -> Manifest:
@@ -177,6 +249,10 @@ def load_manifest(path: str | os.PathLike[str], obsid: str) -> Manifest:
 
 def save_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> Path:
     """Write ``manifest`` atomically: readers see the previous version or this one."""
+    if manifest.folder is None:  # a new manifest: made where it is saved
+        manifest.folder = _folder_of(Path(path))
+    if manifest.origin is None:
+        manifest.origin = manifest.folder
     return atomic_write_json(path, manifest.model_dump(mode="json"))
 
 
@@ -213,7 +289,7 @@ def record_result(
         argv=list(call.argv),
         cwd=Path(call.cwd),
         sas_version=sas_version,
-        fingerprint=call.fingerprint(sas_version),
+        fingerprint=call_fingerprint(manifest, call, sas_version),
         ccf=call.env.get("SAS_CCF"),
         started=_utc(result.started),
         ended=_utc(result.ended),
@@ -255,7 +331,7 @@ def mark(
         argv=list(call.argv),
         cwd=Path(call.cwd),
         sas_version=sas_version,
-        fingerprint=call.fingerprint(sas_version),
+        fingerprint=call_fingerprint(manifest, call, sas_version),
         ccf=call.env.get("SAS_CCF"),
         started=_utc() if status == "running" else None,
         message=message,
@@ -285,7 +361,7 @@ def is_up_to_date(manifest: Manifest, call: SasCall, sas_version: str) -> bool:
     so a run whose scratch was cleaned afterwards stays free to re-run.
     """
     rec = manifest.get(call.unit, call.step)
-    if rec is None or rec.status != "ok" or rec.fingerprint != call.fingerprint(sas_version):
+    if rec is None or rec.status != "ok" or rec.fingerprint != call_fingerprint(manifest, call, sas_version):
         return False
     # a product truncated or emptied since (a full disk, a crash) is redone, not trusted
     if not all(looks_intact(o.dest, o.check) for o in call.outputs if o.dest is not None):

@@ -34,7 +34,7 @@ from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.identity import with_upstream
 from daxa_xmm.manifest import StepStatus
 from daxa_xmm.models import Unit
-from daxa_xmm.odf_input import unpack_odf
+from daxa_xmm.odf_input import repoint_summary, unpack_odf
 from daxa_xmm.pipeline import observation_input, select_observation_units
 from daxa_xmm.runner import is_transient
 from daxa_xmm.sasversion import parse_sas_version
@@ -331,8 +331,10 @@ async def run_observation(obsid: str, config: ProcessingConfig, ctx: ObsContext,
     driver.watch.observation_started(obsid)
     try:
         try:
-            await asyncio.to_thread(unpack_odf, layout, obsid)  # gzipped constituents, if any
+            odf_dir = await asyncio.to_thread(unpack_odf, layout, obsid)  # gzipped constituents, if any
             record = read_observation_record(layout.odf_sum_asc(obsid), obs_id=obsid)
+            # a moved products folder took the unpacked constituents with it
+            await asyncio.to_thread(repoint_summary, layout.summary(obsid, record.revolution), odf_dir)
             si = observation_input(layout, record, config, parse_sas_version(ctx.sas_version))
             head = Chain(ctx, driver)
             await head.run_stages("observation", si)

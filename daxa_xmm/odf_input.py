@@ -10,7 +10,7 @@ reads the ODF from there. The archive itself is never written to.
 
 from __future__ import annotations
 
-__all__ = ["unpack_odf"]
+__all__ = ["unpack_odf", "repoint_summary"]
 
 import gzip
 import logging
@@ -19,7 +19,7 @@ import shutil
 import zlib
 from pathlib import Path
 
-from daxa_xmm.atomic import atomic_write_stream
+from daxa_xmm.atomic import atomic_write_bytes, atomic_write_stream
 from daxa_xmm.errors import LayoutError
 from daxa_xmm.layout import ArchiveLayout
 
@@ -73,3 +73,29 @@ def unpack_odf(layout: ArchiveLayout, obsid: str) -> Path:
             tmp.symlink_to(source.resolve())
             os.replace(tmp, dest)
     return target
+
+
+def repoint_summary(summary: Path, odf_dir: Path) -> bool:
+    """Make the odfingest summary's ``PATH`` name ``odf_dir``; True when it had to change.
+
+    SAS reads the constituents from the folder ``PATH`` names, and "changing the location of
+    the ODF files after this file is produced makes necessary to edit the file accordingly
+    or run the odfingest command again" (SAS Users Guide, odfingest). Unpacked constituents
+    (``<out>/<obsid>/odf/``) move with a moved products folder: editing the line keeps the
+    observation up to date instead of redoing odfingest and everything after it. A summary
+    not there yet, or without ``PATH`` (``writepath=no``), is left alone.
+    """
+    try:
+        lines = summary.read_bytes().splitlines(keepends=True)
+    except FileNotFoundError:
+        return False
+    want = str(odf_dir.resolve())
+    for k, line in enumerate(lines):
+        if line.startswith(b"PATH "):
+            if os.path.realpath(os.fsdecode(line[5:].strip())) == want:
+                return False
+            lines[k] = b"PATH " + os.fsencode(want) + b"\n"
+            atomic_write_bytes(summary, b"".join(lines))
+            log.info("%s: PATH now names %s", summary.name, want)
+            return True
+    return False

@@ -9,6 +9,7 @@ and the manifests.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -208,3 +209,38 @@ def test_products_made_from_lists_another_run_remade_are_stale_not_ok(tmp_path: 
     assert run_archive(config(tmp_path, instruments=["M1"], images=soft, espfilt={"smooth": 41}))["observations"][0]["status"] == "ok"
     assert set(call_keys(standin.calls(), out)) == stale
     assert manifest_records(out, obsid)[f"{obsid}M1-0.30-1.00keV/image"]["status"] == "ok"
+
+
+def _moved_or_copied(src: Path, dest: Path, how: str) -> None:
+    if how == "cp -a":
+        subprocess.run(["cp", "-a", str(src), str(dest)], check=True)
+    else:
+        src.rename(dest)
+
+
+@pytest.mark.parametrize("how", ["cp -a", "mv"])
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzipped"])
+def test_a_moved_or_copied_products_folder_is_up_to_date(tmp_path: Path, standin, how: str, gz: bool) -> None:
+    # issue 34.8: users move products between disks; with the ODFs where they were, nothing
+    # is redone, and the records follow the folder. Gzipped ODFs are unpacked into the
+    # products folder, so the summary's PATH moves with it.
+    write_odf(tmp_path / "archive", A, ObsSpec(exposures=(ExposureSpec("M1", "S001"),)), gzip=gz)
+    assert run_archive(config(tmp_path))["observations"][0]["status"] == "ok"
+    (tmp_path / "disk2").mkdir()
+    _moved_or_copied(tmp_path / "processed", tmp_path / "disk2" / "processed", how)
+    moved = tmp_path / "disk2" / "processed"
+    standin.reset_log()
+    again = run_archive(config(tmp_path, out="disk2/processed"))
+    assert again["observations"][0]["status"] == "ok", again
+    assert [c["task"] for c in standin.calls()] == []  # nothing redone
+    # a run that does work there reads the moved records and the ODF through the summary's PATH
+    changed = run_archive(config(tmp_path, out="disk2/processed", force=["emchain"]))
+    assert changed["observations"][0]["status"] == "ok", changed
+    ran = {key.split("/")[1] for key in call_keys(standin.calls(), moved)}
+    assert ran == {"emchain", "emanom", "espfilt", "cleaned_evt_lists", "image", "expmap"}, ran
+    recs = manifest_records(moved, A)
+    assert all(r["status"] == "ok" for r in recs.values())
+    assert all(p.startswith(str(moved.resolve())) for r in recs.values() for p in r["products"])
+    summary = next((moved / A).glob("*SUM.SAS")).read_text()
+    odf = (moved / A / "odf") if gz else (tmp_path / "archive" / A)
+    assert f"PATH {odf.resolve()}\n" in summary

@@ -300,3 +300,27 @@ def test_a_product_whose_input_failed_since_is_stale(tmp_path: Path) -> None:
     clean = _made_from(m, tmp_path, "clean", espfilt)
     record_result(m, _result(_call(tmp_path, "0201903501PNS003", "espfilt", "step=espfilt"), "failed"), SAS)
     assert mark_superseded(m) == [clean]
+
+
+def test_a_manifest_found_in_another_folder_follows_it(tmp_path: Path) -> None:
+    # issue 34.8: records' paths follow a moved folder; fingerprints stay those of the first folder
+    first = tmp_path / "disk1" / OBSID
+    call = _call(first)
+    store = ManifestStore(first / "manifest.json", OBSID)
+    store.record(_result(call), SAS)
+    saved = store.snapshot().get(call.unit, call.step)
+    assert saved is not None
+    moved = tmp_path / "disk2" / OBSID
+    moved.parent.mkdir()
+    first.rename(moved)
+    m = load_manifest(moved / "manifest.json", OBSID)
+    rec = m.get(call.unit, call.step)
+    assert rec is not None and rec.fingerprint == saved.fingerprint
+    assert rec.cwd == moved / "work" / call.unit / call.step
+    assert rec.products == [moved / "products" / call.unit / "gti.fits"]
+    there = _call(moved)
+    assert is_up_to_date(m, there, SAS)
+    assert not is_up_to_date(m, _call(moved, call.unit, call.step, "smooth=41"), SAS)
+    # a call recorded after the move is fingerprinted as if made in the first folder, so the
+    # move never splits one observation's records into two kinds
+    assert record_result(m, _result(there), SAS).fingerprint == saved.fingerprint
