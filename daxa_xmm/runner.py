@@ -22,7 +22,7 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["run_sas", "raise_for_result", "is_transient"]
+__all__ = ["run_sas", "raise_for_result", "is_transient", "call_environment", "OBSERVATION_VARS"]
 
 import contextlib
 import logging
@@ -107,6 +107,21 @@ def _first_error(records: tuple[SasRecord, ...]) -> SasRecord | None:
     return next((r for r in records if r.level == "error"), None)
 
 
+#: The variables that name one observation's data (the ODF, oal/node6; its calibration index,
+#: cifbuild/node9): a call gets them from its builder only, never from the user's shell, where
+#: they may be another observation's (cifbuild must run without SAS_CCF: it makes it).
+OBSERVATION_VARS = ("SAS_ODF", "SAS_CCF")
+
+
+def call_environment(call: SasCall, inherited: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """The environment ``call`` runs in: the inherited one without any observation's
+    variables, then ``extra``, then the call's own (which wins)."""
+    env = {k: v for k, v in inherited.items() if k not in OBSERVATION_VARS}
+    env.update((k, v) for k, v in extra.items() if k not in OBSERVATION_VARS)
+    env.update(call.env)
+    return env
+
+
 def run_sas(
     call: SasCall,
     *,
@@ -123,7 +138,8 @@ def run_sas(
         log_dir: where ``<unit>-<step>.stdout.log`` and ``.stderr.log`` go; the call's cwd
             when None.
         extra_env: variables added on top of the inherited environment (e.g. ``SAS_CCFPATH``);
-            ``call.env`` is applied last and wins.
+            ``call.env`` is applied last and wins; ``SAS_ODF`` and ``SAS_CCF`` come from
+            ``call.env`` alone (:data:`OBSERVATION_VARS`).
         kill_grace_s: seconds between SIGTERM and SIGKILL when the group is killed.
         slot: a concurrency gate held only while the subprocess lives (not while moving
             outputs): a context manager such as ``threading.Semaphore`` or
@@ -145,7 +161,7 @@ def run_sas(
     logs.mkdir(parents=True, exist_ok=True)
     stdout_log = logs / f"{call.unit}-{call.step}.stdout.log"
     stderr_log = logs / f"{call.unit}-{call.step}.stderr.log"
-    env = {**os.environ, **(extra_env or {}), **call.env}
+    env = call_environment(call, os.environ, extra_env or {})
     # Marks the task and its children as this process's: if this process is SIGKILLed, its
     # watchdog (or the next run's sweep) kills them (daxa_xmm.orphans).
     env[OWNER_ENV] = ensure_watchdog()

@@ -244,3 +244,22 @@ def test_a_moved_or_copied_products_folder_is_up_to_date(tmp_path: Path, standin
     summary = next((moved / A).glob("*SUM.SAS")).read_text()
     odf = (moved / A / "odf") if gz else (tmp_path / "archive" / A)
     assert f"PATH {odf.resolve()}\n" in summary
+
+
+def test_the_users_sas_odf_and_sas_ccf_never_reach_a_call(tmp_path: Path, standin, monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 34.5: a shell set up for another observation: every call gets exactly its own
+    # observation's SAS_ODF and SAS_CCF, and cifbuild (which makes the index) no SAS_CCF
+    write_odf(tmp_path / "archive", A, ObsSpec(exposures=(ExposureSpec("PN", "S003"), ExposureSpec("M1", "S001"))))
+    other = tmp_path / "elsewhere" / "0999999999"
+    monkeypatch.setenv("SAS_ODF", str(other / "0001_0999999999_SCX00000SUM.SAS"))
+    monkeypatch.setenv("SAS_CCF", str(other / "ccf.cif"))
+    assert run_archive(config(tmp_path))["observations"][0]["status"] == "ok"
+    calls = standin.calls()
+    assert {c["task"] for c in calls} >= {"cifbuild", "odfingest", "epchain", "emchain", "espfilt", "evselect", "eexpmap"}
+    mine = (str((tmp_path / "processed" / A).resolve()), str((tmp_path / "archive" / A).resolve()))
+    for c in calls:
+        for var in ("SAS_ODF", "SAS_CCF"):
+            value = c.get(var)
+            assert value is None or value.startswith(mine), (c["task"], var, value)
+    assert all(c.get("SAS_CCF") is None for c in calls if c["task"] == "cifbuild")
+    assert all(c.get("SAS_ODF") is None for c in calls if c["task"] in ("espfilt", "evselect", "eexpmap", "emanom"))
