@@ -164,8 +164,9 @@ def _load(path: Path, obsid: str) -> tuple[Manifest, bool]:
 
 
 def _folder_of(path: Path) -> str:
-    """The observation folder a manifest at ``path`` describes, as the layout names it (resolved)."""
-    return os.path.realpath(path.parent)
+    """The observation folder a manifest at ``path`` describes, as the layout names it
+    (absolute, symlinks kept: the records' paths are made so)."""
+    return os.path.abspath(path.parent)
 
 
 def _placed(manifest: Manifest, path: Path) -> Manifest:
