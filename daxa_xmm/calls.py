@@ -189,6 +189,8 @@ class SasResult:
         modified: files the call changed where they lie (``modify`` outputs).
         leftovers: names of the files left in the cwd after an ok call; a later call
             that reads them (``reads_cwd_of``) checks they are still there.
+        os_errno: the errno of the OS error behind a ``start`` or ``move`` failure: whether
+            a retry may help, or the disk is full.
     """
 
     call: SasCall
@@ -204,6 +206,7 @@ class SasResult:
     failure: FailureKind | None = None
     modified: tuple[Path, ...] = ()
     leftovers: tuple[str, ...] = ()
+    os_errno: int | None = None
 
     @property
     def ok(self) -> bool:

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from daxa_xmm.errors import ConfigError, explain
 from daxa_xmm.filters import gti_files
-from daxa_xmm.layout import check_obsid
+from daxa_xmm.layout import check_obsid, real_path
 from daxa_xmm.models import UNIT_INSTRUMENTS, UnitInstrument
 from daxa_xmm.stages import STAGE_NAMES
 from daxa_xmm.steps.cifbuild import CifBuildConfig
@@ -80,7 +80,7 @@ def check_inside_roots(path: Path, field: str) -> Path:
     roots = allowed_archive_roots()
     if not roots:
         return path
-    real = Path(path).expanduser().resolve()
+    real = real_path(Path(path), field or "path")
     if any(real == r or r in real.parents for r in roots):
         return path
     listed = ", ".join(str(r) for r in roots)
@@ -153,8 +153,8 @@ class ProcessingConfig(BaseModel):
         out = self.out_root.expanduser().absolute()
         if out.exists() and not out.is_dir():
             raise ValueError(f"out: {out} is a file, not a folder")
-        archive = self.archive.expanduser().resolve()
-        real_out = out.resolve()
+        archive = real_path(self.archive, "archive")
+        real_out = real_path(out, "out")
         if real_out == archive or archive in real_out.parents:
             raise ValueError(f"out: {out} is the archive or inside it; products would be written among the ODFs "
                              f"({archive}): choose a folder outside it")
@@ -162,7 +162,7 @@ class ProcessingConfig(BaseModel):
             for expr in getattr(self.clean, field):
                 for name in gti_files(expr):
                     gti = Path(name).expanduser()
-                    real = (gti if gti.is_absolute() else out / gti).resolve()
+                    real = real_path(gti if gti.is_absolute() else out / gti, f"clean.{field}")
                     if not any(real == r or r in real.parents for r in (archive, real_out, *allowed_archive_roots())):
                         raise ValueError(f"clean.{field}: gti({name},TIME) reads a file outside the archive and "
                                          f"the products folder")

@@ -21,9 +21,16 @@ __all__ = [
     "SasTimeout",
     "SasOutputMissing",
     "SasInputMissing",
+    "DiskFull",
+    "DISK_FULL_ERRNOS",
+    "TRANSIENT_ERRNOS",
+    "os_error_may_pass",
+    "is_disk_full",
     "explain",
 ]
 
+import errno
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -145,6 +152,51 @@ class SasOutputMissing(SasTaskError):
 
 class SasInputMissing(SasTaskError):
     """A file the call modifies in place was absent, so the call was not run."""
+
+
+class DiskFull(SasTaskError):
+    """The products' disk is full (or the user's quota spent): the run stops early.
+
+    Every later call would fail the same way, each after its retries, so the run ends at
+    once with one message; a re-run once space is freed resumes.
+    """
+
+
+#: OS errors that say the disk (or the user's quota) is full.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+#: OS errors that can pass by themselves: an interrupted or busy call, an I/O or network
+#: hiccup (an NFS server that went away for a moment), a resource short for a moment.
+#: Any other errno (EISDIR, ENOTDIR, EACCES, EPERM, ENOENT, EROFS, ENAMETOOLONG, ELOOP...)
+#: says something about the paths that a retry 10 s later finds just as it was. ENOENT is
+#: among those: every input the pipeline reads was made, and checked, before the call that
+#: reads it starts, so a missing one is missing (a lost NFS mount answers EIO or ESTALE).
+TRANSIENT_ERRNOS = frozenset({
+    errno.EIO, errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT, errno.ESTALE, errno.EBUSY, errno.ENOMEM, errno.EMFILE,
+    errno.ENFILE, errno.ENOLCK, errno.ETXTBSY, errno.ENOBUFS, errno.ECONNRESET, errno.ECONNREFUSED,
+    errno.ECONNABORTED, errno.ENETDOWN, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN,
+})
+
+
+def os_error_may_pass(code: int | None) -> bool:
+    """Whether an OS error with errno ``code`` may pass if the same thing is tried again
+    (None, no errno, as a timeout: yes)."""
+    return code is None or code in TRANSIENT_ERRNOS
+
+
+#: How a full disk reads in a task's own words (strerror, as C programs print it).
+_DISK_FULL_TEXT = tuple(os.strerror(code) for code in sorted(DISK_FULL_ERRNOS))
+
+
+def is_disk_full(exc: BaseException | None = None, text: str = "") -> bool:
+    """Whether ``exc`` (an OSError, or one in its causes) or a task's message ``text``
+    says the disk or the quota is full."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, DiskFull) or (isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return any(t in text for t in _DISK_FULL_TEXT)
 
 
 def explain(exc: Any, prefix: str = "") -> str:

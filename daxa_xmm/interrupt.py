@@ -28,6 +28,8 @@ __all__ = [
     "handle_signals",
     "during_start_up",
     "request_stop",
+    "stop_for",
+    "stop_reason",
     "stop_requested",
     "sleep",
     "exit_code",
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 
 _stop = threading.Event()
 _signal: int | None = None
+_reason: str | None = None
 _enabled = False
 _groups: set[int] = set()
 _groups_lock = threading.Lock()
@@ -70,6 +73,27 @@ def request_stop(signum: int = signal.SIGINT) -> None:
     if _signal is None:
         _signal = signum
     _stop.set()
+
+
+def stop_for(reason: str) -> None:
+    """Stop the command line's run for ``reason`` (the disk is full), as a first signal does
+    but without one: :func:`exit_code` stays None and :func:`stop_reason` says why.
+
+    Only where :func:`enable` was called: a served deployment or a notebook goes on with
+    its next run, which must not find itself stopped.
+    """
+    global _reason
+    if not _enabled:
+        return
+    if _reason is None:
+        _reason = reason
+        log.error("stopping the run: %s", reason)
+    _stop.set()
+
+
+def stop_reason() -> str | None:
+    """Why :func:`stop_for` stopped the run, or None."""
+    return _reason
 
 
 def stop_requested() -> bool:
@@ -194,6 +218,7 @@ def _installed(handler: Callable[[int, object], None]) -> Iterator[None]:
 
 def reset() -> None:
     """Forget a stop request (tests, and a process that runs several archives)."""
-    global _signal
+    global _signal, _reason
     _signal = None
+    _reason = None
     _stop.clear()

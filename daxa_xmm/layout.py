@@ -23,6 +23,8 @@ from __future__ import annotations
 __all__ = [
     "ArchiveLayout",
     "check_obsid",
+    "check_writable",
+    "real_path",
     "select_obsids",
     "band_label",
     "ODF_SUFFIXES",
@@ -35,7 +37,9 @@ __all__ = [
 ]
 
 import functools
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,18 +82,49 @@ def band_label(lo_ev: float, hi_ev: float) -> str:
     return f"{lo_ev / 1000:.2f}-{hi_ev / 1000:.2f}keV"
 
 
+def real_path(path: Path, what: str) -> Path:
+    """``path`` with ``~`` expanded and symlinks followed; a symlink loop (or a link that
+    cannot be read) is refused naming ``what`` and the path, not raised as a traceback."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (RuntimeError, OSError) as exc:  # Python 3.11-3.12: RuntimeError("Symlink loop from ...")
+        raise LayoutError(f"{what}: {path} cannot be followed to a real folder ({exc}): a symlink loop?") from None
+
+
+def check_writable(folder: Path, what: str = "out") -> Path:
+    """Check that files can be written in ``folder`` (or, while it does not exist, in the
+    nearest folder above it, where it will be made), before any SAS call: a read-only disk
+    or folder found after cifbuild wastes the run. Nothing is left behind.
+
+    As root, permission bits say nothing; a file really made and removed does.
+
+    Raises:
+        LayoutError: naming ``what``, the folder and the reason (``Read-only file system``).
+    """
+    here = Path(folder).absolute()
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".daxa-xmm-write-test-", dir=here)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise LayoutError(f"{what}: cannot write in {folder} ({exc.strerror or exc}): choose a folder you can write") from None
+    return folder
+
+
 @functools.lru_cache(maxsize=64)
 def _resolved_root(root: Path) -> Path:
     """A root's real path, once per process: a run asks for thousands of paths under the same
     two roots, which are absolute (``ArchiveLayout`` makes them so). The paths themselves are
     resolved every time: a symlink below a root may change."""
-    return root.resolve()
+    return real_path(root, "archive root")
 
 
 def _inside(root: Path, path: Path) -> Path:
     """Resolve ``path`` (following symlinks) and refuse it unless it stays under ``root``."""
     real_root = _resolved_root(root)
-    real = path.resolve()
+    real = real_path(path, "path")
     if real != real_root and real_root not in real.parents:
         raise LayoutError(f"path {path} leaves the archive root {root}")
     return path

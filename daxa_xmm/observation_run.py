@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from daxa_xmm import interrupt
 from daxa_xmm.calls import SasCall
 from daxa_xmm.config import ProcessingConfig
+from daxa_xmm.errors import is_disk_full
 from daxa_xmm.identity import with_upstream
 from daxa_xmm.manifest import StepStatus
 from daxa_xmm.models import Unit
@@ -240,11 +241,16 @@ class Chain:
         store = self.ctx.store()
         status: StepStatus = ("skipped" if isinstance(cause, StepSkipped)
                   else "interrupted" if isinstance(cause, interrupt.Interrupted) else "upstream_failed")
-        for call in calls:
-            # a partial run (--steps) leaves what it did not select: older products are stale
-            if status == "skipped" and store.mark_stale(call, STALE_MESSAGE) is not None:
-                continue
-            store.mark(call, status, f"not run: {short(cause)}", sas_version=self.ctx.sas_version)
+        try:
+            for call in calls:
+                # a partial run (--steps) leaves what it did not select: older products are stale
+                if status == "skipped" and store.mark_stale(call, STALE_MESSAGE) is not None:
+                    continue
+                store.mark(call, status, f"not run: {short(cause)}", sas_version=self.ctx.sas_version)
+        except OSError as exc:  # a full disk: what did not run has no record, and runs next time
+            if not is_disk_full(exc):
+                raise
+            log.warning("%s: %d call(s) not recorded as not run: %s", self.ctx.obsid, len(calls), short(exc))
 
 
 async def _unit(si: StageInput, ctx: ObsContext, driver: Driver, base: list[str]) -> list[str] | None:

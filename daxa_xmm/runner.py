@@ -39,7 +39,17 @@ from typing import Any
 from daxa_xmm import interrupt
 from daxa_xmm.atomic import copy_into_place, move_into_place
 from daxa_xmm.calls import FailureKind, OutputSpec, SasCall, SasResult
-from daxa_xmm.errors import LayoutError, SasInputMissing, SasOutputMissing, SasTaskError, SasTimeout
+from daxa_xmm.errors import (
+    DISK_FULL_ERRNOS,
+    DiskFull,
+    LayoutError,
+    SasInputMissing,
+    SasOutputMissing,
+    SasTaskError,
+    SasTimeout,
+    is_disk_full,
+    os_error_may_pass,
+)
 from daxa_xmm.orphans import CALL_ENV, OWNER_ENV, ensure_watchdog
 from daxa_xmm.process_group import wait_for_call
 from daxa_xmm.product_checks import check_product
@@ -207,7 +217,7 @@ def run_sas(
                 err.write(f"daxa-xmm: {_START} {argv[0]!r}: {exc}\n".encode())
                 ended = time.time()
                 log.error("%s: %s: %s", label, _START, exc)
-                return result("failed", None, (), f"{_START} {argv[0]!r}: {exc}", "start")
+                return result("failed", None, (), f"{_START} {argv[0]!r}: {exc}", "start", os_errno=exc.errno)
             waited = wait_for_call(proc, call.timeout_s, kill_grace_s, call_token)
         ended = time.time()
     finally:
@@ -243,7 +253,8 @@ def run_sas(
                     place = copy_into_place if o.copy else move_into_place
                     products.append(place(found[o.name], o.dest))  # type: ignore[arg-type]
         except OSError as exc:
-            res = result("failed", code, records, f"could not move output: {exc}", "move", products=tuple(products))
+            res = result("failed", code, records, f"could not move output: {exc}", "move", products=tuple(products),
+                         os_errno=exc.errno)
         else:
             res = result("ok", code, records, products=tuple(products), modified=modified, leftovers=_leftovers(cwd))
     if res.ok:
@@ -287,22 +298,30 @@ def raise_for_result(result: SasResult) -> None:
         raise SasOutputMissing(cause, transient=False, **kwargs)
     if failure == "missing_input":
         raise SasInputMissing(cause, transient=False, **kwargs)
+    said = " ".join([result.message, *(r.message for r in result.records)])
+    if result.os_errno in DISK_FULL_ERRNOS or is_disk_full(text=said):
+        raise DiskFull(cause, **kwargs)
     code = result.exit_code
-    # a signal (OOM killer, node shutdown), a start-up OS error or a failed move may pass
-    transient = failure in ("start", "move") or (failure == "exit" and code is not None and code < 0
-                                                  and not has_error(result.records))
+    # a signal (OOM killer, node shutdown), or a start-up or move OS error that can pass
+    transient = (failure in ("start", "move") and os_error_may_pass(result.os_errno)) or (
+        failure == "exit" and code is not None and code < 0 and not has_error(result.records))
     raise SasTaskError(cause, transient=transient, **kwargs)
 
 
 def is_transient(exc: BaseException | None) -> bool:
-    """Whether a retry may succeed: the test behind the tasks' ``retry_condition_fn``.
+    """Whether a retry may succeed: the test behind the tasks' ``retry_condition_fn`` and the
+    core's own retries (:func:`daxa_xmm.observation_run.retrying_calls`).
 
-    A :class:`SasTaskError` says so itself; timeouts and OS errors (a full disk, a lost
-    NFS mount) are transient; anything else (bad parameters, bugs) is not.
+    A :class:`SasTaskError` says so itself; a timeout is transient; an OS error is when its
+    errno can pass (:data:`daxa_xmm.errors.TRANSIENT_ERRNOS`: a lost NFS mount, a busy file),
+    not when it says something about the paths (a directory where a file should be, no
+    permission) or that the disk is full; anything else (bad parameters, bugs) is not.
     """
     if exc is None:
         return False
     if isinstance(exc, SasTaskError):
         return exc.transient
-    return isinstance(exc, (OSError, TimeoutError))
+    if isinstance(exc, OSError):
+        return not is_disk_full(exc) and os_error_may_pass(exc.errno)
+    return isinstance(exc, TimeoutError)
 

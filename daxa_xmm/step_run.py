@@ -21,6 +21,7 @@ __all__ = [
     "ccf_paths",
     "calibration_stale",
     "run_call_blocking",
+    "stop_if_disk_full",
 ]
 
 import logging
@@ -33,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daxa_xmm import stages
+from daxa_xmm import interrupt, stages
 from daxa_xmm.calls import SasCall, SasResult
 from daxa_xmm.ccf import ccf_stale_reason
-from daxa_xmm.errors import DaxaXmmError
+from daxa_xmm.errors import DaxaXmmError, DiskFull, is_disk_full
 from daxa_xmm.identity import mark_superseded, record_token
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.manifest import Manifest, ManifestStore, StepRecord, call_facts, missing_leftovers, record_result
@@ -207,11 +208,39 @@ def _record(manifest: Manifest, result: SasResult, ctx: ObsContext, attempt: int
 def run_call_blocking(call: SasCall, ctx: ObsContext, attempt: int = 1) -> CallOutcome:
     """Run (or skip) one call; return what it left.
 
+    A full disk, seen by the SAS task or by our own writes (logs, manifest, products),
+    stops the command line's run at once (:func:`daxa_xmm.interrupt.stop_for`): every later
+    call would fail the same way.
+
     Raises:
         SasTaskError: (or a subclass) when the call failed; ``transient`` says whether a
             retry may help.
+        DiskFull: the disk of the products (or the quota) is full.
         StepSkipped: when the step is not selected and nothing reusable exists.
     """
+    try:
+        return _run_call(call, ctx, attempt)
+    except DiskFull as exc:
+        stop_if_disk_full(exc, ctx.layout, ctx.obsid)
+        raise
+    except OSError as exc:
+        if not stop_if_disk_full(exc, ctx.layout, ctx.obsid):
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        raise DiskFull(f"{exc.strerror}{where}", task=call.task, unit=call.unit) from exc
+
+
+def stop_if_disk_full(exc: BaseException, layout: ArchiveLayout, obsid: str) -> bool:
+    """When ``exc`` says the disk is full, stop the command line's run (no later call would
+    fare better) with one message naming where; True if it did."""
+    if not is_disk_full(exc):
+        return False
+    interrupt.stop_for(f"the disk is full (ObsID {obsid}: {exc}); free space under {layout.out_root} "
+                       f"and run the same command again to resume")
+    return True
+
+
+def _run_call(call: SasCall, ctx: ObsContext, attempt: int) -> CallOutcome:
     store = ctx.store()
     step = pipeline_step(call.step)
     forced = step in ctx.force or _stale_ccf(call, ctx)

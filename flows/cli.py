@@ -23,7 +23,7 @@ from daxa_xmm import interrupt
 from daxa_xmm.config import STEPS, ProcessingConfig, load_config
 from daxa_xmm.errors import DaxaXmmError, SasNotFoundError
 from daxa_xmm.head_start import HeadStart
-from daxa_xmm.layout import ArchiveLayout, select_obsids
+from daxa_xmm.layout import ArchiveLayout, check_writable, select_obsids
 from daxa_xmm.report import count_statuses, write_archive_report
 from daxa_xmm.sasenv import detect_sas
 from daxa_xmm.step_run import observation_context
@@ -33,7 +33,12 @@ from flows.progress import progress
 
 #: The command's exit codes, in --help and the README.
 EXIT_CODES = ("Exit codes: 0 every observation ok; 1 some failed; 2 bad input or SAS not set up; 3 Prefect "
-              "could not start; 130/143/129 stopped by Ctrl-C/SIGTERM/SIGHUP (run again to resume).")
+              "could not start; 4 stopped early: the disk is full; 130/143/129 stopped by Ctrl-C/SIGTERM/SIGHUP (run again "
+              "to resume).")
+
+
+#: The exit code of a run stopped because the disk is full.
+DISK_FULL_EXIT = 4
 
 
 def needs_heasoft(config: ProcessingConfig) -> bool:
@@ -174,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         # fail now, before Prefect starts: a missing archive or ObsID, then SAS's set-up
         layout = ArchiveLayout(config.archive, config.out_root)
         obsids = select_obsids(layout, config.obsids)
+        check_writable(layout.out_root)
         sas_version = detect_sas(heasoft=needs_heasoft(config)).version.raw
         # plan first: a re-run that finds every observation finished needs no Prefect at all
         finished = set(finished_observations(layout, obsids, config, sas_version)) if obsids else set()
@@ -235,6 +241,10 @@ def _summary(config: ProcessingConfig, result: dict[str, Any]) -> int:
             print(f"  {o['obsid']}: {o['status']} {o.get('message', '')}")
     print(f"Products: {config.out_root}")
     print(f"Report:   {result['report']}")
+    full = interrupt.stop_reason()
+    if full is not None:
+        print(f"Stopped early: {full}.")
+        return DISK_FULL_EXIT
     stopped = interrupt.exit_code()
     if stopped is not None:
         print("Stopped before the end: run the same command again to resume where it stopped.")

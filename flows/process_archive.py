@@ -19,7 +19,6 @@ __all__ = ["process_archive", "process_archive_body", "run_archive", "main", "pl
 import asyncio
 import logging
 import shlex
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
@@ -27,7 +26,8 @@ from prefect.cache_policies import NO_CACHE
 
 from daxa_xmm import head_start, interrupt
 from daxa_xmm.config import ProcessingConfig
-from daxa_xmm.layout import ArchiveLayout, select_obsids
+from daxa_xmm.errors import is_disk_full
+from daxa_xmm.layout import ArchiveLayout, check_writable, select_obsids
 from daxa_xmm.locks import ObservationBusy, observation_lock
 from daxa_xmm.report import (
     count_statuses,
@@ -37,7 +37,7 @@ from daxa_xmm.report import (
     write_archive_report,
 )
 from daxa_xmm.sasenv import detect_sas
-from daxa_xmm.step_run import ObsContext, observation_context
+from daxa_xmm.step_run import ObsContext, observation_context, stop_if_disk_full
 from daxa_xmm.uptodate import finished_observations, up_to_date_outcome
 from flows.cli import needs_heasoft
 from flows.process_observation import ObservationOutcome, orchestrated, process_observation
@@ -73,7 +73,8 @@ async def observation_task(obsid: str, config: ProcessingConfig, ctx: ObsContext
             outcome = await _subflow_with_retries(obsid, config, ctx)
     except ObservationBusy as exc:
         outcome = ObservationOutcome(obsid=obsid, status="failed", message=str(exc), busy=True)
-    except Exception as exc:  # one bad observation never spoils the others
+    except Exception as exc:  # one bad observation never spoils the others (a full disk stops them all)
+        stop_if_disk_full(exc, ctx.layout, obsid)
         outcome = ObservationOutcome(obsid=obsid, status="failed", message=f"{type(exc).__name__}: {exc}")
     return outcome.model_dump()
 
@@ -98,13 +99,20 @@ def _publish_observation(layout: ArchiveLayout, outcome: dict[str, Any], finishe
     create_markdown_artifact(key="archive-summary", markdown=markdown, description="daxa-xmm archive summary")
 
 
-def _publish(layout: ArchiveLayout, outcomes: list[dict[str, Any]], sas_version: str) -> Path:
-    """Pictures, report files and the final summary artifact; returns the HTML report's path."""
+def _publish(layout: ArchiveLayout, outcomes: list[dict[str, Any]], sas_version: str) -> str:
+    """Pictures, report files and the final summary artifact; returns the HTML report's path
+    (or why it could not be written: a full disk must not hide the run's outcome)."""
     from prefect.artifacts import create_markdown_artifact
 
-    report, page = write_archive_report(layout, outcomes, sas_version)
+    try:
+        report, page = write_archive_report(layout, outcomes, sas_version)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        log.error("the report could not be written: %s", exc)
+        return f"not written ({exc.strerror}); run the same command again once space is freed"
     create_markdown_artifact(key="archive-summary", markdown=markdown_summary(report), description="daxa-xmm archive summary")
-    return page
+    return str(page)
 
 
 @flow(name="process-archive", log_prints=False)
@@ -134,6 +142,7 @@ def process_archive_body(config: ProcessingConfig) -> dict[str, Any]:
 
     head_start.close_all()  # Prefect is up: the flow takes the observations from here
     layout = ArchiveLayout(config.archive, config.out_root)
+    check_writable(layout.out_root)
     sas = detect_sas(heasoft=needs_heasoft(config))
     sas_version = sas.version.raw
     obsids = _obsids(config, layout)
@@ -159,7 +168,7 @@ def process_archive_body(config: ProcessingConfig) -> dict[str, Any]:
     by_obsid = {o["obsid"]: o for o in finished}
     outcomes = [by_obsid[o] for o in obsids]
     page = _publish(layout, outcomes, sas_version)
-    return {"report": str(page), "observations": outcomes, "counts": count_statuses(o["status"] for o in outcomes)}
+    return {"report": page, "observations": outcomes, "counts": count_statuses(o["status"] for o in outcomes)}
 
 
 def task_runner_for(config: ProcessingConfig):

@@ -18,10 +18,12 @@ from typing import TypeVar
 
 from prefect import flow
 
+from daxa_xmm import interrupt
 from daxa_xmm.calls import SasCall
 from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.observation_run import Driver, ObservationOutcome, RunCall, run_observation, short
+from daxa_xmm.runner import is_transient
 from daxa_xmm.step_run import CallOutcome, ObsContext
 from flows import api_retry
 from flows.progress import progress
@@ -55,7 +57,10 @@ async def orchestrated(run: Callable[[], Awaitable[T]], what: str) -> T:
         except (DaxaXmmError, asyncio.CancelledError):
             raise
         except Exception as exc:  # e.g. httpx.HTTPStatusError 503 from the Prefect API
-            if attempt == ORCHESTRATION_ATTEMPTS:
+            # an OS error that cannot pass (a full disk, a directory where a file should be)
+            # is not Prefect's, and a stopping run starts nothing again
+            if attempt == ORCHESTRATION_ATTEMPTS or interrupt.stop_requested() or (
+                    isinstance(exc, OSError) and not is_transient(exc)):
                 raise
             log.warning("%s: Prefect failed to run it (%s); trying again", what, short(exc))
             await asyncio.sleep(ORCHESTRATION_DELAY_S * attempt)

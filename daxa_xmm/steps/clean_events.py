@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = ["CleanEventsConfig", "clean_events_calls"]
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -96,15 +97,17 @@ def clean_events_calls(
         raise ConfigError(f"cleaned_evt_lists cleans EPIC event lists, not {unit.inst} ({unit.label})")
     obsid, inst, exp = unit.obsid, unit.inst, unit.exp_id
     user = cfg.pn_filt_expr if inst == "PN" else cfg.mos_filt_expr
+    cwd = work_dir(layout, obsid, unit.label, "cleaned_evt_lists")
     expr = compose_expression(
         inst,
         lo_ev=cfg.lo_ev,
         hi_ev=cfg.hi_ev,
         user_expr=user,
-        gti_file=layout.espfilt_gti(obsid, inst, exp),
+        # named from the call's working folder (SAS opens it from there): the products
+        # folder's own path, which may hold spaces, never enters the expression
+        gti_file=os.path.relpath(layout.espfilt_gti(obsid, inst, exp), cwd),
         accepted_ccds=accepted_ccds if inst != "PN" else None,
     )
-    cwd = work_dir(layout, obsid, unit.label, "cleaned_evt_lists")
     pairs: list[tuple[Path, Path, str]] = [(layout.chain_events(obsid, inst, exp), layout.clean_events(obsid, inst, exp), "cleaned_evt_lists")]
     if inst == "PN":
         pairs.append((layout.pn_events(obsid, exp, oot=True), layout.clean_events(obsid, inst, exp, oot=True), "cleaned_evt_lists_oot"))

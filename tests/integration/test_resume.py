@@ -263,3 +263,17 @@ def test_the_users_sas_odf_and_sas_ccf_never_reach_a_call(tmp_path: Path, standi
             assert value is None or value.startswith(mine), (c["task"], var, value)
     assert all(c.get("SAS_CCF") is None for c in calls if c["task"] == "cifbuild")
     assert all(c.get("SAS_ODF") is None for c in calls if c["task"] in ("espfilt", "evselect", "eexpmap", "emanom"))
+
+
+def test_a_products_folder_whose_path_has_a_space_works(tmp_path: Path, standin) -> None:
+    # issue 34.4: was refused after cifbuild, odfingest, emchain, emanom and espfilt had run
+    # (the GTI file's path went into evselect's expression); the stand-in's evselect really
+    # reads the GTI, from the call's working folder, as SAS opens a relative name
+    standin.real_products()
+    write_odf(tmp_path / "archive", A, ObsSpec(exposures=(ExposureSpec("M1", "S001"),)))
+    result = run_archive(config(tmp_path, out="my products/processed"))
+    assert result["observations"][0]["status"] == "ok", result
+    recs = manifest_records(tmp_path / "my products" / "processed", A)
+    assert all(r["status"] == "ok" for r in recs.values())
+    expr = next(a for a in recs[f"{A}M1S001/cleaned_evt_lists"]["argv"] if a.startswith("expression="))
+    assert "gti(../../cleaning/mos1S001-gti.fits,TIME)" in expr and "my products" not in expr, expr

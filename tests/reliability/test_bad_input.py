@@ -374,6 +374,37 @@ def test_errors_before_start_up_are_reported_before_prefect_without_traceback(
     assert "no prefect" in proc.stderr
 
 
+def test_an_archive_path_that_is_a_symlink_loop_is_one_clear_line(tmp_path: Path) -> None:
+    # issue 34.3: was `RuntimeError: Symlink loop` from config.py
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    proc = _cli([str(tmp_path / "a"), "--out", str(tmp_path / "out")], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "archive:" in proc.stderr and "symlink loop" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert "no prefect" in proc.stderr
+
+
+@pytest.mark.parametrize("under", [False, True], ids=["read-only-itself", "under-a-read-only-folder"])
+def test_an_out_folder_that_cannot_be_written_is_refused_before_start_up(tmp_path: Path, under: bool) -> None:
+    # issue 34.3: was `OSError: [Errno 30] Read-only file system` after Prefect started.
+    # As root, permission bits stop nothing: a read-only mount does (skipped where refused).
+    (tmp_path / "archive" / "0100000001").mkdir(parents=True)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)], capture_output=True, text=True,
+                             check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here (needs root and mount): {mounted.stderr.strip()}")
+    try:
+        out = ro / "processed" if under else ro
+        proc = _cli([str(tmp_path / "archive"), "--out", str(out)], tmp_path)
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Read-only file system" in proc.stderr and str(out) in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert "no prefect" in proc.stderr
+
+
 def test_an_unreachable_prefect_api_is_one_clear_line(tmp_path: Path, standin) -> None:
     from daxa_xmm.synth import write_archive
 

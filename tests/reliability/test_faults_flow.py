@@ -20,7 +20,8 @@ import pytest
 
 from daxa_xmm.ccf import listed_ccfs
 from daxa_xmm.config import ProcessingConfig
-from daxa_xmm.synth import write_archive
+from daxa_xmm.step_run import run_call_blocking
+from daxa_xmm.synth import ExposureSpec, ObsSpec, write_archive, write_odf
 from flows.process_archive import run_archive
 from tests.reliability._support import check_products_readable, manifest, sas_processes_of_log, wait_for
 
@@ -236,3 +237,30 @@ def test_a_corrupt_product_with_exit_0_fails_its_unit_and_is_redone(tmp_path: Pa
     tasks = [c["task"] for c in standin.calls()]
     assert "odfingest" in tasks and "evselect" in tasks
     check_products_readable(tmp_path / "processed", [obsid])
+
+
+def test_an_os_error_that_cannot_pass_is_not_tried_again(tmp_path: Path, standin, monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 34.7: a directory where the odfingest summary goes, and one where the manifest
+    # is, fail their observation at once, naming the path; the other observation completes
+    import tasks.sas_step as sas_step
+
+    summary_dir, manifest_dir, good = "0100000001", "0100000002", "0100000003"
+    for obsid in (summary_dir, manifest_dir, good):
+        write_odf(tmp_path / "archive", obsid, ObsSpec(exposures=(ExposureSpec("M1", "S001"),)))
+    out = tmp_path / "processed"
+    (out / summary_dir / f"0828_{summary_dir}_SCX00000SUM.SAS").mkdir(parents=True)
+    (out / manifest_dir / "manifest.json").mkdir(parents=True)
+    attempts: list[str] = []
+
+    def counted(call, ctx, attempt=1):  # type: ignore[no-untyped-def]
+        attempts.append(f"{call.unit}/{call.step}")
+        return run_call_blocking(call, ctx, attempt)
+
+    monkeypatch.setattr(sas_step, "run_call_blocking", counted)
+    outcomes = _by_obsid(run_archive(_config(tmp_path, instruments=["M1"], retries=2)))
+    assert outcomes[summary_dir]["status"] == "failed" and outcomes[manifest_dir]["status"] == "failed", outcomes
+    assert "Is a directory" in outcomes[summary_dir]["message"] and "SUM.SAS" in outcomes[summary_dir]["message"]
+    assert attempts.count(f"{summary_dir}/odf_ingest") <= 1, attempts
+    assert attempts.count(f"{manifest_dir}/cif_build") == 1, attempts
+    assert "manifest.json" in outcomes[manifest_dir]["message"], outcomes[manifest_dir]
+    assert outcomes[good]["status"] == "ok", outcomes[good]

@@ -3,6 +3,7 @@ transience. Killing whole process groups is in ``test_runner_kill.py``."""
 
 from __future__ import annotations
 
+import errno
 import signal
 import threading
 from pathlib import Path
@@ -191,16 +192,18 @@ def test_clean_cwd_empties_the_folder(tmp_path: Path) -> None:
 def test_env_precedence(tmp_path: Path) -> None:
     env = fake_task(tmp_path, "odfingest", """
         import os
-        open("env.txt", "w").write(os.environ["SAS_CCF"] + " " + os.environ["SAS_ODF"] + " "
-                                   + str(os.isatty(0)))
+        open("env.txt", "w").write(os.environ["SAS_CCF"] + " " + str(os.environ.get("SAS_ODF")) + " "
+                                   + os.environ["DAXA_X"] + " " + str(os.isatty(0)))
     """)
     call = sas_call(tmp_path, "odfingest", env={"SAS_CCF": "call.cif"}, outputs=(OutputSpec("env.txt"),))
-    res = run_sas(call, extra_env={**env, "SAS_CCF": "extra.cif", "SAS_ODF": "odf"})
+    # the call's own variables win; an observation's variables come from the call alone
+    res = run_sas(call, extra_env={**env, "SAS_CCF": "extra.cif", "SAS_ODF": "odf", "DAXA_X": "extra"})
     assert res.ok, res.message
-    assert (call.cwd / "env.txt").read_text() == "call.cif odf False"
+    assert (call.cwd / "env.txt").read_text() == "call.cif None extra False"
 
 
-def test_executable_not_found_is_a_transient_failure(tmp_path: Path) -> None:
+def test_executable_not_found_is_not_tried_again(tmp_path: Path) -> None:
+    # ENOENT: a retry 10 s later finds no executable either (issue 34.7)
     res = run_sas(sas_call(tmp_path, "no-such-sas-task-xyz", outputs=(OutputSpec("x"),)))
     assert res.status == "failed"
     assert res.exit_code is None
@@ -208,7 +211,7 @@ def test_executable_not_found_is_a_transient_failure(tmp_path: Path) -> None:
     assert res.stderr_log is not None and "could not start" in res.stderr_log.read_text()
     with pytest.raises(SasTaskError) as info:
         raise_for_result(res)
-    assert info.value.transient and is_transient(info.value)
+    assert not info.value.transient and not is_transient(info.value)
 
 
 def test_killed_by_signal_is_transient(tmp_path: Path) -> None:
@@ -261,7 +264,18 @@ def test_slot_is_released_when_start_fails(tmp_path: Path) -> None:
         (SasTaskError("x", task="espfilt", transient=True), True),
         (SasTimeout("x", task="espfilt"), True),
         (SasOutputMissing("x", task="espfilt"), False),
-        (OSError("disk full"), True),
+        (OSError("no errno"), True),
+        (OSError(errno.EIO, "Input/output error"), True),
+        (OSError(errno.ESTALE, "Stale file handle"), True),
+        # issue 34.7: what says something about the paths is found just so on a retry
+        (IsADirectoryError(errno.EISDIR, "Is a directory"), False),
+        (NotADirectoryError(errno.ENOTDIR, "Not a directory"), False),
+        (PermissionError(errno.EACCES, "Permission denied"), False),
+        (FileNotFoundError(errno.ENOENT, "No such file or directory"), False),
+        (OSError(errno.EROFS, "Read-only file system"), False),
+        # issue 34.6: a full disk stops the run instead
+        (OSError(errno.ENOSPC, "No space left on device"), False),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), False),
         (TimeoutError(), True),
         (ValueError("bad parameter"), False),
         (None, False),

@@ -21,6 +21,8 @@ PN = Unit(obsid=OBS, inst="PN", exp_id="S003", ccds=(1, 2))
 M1 = Unit(obsid=OBS, inst="M1", exp_id="S001")
 EV = "/out/0123456789/events/"
 CL = "/out/0123456789/cleaning/"
+#: espfilt's GTI as the cleaning names it, from its working folder (issue 34.4: no products path in the expression)
+REL_CL = "../../cleaning/"
 BG = "/out/0123456789/background/"
 COMMON = ["method=histogram", "withsmoothing=yes", "smooth=51", "withbinning=yes", "binsize=60", "ratio=1.2"]
 
@@ -128,7 +130,7 @@ def test_espfilt_config_errors_name_the_field(values: dict, field: str) -> None:
 
 def test_clean_events_pn_two_calls_one_cwd() -> None:
     calls = clean_events_calls(LAY, PN, CleanEventsConfig(lo_en="500 eV", hi_en="2 keV"))
-    expr = PN_DEFAULT + f" && (PI in [500:2000]) && gti({CL}pnS003-gti.fits,TIME)"
+    expr = PN_DEFAULT + f" && (PI in [500:2000]) && gti({REL_CL}pnS003-gti.fits,TIME)"
     assert [list(c.argv) for c in calls] == [
         ["evselect", f"table={EV}{tbl}", f"filteredset={out}", "withfilteredset=yes", f"expression={expr}",
          "updateexposure=yes", "filterexposure=yes", "keepfilteroutput=yes"]
@@ -144,9 +146,9 @@ def test_clean_events_pn_two_calls_one_cwd() -> None:
 def test_clean_events_mos_with_ccds_and_user_expression() -> None:
     cfg = CleanEventsConfig(mos_filt_expr=("PATTERN <= 4", "FLAG == 0"))
     (call,) = clean_events_calls(LAY, M1, cfg, accepted_ccds=[1, 2, 4])
-    assert f"expression=PATTERN <= 4 && FLAG == 0 && gti({CL}mos1S001-gti.fits,TIME) && (CCDNR in 1,2,4)" in call.argv
+    assert f"expression=PATTERN <= 4 && FLAG == 0 && gti({REL_CL}mos1S001-gti.fits,TIME) && (CCDNR in 1,2,4)" in call.argv
     (plain,) = clean_events_calls(LAY, M1, CleanEventsConfig())
-    assert f"expression={MOS_DEFAULT} && gti({CL}mos1S001-gti.fits,TIME)" in plain.argv
+    assert f"expression={MOS_DEFAULT} && gti({REL_CL}mos1S001-gti.fits,TIME)" in plain.argv
 
 
 @pytest.mark.parametrize(
