@@ -10,7 +10,8 @@ observation, to decide whether it is current) writes its outputs under their rea
 tiny header-only FITS files carrying the keywords later tasks derive names from (INSTRUME,
 EXPIDSTR, OBS_ID) and those xga reads before DAXA's images (TELESCOP, DATE-OBS), read back
 without astropy. Argument checking, faults, durations and the call log are
-unchanged, so a fast call still costs one Python start-up (~30 ms).
+unchanged, and evselect still needs the GTI files its expression names (looked up from its
+cwd, as a relative name is), so a fast call still costs one Python start-up (~30 ms).
 
 Products made this way are placeholders, not science: only the benchmarks use this mode.
 Unset (the default), the stand-in behaves exactly as before.
@@ -172,6 +173,7 @@ def run_fast(task: str, ctx: TaskContext) -> int:
     elif task == "evselect":
         table = ctx.param("table").split(":", 1)[0].split("[", 1)[0]
         cards = header_cards(ctx.require_file("table", table))
+        _require_gti_files(ctx)
         for flag, name in (("withfilteredset", "filteredset"), ("withimageset", "imageset"),
                            ("withspectrumset", "spectrumset"), ("withrateset", "rateset")):
             if switched_on(ctx.args, ctx.param(flag), flag, name, *(("xcolumn",) if name == "imageset" else ())):
@@ -188,3 +190,17 @@ def run_fast(task: str, ctx: TaskContext) -> int:
     else:
         raise SasExit("TaskNotAvailable", f"fast mode has no implementation of {task}")
     return 0
+
+
+def _require_gti_files(ctx: TaskContext) -> None:
+    """Every ``gti(file,...)`` of the expression must be a file, a relative name looked up
+    from the call's cwd: evselect cannot filter on a GTI it cannot open, and fast mode does
+    not read the table, so it checks at least that much (the full stand-in reads it)."""
+    from daxa_xmm.filters import gti_files
+
+    if ctx.param("filtertype").lower() != "expression":
+        return
+    for spec in gti_files(ctx.param("expression")):
+        name = spec.strip("'\"").split("[", 1)[0]
+        if not ctx.path(name).is_file():
+            raise SasExit("GtiTable", f"cannot read GTI table {spec!r}: no such file from {ctx.cwd}")

@@ -299,3 +299,23 @@ def test_evselect_a_given_image_parameter_implies_withimageset(obs: dict[str, ob
     refused = _run(obs, tmp_path / "off", "evselect", f"table={evt}", child, *binning, "withimageset=no", **mode)
     assert refused.returncode == 0, refused.stderr
     assert not any((tmp_path / "off").glob("*.fits"))
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_evselect_opens_a_relative_gti_file_from_its_working_directory(obs: dict[str, object], pn_lists: tuple[Path, Path],
+                                                                       tmp_path: Path, fast: bool) -> None:
+    """A relative file name is opened from the process's working directory (POSIX
+    ``openat(AT_FDCWD, ...)``; SAS documents outputs going to the cwd, Doc epchain/node4, and
+    nothing else for inputs): the pipeline names espfilt's GTI relative to evselect's cwd, so
+    the products folder's path, which may hold a space, stays out of the expression (issue 34.4)."""
+    evt, _ = pn_lists
+    mode = {"DAXA_STANDIN_FAST": "1"} if fast else {}
+    cleaning, work = tmp_path / "cleaning", tmp_path / "work" / "unit"
+    assert _run(obs, cleaning, "espfilt", f"eventfile={evt}").returncode == 0
+    args = [f"table={evt}", "filteredset=clean.fits", "withfilteredset=yes", "updateexposure=yes", "filterexposure=yes",
+            "expression=PI > 200 && gti(../../cleaning/pnS003-gti.fits,TIME)"]
+    found = _run(obs, work, "evselect", *args, **mode)
+    assert found.returncode == 0, found.stderr
+    assert (work / "clean.fits").is_file()
+    elsewhere = _run(obs, tmp_path / "elsewhere", "evselect", *args, **mode)  # the same name from another cwd
+    assert elsewhere.returncode != 0 and "GtiTable" in elsewhere.stderr, elsewhere.stderr
