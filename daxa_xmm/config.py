@@ -35,10 +35,10 @@ from astropy.units import Quantity
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from daxa_xmm.errors import ConfigError, explain
-from daxa_xmm.filters import gti_files
 from daxa_xmm.layout import check_obsid, real_path
-from daxa_xmm.models import UNIT_INSTRUMENTS, UnitInstrument
-from daxa_xmm.stages import STAGE_NAMES
+from daxa_xmm.odf.models import UNIT_INSTRUMENTS, UnitInstrument
+from daxa_xmm.pipeline.stages import STAGE_NAMES
+from daxa_xmm.sas.filters import gti_files
 from daxa_xmm.steps.cifbuild import CifBuildConfig
 from daxa_xmm.steps.clean_events import CleanEventsConfig
 from daxa_xmm.steps.espfilt import EspfiltConfig

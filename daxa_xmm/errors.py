@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from daxa_xmm.sas_stderr import SasRecord
+    from daxa_xmm.sas.stderr import SasRecord
 
 
 class DaxaXmmError(Exception):

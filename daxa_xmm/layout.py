@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daxa_xmm.errors import LayoutError
-from daxa_xmm.models import FILE_INST
+from daxa_xmm.odf.models import FILE_INST
 
 # ASCII digits only, whole string: `\d` also takes non-ASCII digits and `$` a final newline.
 _OBSID = re.compile(r"[0-9]{10}")
@@ -201,7 +201,7 @@ class ArchiveLayout:
 
     def odf_input_dir(self, obsid: str) -> Path:
         """The folder SAS reads the ODF from: the archive's own, or the unpacked copy
-        when constituents are gzipped (:func:`daxa_xmm.odf_input.unpack_odf` makes it)."""
+        when constituents are gzipped (:func:`daxa_xmm.odf.unpack.unpack_odf` makes it)."""
         return self.odf_unpacked_dir(obsid) if self.odf_is_gzipped(obsid) else self.odf_dir(obsid)
 
     # --- output side ----------------------------------------------------------------------

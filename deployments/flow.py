@@ -11,7 +11,7 @@ run in this flow run itself (the observation subflows and the artifacts are this
   ``DAXA_XMM_ARCHIVE_ROOTS``) before SAS is even looked for: a bad form fails the run with
   a message naming the field and leaves the archive untouched;
 - with ``reprocess`` (the scheduled deployment) it first checks every processed
-  observation's calibration set against today's (:mod:`daxa_xmm.calibration`), so that
+  observation's calibration set against today's (:mod:`daxa_xmm.pipeline.calibration`), so that
   the run that follows re-runs cifbuild and everything downstream only where it changed.
   New ObsIDs and failed units need nothing special: every run processes the first and
   re-runs the second, because the manifest only skips what succeeded.
@@ -35,12 +35,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 from pydantic import Field, StringConstraints
 
-from daxa_xmm.calibration import check_calibration, mark_stale
 from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.manifest import load_manifest
-from daxa_xmm.slots import FileSlots
+from daxa_xmm.pipeline.calibration import check_calibration, mark_stale
+from daxa_xmm.pipeline.manifest import load_manifest
+from daxa_xmm.sas.slots import FileSlots
 from deployments.params import config_from_parameters
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def _deployment_parameters() -> dict[str, Any]:
 @task(name="calibration-check", task_run_name="calibration-check-{obsid}", cache_policy=NO_CACHE, persist_result=False)
 def calibration_check(layout: ArchiveLayout, obsid: str, num_cores: int, timeout_s: float) -> dict[str, Any] | None:
     """cifbuild with today's date aside; mark the observation stale when its set changed."""
-    from daxa_xmm.step_run import slots_root
+    from daxa_xmm.pipeline.step_run import slots_root
 
     slots = FileSlots(slots_root() / socket.gethostname(), num_cores)
     change = check_calibration(layout, obsid, slots=slots, timeout_s=timeout_s)

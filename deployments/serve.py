@@ -158,7 +158,7 @@ def _parser() -> argparse.ArgumentParser:
 def _setup_demo(base: Path) -> Path:
     """Demo archive and SAS stand-in, as ``python -m flows.process_archive --demo`` makes them."""
     from daxa_xmm.standin.install import install_standin
-    from daxa_xmm.synth import write_archive
+    from daxa_xmm.standin.synth import write_archive
 
     base = base.absolute()
     archive = base / "archive"

@@ -19,15 +19,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daxa_xmm import interrupt
 from daxa_xmm.config import STEPS, ProcessingConfig, load_config
 from daxa_xmm.errors import DaxaXmmError, SasNotFoundError
-from daxa_xmm.head_start import HeadStart
 from daxa_xmm.layout import ArchiveLayout, check_writable, select_obsids
-from daxa_xmm.report import count_statuses, write_archive_report
-from daxa_xmm.sasenv import detect_sas
-from daxa_xmm.step_run import observation_context
-from daxa_xmm.uptodate import finished_observations, up_to_date_outcome
+from daxa_xmm.pipeline.head_start import HeadStart
+from daxa_xmm.pipeline.step_run import observation_context
+from daxa_xmm.pipeline.uptodate import finished_observations, up_to_date_outcome
+from daxa_xmm.report.archive_report import count_statuses, write_archive_report
+from daxa_xmm.sas import interrupt
+from daxa_xmm.sas.environment import detect_sas
 from flows.cli_options import add_config_options, config_overrides
 from flows.progress import progress
 
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not config.disable_progress and sys.stderr.isatty():
         progress.start()
-    interrupt.enable()  # Ctrl-C, SIGTERM and SIGHUP stop the run cleanly (daxa_xmm.interrupt)
+    interrupt.enable()  # Ctrl-C, SIGTERM and SIGHUP stop the run cleanly (daxa_xmm.sas.interrupt)
     head, result = None, None
     try:
         with interrupt.during_start_up():
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _head_start(config: ProcessingConfig, layout: ArchiveLayout, sas_version: str, todo: list[str]) -> HeadStart | None:
-    """The first observations start now, while Prefect's temporary server starts (daxa_xmm.head_start);
+    """The first observations start now, while Prefect's temporary server starts (daxa_xmm.pipeline.head_start);
     not with a running server (nothing to wait for) or Dask (the subflows run elsewhere)."""
     if not todo or config.task_runner != "threads" or os.environ.get("PREFECT_API_URL"):
         return None

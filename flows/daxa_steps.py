@@ -4,13 +4,13 @@
 DAXA, ``cif_build(arch)``, ``odf_ingest(arch)``, ``epchain(arch, timeout=2 * u.h)`` ...
 and ``arch.process_success``, ``arch.process_errors``, ``arch.process_logs``.
 
-Each function takes DAXA's arguments (validated and planned by :mod:`daxa_xmm.seed`, which
+Each function takes DAXA's arguments (validated and planned by :mod:`daxa_xmm.daxa.seed`, which
 still plans without running) and runs its step over the archive's units as one Prefect
 flow run, ``daxa-<step>``: one task per SAS call, through the same task as the archive flow
 (retries of transient failures only, the timeout that kills the SAS process group, the
 per-host SAS slots, the manifest and resume). A unit whose prerequisite failed is recorded
 and skipped; the others run. The calls get the fingerprints the archive flow would give
-them (daxa_xmm.step_inputs), so neither redoes what the other made. With no
+them (daxa_xmm.daxa.step_inputs), so neither redoes what the other made. With no
 ``PREFECT_API_URL`` Prefect runs on its temporary local backend, quietly.
 """
 
@@ -31,21 +31,22 @@ from typing import Any
 
 from prefect import flow
 
-from daxa_xmm import interrupt, seed
-from daxa_xmm.archive import Archive
-from daxa_xmm.calls import SasCall, StepPlan
 from daxa_xmm.config import ProcessingConfig
-from daxa_xmm.daxa_records import STEPS, check_prerequisite, daxa_key, save_step_info
+from daxa_xmm.daxa import seed
+from daxa_xmm.daxa.archive import Archive
+from daxa_xmm.daxa.records import STEPS, check_prerequisite, daxa_key, save_step_info
+from daxa_xmm.daxa.seed import NUM_CORES, parse_emanom_out, parse_odf_sum
+from daxa_xmm.daxa.step_inputs import UnitInputs, band_inputs, head_inputs, merge_inputs, unit_inputs
 from daxa_xmm.errors import ConfigError, DaxaXmmError
-from daxa_xmm.locks import ObservationBusy, observation_lock
-from daxa_xmm.manifest import Manifest
-from daxa_xmm.models import Unit
-from daxa_xmm.observation_run import Chain, Driver, short
-from daxa_xmm.pipeline import unit_chain_steps
-from daxa_xmm.sasenv import detect_sas
-from daxa_xmm.seed import NUM_CORES, parse_emanom_out, parse_odf_sum
-from daxa_xmm.step_inputs import UnitInputs, band_inputs, head_inputs, merge_inputs, unit_inputs
-from daxa_xmm.step_run import ObsContext, observation_context
+from daxa_xmm.odf.models import Unit
+from daxa_xmm.pipeline.locks import ObservationBusy, observation_lock
+from daxa_xmm.pipeline.manifest import Manifest
+from daxa_xmm.pipeline.observation_run import Chain, Driver, short
+from daxa_xmm.pipeline.step_run import ObsContext, observation_context
+from daxa_xmm.pipeline.walk import unit_chain_steps
+from daxa_xmm.sas import interrupt
+from daxa_xmm.sas.calls import SasCall, StepPlan
+from daxa_xmm.sas.environment import detect_sas
 from daxa_xmm.steps.merge import place_single
 from flows.process_observation import prefect_calls
 
@@ -265,7 +266,7 @@ def _running(plan_step: Callable[..., StepPlan]) -> Callable[..., None]:
     doc = plan_step.__doc__ or ""
     run.__doc__ = ("Run" + doc[len("Plan"):] if doc.startswith("Plan") else doc) + (
         "\n\n    Runs as the Prefect flow run ``daxa-" + step + "``; the outcome is in the archive's records"
-        " (``process_success``...). ``daxa_xmm.seed." + step + "`` plans without running.\n")
+        " (``process_success``...). ``daxa_xmm.daxa.seed." + step + "`` plans without running.\n")
     return run
 
 

@@ -24,21 +24,22 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from daxa_xmm import head_start, interrupt
 from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.errors import is_disk_full
 from daxa_xmm.layout import ArchiveLayout, check_writable, select_obsids
-from daxa_xmm.locks import ObservationBusy, observation_lock
-from daxa_xmm.report import (
+from daxa_xmm.pipeline import head_start
+from daxa_xmm.pipeline.locks import ObservationBusy, observation_lock
+from daxa_xmm.pipeline.step_run import ObsContext, observation_context, stop_if_disk_full
+from daxa_xmm.pipeline.uptodate import finished_observations, up_to_date_outcome
+from daxa_xmm.report.archive_report import (
     count_statuses,
     markdown_summary,
     observation_rows,
     summary_markdown,
     write_archive_report,
 )
-from daxa_xmm.sasenv import detect_sas
-from daxa_xmm.step_run import ObsContext, observation_context, stop_if_disk_full
-from daxa_xmm.uptodate import finished_observations, up_to_date_outcome
+from daxa_xmm.sas import interrupt
+from daxa_xmm.sas.environment import detect_sas
 from flows.cli import needs_heasoft
 from flows.process_observation import ObservationOutcome, orchestrated, process_observation
 from flows.progress import progress
@@ -194,12 +195,12 @@ def run_archive(config: ProcessingConfig) -> dict[str, Any]:
 def plan_archive(config: ProcessingConfig, sas_version: str) -> str:
     """Every SAS call the run would make, as text; runs nothing.
 
-    The calls come from :mod:`daxa_xmm.pipeline`, as the flow's do, with the run's settings.
+    The calls come from :mod:`daxa_xmm.pipeline.walk`, as the flow's do, with the run's settings.
     Steps after odfingest are planned from the observation's summary when an earlier run
     made one; otherwise the plan says they wait for it.
     """
-    from daxa_xmm.pipeline import plan_observation
-    from daxa_xmm.sasversion import parse_sas_version
+    from daxa_xmm.pipeline.walk import plan_observation
+    from daxa_xmm.sas.version import parse_sas_version
 
     layout = ArchiveLayout(config.archive, config.out_root)
     version = parse_sas_version(sas_version)

@@ -1,7 +1,7 @@
 """The per-observation subflow: one ObsID, each SAS call a Prefect task.
 
 What runs, in which order and with what dependencies, is the core's
-(:func:`daxa_xmm.observation_run.run_observation`); this module adds Prefect: the subflow,
+(:func:`daxa_xmm.pipeline.observation_run.run_observation`); this module adds Prefect: the subflow,
 one task per call with Prefect's retries, and a second try when Prefect itself failed to
 run a step (an API 503), never for a SAS or data problem.
 """
@@ -18,13 +18,13 @@ from typing import TypeVar
 
 from prefect import flow
 
-from daxa_xmm import interrupt
-from daxa_xmm.calls import SasCall
 from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.errors import DaxaXmmError
-from daxa_xmm.observation_run import Driver, ObservationOutcome, RunCall, run_observation, short
-from daxa_xmm.runner import is_transient
-from daxa_xmm.step_run import CallOutcome, ObsContext
+from daxa_xmm.pipeline.observation_run import Driver, ObservationOutcome, RunCall, run_observation, short
+from daxa_xmm.pipeline.step_run import CallOutcome, ObsContext
+from daxa_xmm.sas import interrupt
+from daxa_xmm.sas.calls import SasCall
+from daxa_xmm.sas.runner import is_transient
 from flows import api_retry
 from flows.progress import progress
 from tasks.sas_step import sas_task

@@ -13,7 +13,7 @@ __all__ = ["progress", "Progress"]
 import threading
 from typing import Any
 
-from daxa_xmm.calls import SasCall
+from daxa_xmm.sas.calls import SasCall
 
 
 class Progress:

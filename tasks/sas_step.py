@@ -1,7 +1,7 @@
 """The one Prefect task behind every SAS step: Prefect's retries around the core's call.
 
 Every step (cifbuild, epchain, espfilt...) is this task under its own name. The core does
-the work (:func:`daxa_xmm.step_run.run_call_blocking`: skip if up to date, run in its own
+the work (:func:`daxa_xmm.pipeline.step_run.run_call_blocking`: skip if up to date, run in its own
 process group with the unit's timeout, record, raise); the task adds Prefect's retries,
 which a deterministic SAS error declines (retrying ``noCounts`` would only repeat it).
 """
@@ -16,9 +16,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from daxa_xmm.calls import SasCall
-from daxa_xmm.runner import is_transient
-from daxa_xmm.step_run import CallOutcome, ObsContext, run_call_blocking
+from daxa_xmm.pipeline.step_run import CallOutcome, ObsContext, run_call_blocking
+from daxa_xmm.sas.calls import SasCall
+from daxa_xmm.sas.runner import is_transient
 
 
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:

@@ -12,7 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from daxa_xmm.calls import SasCall
+from daxa_xmm.sas.calls import SasCall
 
 OBSID = "0201903501"
 UNIT = "0201903501PNS003"

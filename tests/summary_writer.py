@@ -1,5 +1,5 @@
 """A small writer of odfingest summary files, in the real format (copied from odfingest
-3.30's ``0828_0201903501_SCX00000SUM.SAS``), for the tests of daxa_xmm.summary: every code
+3.30's ``0828_0201903501_SCX00000SUM.SAS``), for the tests of daxa_xmm.odf.summary: every code
 path of the parser is reached without the real samples."""
 
 from __future__ import annotations

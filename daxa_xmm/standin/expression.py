@@ -2,7 +2,7 @@
 
 The stand-in's evselect must select exactly the rows real evselect selects, or every product
 downstream (cleaned lists, images) is wrong in ways no test would see. The tokenizer and
-parser are the core's (:mod:`daxa_xmm.expression`, which also validates user expressions);
+parser are the core's (:mod:`daxa_xmm.sas.expression`, which also validates user expressions);
 this module expands ``#NAME`` attributes and evaluates the AST, vectorised, against a table's
 columns. Every problem raises :class:`ExpressionError` and nothing else.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from daxa_xmm.expression import _ATTR_RE, _COMPARE, _FUNCS, ExpressionError, Node, _Interval, parse
+from daxa_xmm.sas.expression import _ATTR_RE, _COMPARE, _FUNCS, ExpressionError, Node, _Interval, parse
 
 __all__ = ["ExpressionError", "Node", "parse", "expand_attributes", "evaluate", "select"]
 

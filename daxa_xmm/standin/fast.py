@@ -25,7 +25,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from daxa_xmm.fitsread import primary_header
+from daxa_xmm.odf.fitsread import primary_header
 from daxa_xmm.standin.common import SasExit, TaskContext, is_yes, switched_on
 from daxa_xmm.standin.fitswrite import Column, bintable_hdu, card, header_block
 
@@ -43,7 +43,7 @@ def enabled(env: Mapping[str, str]) -> bool:
     return env.get(ENV, "").strip().lower() in {"1", "yes", "y", "true"}
 
 
-#: Every table the products' checks look for (daxa_xmm.product_checks), empty: a placeholder
+#: Every table the products' checks look for (daxa_xmm.sas.product_checks), empty: a placeholder
 #: passes the same checks as a real product, so fast mode exercises the same paths.
 _TABLES = (("EVENTS", ("TIME", "PI")), ("STDGTI", ("START", "STOP")), ("ATTHK", ("TIME",)),
            ("CALINDEX", ("ISSUE",)))
@@ -196,7 +196,7 @@ def _require_gti_files(ctx: TaskContext) -> None:
     """Every ``gti(file,...)`` of the expression must be a file, a relative name looked up
     from the call's cwd: evselect cannot filter on a GTI it cannot open, and fast mode does
     not read the table, so it checks at least that much (the full stand-in reads it)."""
-    from daxa_xmm.filters import gti_files
+    from daxa_xmm.sas.filters import gti_files
 
     if ctx.param("filtertype").lower() != "expression":
         return

@@ -5,7 +5,7 @@ Importing astropy costs about half a second of CPU, more than the rest of a stan
 cifbuild (its CALINDEX table, once per observation) and fast mode's placeholders write
 their files with this instead. It writes the fixed-format cards of the FITS standard
 (section 4.2), with ``''`` escapes and the ``CONTINUE`` convention for long strings, the
-reader of :mod:`daxa_xmm.fitsread` in reverse. tests/unit/test_standin_fitswrite.py
+reader of :mod:`daxa_xmm.odf.fitsread` in reverse. tests/unit/test_standin_fitswrite.py
 reads what it writes back with astropy.
 """
 

@@ -146,7 +146,7 @@ def setup_demo(base: Path) -> Path:
 
     ``python -m flows.process_archive --demo`` and the DAXA walk-through (docs/) both start here.
     """
-    from daxa_xmm.synth import write_archive
+    from daxa_xmm.standin.synth import write_archive
 
     base = Path(base).absolute()
     archive = base / "archive"

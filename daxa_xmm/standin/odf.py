@@ -1,7 +1,7 @@
 """Read an ODF folder the way odfingest does: SUM.ASC records, exposures and their CCD files.
 
 Accepted input: a folder of ``{rev}_{obsid}_...`` files, each ``.FIT`` or ``.FIT.gz`` (their
-headers read without astropy, :mod:`daxa_xmm.fitsread`), with the archive's
+headers read without astropy, :mod:`daxa_xmm.odf.fitsread`), with the archive's
 ``{rev}_{obsid}_SCX00000SUM.ASC``. Tar files are not unpacked (the archive's tar must be
 extracted first, as with real SAS).
 """
@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daxa_xmm.fitsread import primary_header
+from daxa_xmm.odf.fitsread import primary_header
 from daxa_xmm.standin.common import SasExit
 
 #: ``{rev}_{obsid}_{inst}{S|U|X}{nnn}{cc}{TYPE}.FIT`` (cc = 00 for the aux file).

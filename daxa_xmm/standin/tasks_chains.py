@@ -43,7 +43,7 @@ def read_summary_exposures(path: Path) -> tuple[dict[str, str], dict[str, dict[s
     """The OBSERVATION values and ``{"PNS003": {start, end, modes: {ccd: mode}, mode}}``.
 
     A deliberately small reader of the summary the stand-in's odfingest writes (the real
-    parser is daxa_xmm.summary); enough for the chains to know which exposures exist.
+    parser is daxa_xmm.odf.summary); enough for the chains to know which exposures exist.
     """
     lines = path.read_text(errors="replace").splitlines()
     obs: dict[str, str] = {}

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from daxa_xmm.fitsread import primary_header
+from daxa_xmm.odf.fitsread import primary_header
 from daxa_xmm.standin.common import TASK_VERSIONS, SasExit, TaskContext, atomic_path, build_tag, is_yes
 from daxa_xmm.standin.fitswrite import Column, bintable_hdu, card, primary_hdu
 from daxa_xmm.standin.odf import INSTRUMENT_ORDER, read_odf

@@ -1,4 +1,4 @@
-"""A tiny ODF for tests of the stand-in (headers only, in the format daxa_xmm.synth writes)."""
+"""A tiny ODF for tests of the stand-in (headers only, in the format daxa_xmm.standin.synth writes)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def write_tiny_odf(folder: Path, *, gz_ccd_files: bool = False) -> Path:
     """An ODF with PN S003 (12 imaging CCDs), PN U002 (diagnostic), M1 S001, M2 S002, R1 S004.
 
     CCD files are gzipped when ``gz_ccd_files`` (the stand-in odfingest refuses them: the
-    pipeline unpacks them first, daxa_xmm.odf_input).
+    pipeline unpacks them first, daxa_xmm.odf.unpack).
     """
     folder.mkdir(parents=True, exist_ok=True)
     o, r = TINY_OBSID, TINY_REV

@@ -8,7 +8,7 @@ used: the ``ANALDATE`` cifbuild writes into the CALINDEX header (cifbuild's docu
 "The analysis and observation dates used in the creation of the CIF are recorded in the two
 block attributes OBSVDATE and ANALDATE"), else the day the call ran. The argv keeps
 ``now``, so that a re-run on another day is not a new call by itself: whether the
-calibration changed is judged from the files (daxa_xmm.ccf).
+calibration changed is judged from the files (daxa_xmm.sas.calindex).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from daxa_xmm.calls import OutputSpec, SasCall, param
 from daxa_xmm.layout import ArchiveLayout, check_obsid
+from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.steps._common import FrozenConfig, work_dir
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?)?$")
@@ -105,7 +105,7 @@ def analysis_date_used(cif: Path, requested: str, ran_at: float) -> str:
     """
     if requested != "now":
         return requested
-    from daxa_xmm.fitsread import find, read_hdus  # not astropy: its import held the chain up 0.5 s
+    from daxa_xmm.odf.fitsread import find, read_hdus  # not astropy: its import held the chain up 0.5 s
 
     try:
         value = find(read_hdus(cif), "CALINDEX").cards.get("ANALDATE")

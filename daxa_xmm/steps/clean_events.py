@@ -17,11 +17,11 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from daxa_xmm.calls import OutputSpec, SasCall, param
 from daxa_xmm.errors import ConfigError
-from daxa_xmm.filters import MOS_DEFAULT, PN_DEFAULT, compose_expression, validate_expression
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.models import EPIC, Unit
+from daxa_xmm.odf.models import EPIC, Unit
+from daxa_xmm.sas.calls import OutputSpec, SasCall, param
+from daxa_xmm.sas.filters import MOS_DEFAULT, PN_DEFAULT, compose_expression, validate_expression
 from daxa_xmm.steps._common import FrozenConfig, work_dir
 from daxa_xmm.units import Energy
 

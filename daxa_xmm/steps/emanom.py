@@ -1,6 +1,6 @@
 """emanom: which MOS CCDs are in an anomalous state (SAS >= 19 only).
 
-Its log (``mos1S001-anom.log``) is read by :func:`daxa_xmm.emanom.parse_emanom_out`, and
+Its log (``mos1S001-anom.log``) is read by :func:`daxa_xmm.sas.emanom_log.parse_emanom_out`, and
 cleaned_evt_lists keeps only the CCDs in an accepted state. Before SAS 19 emanom did not
 exist: the builder returns no call and logs a warning, and cleaning then keeps every CCD.
 
@@ -17,12 +17,12 @@ __all__ = ["EMANOM_MIN_SAS", "emanom_calls", "emanom_log_alt_name", "emanom_log_
 
 import logging
 
-from daxa_xmm.calls import OutputSpec, SasCall, param
-from daxa_xmm.emanom import EMANOM_MIN_SAS
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.models import Unit
-from daxa_xmm.sasversion import SasVersion
+from daxa_xmm.odf.models import Unit
+from daxa_xmm.sas.calls import OutputSpec, SasCall, param
+from daxa_xmm.sas.emanom_log import EMANOM_MIN_SAS
+from daxa_xmm.sas.version import SasVersion
 from daxa_xmm.steps._common import work_dir
 
 logger = logging.getLogger(__name__)

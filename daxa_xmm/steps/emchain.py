@@ -15,10 +15,10 @@ __all__ = ["emchain_calls"]
 
 from pathlib import Path
 
-from daxa_xmm.calls import OutputSpec, SasCall, param
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout, attitude_name, mos_events_name
-from daxa_xmm.models import Unit
+from daxa_xmm.odf.models import Unit
+from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.steps._common import sas_env, work_dir
 
 

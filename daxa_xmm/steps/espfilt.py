@@ -31,11 +31,11 @@ from typing import Annotated, Literal
 from astropy.units import Quantity
 from pydantic import Field, field_validator, model_validator
 
-from daxa_xmm.calls import OutputSpec, SasCall, param
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.models import EPIC, Unit
-from daxa_xmm.sasversion import SasVersion
+from daxa_xmm.odf.models import EPIC, Unit
+from daxa_xmm.sas.calls import OutputSpec, SasCall, param
+from daxa_xmm.sas.version import SasVersion
 from daxa_xmm.steps._common import FrozenConfig, work_dir
 from daxa_xmm.units import Energy, Physical, show
 

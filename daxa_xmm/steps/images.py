@@ -17,11 +17,11 @@ from typing import Annotated
 from astropy.units import Quantity
 from pydantic import AfterValidator, Field, field_validator
 
-from daxa_xmm.calls import OutputSpec, SasCall, param
 from daxa_xmm.errors import ConfigError
-from daxa_xmm.filters import compose_expression
 from daxa_xmm.layout import ArchiveLayout, band_label
-from daxa_xmm.models import EPIC
+from daxa_xmm.odf.models import EPIC
+from daxa_xmm.sas.calls import OutputSpec, SasCall, param
+from daxa_xmm.sas.filters import compose_expression
 from daxa_xmm.steps._common import FrozenConfig, work_dir
 from daxa_xmm.units import Energy, show
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daxa_xmm.atomic import copy_into_place
-from daxa_xmm.calls import OutputSpec, SasCall, param
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout, check_obsid
+from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.steps._common import work_dir
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 __all__ = ["odfingest_calls"]
 
-from daxa_xmm.calls import OutputSpec, SasCall, param
 from daxa_xmm.layout import ArchiveLayout, check_obsid, summary_name
+from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.steps._common import work_dir
 
 

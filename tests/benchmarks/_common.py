@@ -111,7 +111,7 @@ def setup_env(work: Path, *, fast: bool = True, prefect_db_url: str | None = Non
 
     # Fast-mode products are header-only placeholders: the report's quick-look pictures of
     # them fail by design, one warning each; not what a benchmark reader needs to see.
-    logging.getLogger("daxa_xmm.quicklook").setLevel(logging.ERROR)
+    logging.getLogger("daxa_xmm.report.quicklook").setLevel(logging.ERROR)
     return env
 
 

@@ -4,7 +4,7 @@ For each repeat: a fresh synthetic archive, the command ``python -m flows.proces
 as a user runs it (temporary Prefect server; ``PREFECT_HOME`` fresh on the first repeat,
 used after), timed from its start to the first SAS call's start, to the first call of a
 sub-exposure (the flow is running by then), and to its end. The head start
-(daxa_xmm/head_start.py) is switched off in the ``without`` runs by calling the command's
+(daxa_xmm/pipeline/head_start.py) is switched off in the ``without`` runs by calling the command's
 ``main`` with it replaced. Run: ``python -m tests.benchmarks.first_call --repeats 2``.
 """
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                                                    *(argv if argv is not None else sys.argv[1:])]), "runs": []}
     try:
         setup_env(work, fast=ns.fast)
-        from daxa_xmm.synth import write_archive
+        from daxa_xmm.standin.synth import write_archive
 
         archive = work / "archive"
         write_archive(archive, ns.n, mix="demo" if ns.n == 3 else "standard")

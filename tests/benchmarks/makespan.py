@@ -17,7 +17,7 @@ Three runs, in one process, on the same archive:
 2. ``flow_straggler``: the same with one observation's epchain ten times longer.
 3. ``barrier_straggler``: a baseline in this file (not in the product): step by step over
    the whole archive, ``cap`` calls at once, a barrier after each step, as DAXA runs, using
-   the core builders and :func:`daxa_xmm.runner.run_sas`. Goal: the flow >= 1.4x faster.
+   the core builders and :func:`daxa_xmm.sas.runner.run_sas`. Goal: the flow >= 1.4x faster.
 
 Writes ``<out>/makespan.json``.
 """
@@ -59,7 +59,7 @@ def make_archive(root: Path, n: int) -> list[str]:
     """n observations: every tenth 'multi_pn' (3 PN sub-exposures), the others 'standard'."""
     import random
 
-    from daxa_xmm.synth import spec_for, write_odf
+    from daxa_xmm.standin.synth import spec_for, write_odf
 
     rng = random.Random(0)
     obsids = []
@@ -105,9 +105,10 @@ def run_barrier(archive: Path, out: Path, cap: int, instruments: list[str] = INS
     """Step by step over the whole archive, a barrier after each step (DAXA's schedule)."""
     from daxa_xmm.config import ProcessingConfig
     from daxa_xmm.layout import ArchiveLayout
-    from daxa_xmm.runner import raise_for_result, run_sas
-    from daxa_xmm.sasenv import detect_sas
-    from daxa_xmm.selection import select_units
+    from daxa_xmm.odf.selection import select_units
+    from daxa_xmm.odf.summary import read_observation_record, read_odf_summary
+    from daxa_xmm.sas.environment import detect_sas
+    from daxa_xmm.sas.runner import raise_for_result, run_sas
     from daxa_xmm.steps.cifbuild import cifbuild_calls
     from daxa_xmm.steps.clean_events import clean_events_calls
     from daxa_xmm.steps.emanom import emanom_calls
@@ -116,7 +117,6 @@ def run_barrier(archive: Path, out: Path, cap: int, instruments: list[str] = INS
     from daxa_xmm.steps.espfilt import espfilt_calls
     from daxa_xmm.steps.images import image_expmap_calls
     from daxa_xmm.steps.merge import merge_calls, place_single
-    from daxa_xmm.summary import read_observation_record, read_odf_summary
 
     if out.exists():
         shutil.rmtree(out)

@@ -2,7 +2,7 @@
 
 For each archive size: make a synthetic archive (standard mix), process it once with the
 fast stand-in (PN, one band), then time ``python -m flows.process_archive`` again, as a user
-runs it, twice, and the plan-first check alone (:func:`daxa_xmm.uptodate.finished_observations`)
+runs it, twice, and the plan-first check alone (:func:`daxa_xmm.pipeline.uptodate.finished_observations`)
 in this process. Run: ``python -m tests.benchmarks.noop --n 10 100``; ``--existing DIR`` times only the no-op
 re-run of a run already finished in DIR (2,000 observations take most of an hour to process).
 """
@@ -34,9 +34,9 @@ def _one(n: int | None, work: Path) -> dict[str, Any]:
     setup_env(work, fast=True)
     from daxa_xmm.config import load_config
     from daxa_xmm.layout import ArchiveLayout
-    from daxa_xmm.sasenv import detect_sas
-    from daxa_xmm.synth import write_archive
-    from daxa_xmm.uptodate import finished_observations
+    from daxa_xmm.pipeline.uptodate import finished_observations
+    from daxa_xmm.sas.environment import detect_sas
+    from daxa_xmm.standin.synth import write_archive
 
     archive, out, config = work / "archive", work / "out", work / "config.yaml"
     config.write_text("images:\n  bands: [['0.5 keV', '2.0 keV']]\nretries: 0\n")

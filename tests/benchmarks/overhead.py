@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     env = setup_env(work, fast=True, prefect_db_url=ns.db_url)
     own_server = "PREFECT_API_URL" not in env
     from daxa_xmm.config import ProcessingConfig
-    from daxa_xmm.synth import write_archive
+    from daxa_xmm.standin.synth import write_archive
 
     archive = work / "archive"
     t = time.time()

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     durations = {task: s * ns.scale for task, s in DURATIONS.items()}
     extra_s = STRAGGLER_EXTRA_S * ns.scale
     os.environ["DAXA_STANDIN_DURATIONS"] = json.dumps(durations)
-    from daxa_xmm.synth import write_archive
+    from daxa_xmm.standin.synth import write_archive
 
     archive = work / "archive"
     obsids = write_archive(archive, 3, mix="demo")

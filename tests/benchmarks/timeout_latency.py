@@ -2,7 +2,7 @@
 
 Run: ``python -m tests.benchmarks.timeout_latency [--repeats 5] [--timeout 2] [--out DIR]``.
 
-Calls :func:`daxa_xmm.runner.run_sas` directly (no Prefect) under a 2 s timeout, in two cases:
+Calls :func:`daxa_xmm.sas.runner.run_sas` directly (no Prefect) under a 2 s timeout, in two cases:
 
 - ``standin_hang``: the stand-in ``merge`` told to hang (``DAXA_STANDIN_FAULTS`` action
   ``hang``): one process that dies on SIGTERM, as a SAS task does.
@@ -87,8 +87,8 @@ class _Watcher(threading.Thread):
 
 
 def one(case: str, work: Path, timeout_s: float, grace_s: float) -> dict[str, Any]:
-    from daxa_xmm.calls import SasCall
-    from daxa_xmm.runner import run_sas
+    from daxa_xmm.sas.calls import SasCall
+    from daxa_xmm.sas.runner import run_sas
 
     cwd = work / f"{case}-{time.time_ns()}"
     if case == "standin_hang":
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_env(work, fast=True)
     import logging
 
-    logging.getLogger("daxa_xmm.runner").setLevel(logging.ERROR)  # one "timed out" warning per run otherwise
+    logging.getLogger("daxa_xmm.sas.runner").setLevel(logging.ERROR)  # one "timed out" warning per run otherwise
     os.environ["DAXA_STANDIN_FAULTS"] = json.dumps([{"task": "merge", "match": "", "action": "hang"}])
     cases = [("standin_hang", 3.0), ("grandchild_ignores_sigterm", 3.0), ("grandchild_ignores_sigterm", 0.5)]
     result: dict[str, Any] = {"benchmark": "timeout_latency", "machine": machine_info(),

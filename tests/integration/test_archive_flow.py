@@ -9,7 +9,7 @@ import pytest
 from astropy.io import fits
 
 from daxa_xmm.config import ProcessingConfig
-from daxa_xmm.synth import write_archive
+from daxa_xmm.standin.synth import write_archive
 from flows.process_archive import run_archive
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

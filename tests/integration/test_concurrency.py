@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm.synth import write_archive
+from daxa_xmm.standin.synth import write_archive
 from flows.process_archive import run_archive
 from tests.integration.flowkit import call_keys, cli_env, config, max_overlap, start_cli
 
@@ -29,7 +29,7 @@ def test_max_overlap_counts_what_it_should() -> None:
 
 
 def test_one_run_never_exceeds_num_cores_sas_processes(tmp_path: Path, standin, monkeypatch) -> None:
-    from daxa_xmm import step_run
+    from daxa_xmm.pipeline import step_run
 
     obsids = write_archive(tmp_path / "archive", 3, mix="standard")
     standin.durations(_DURATIONS)

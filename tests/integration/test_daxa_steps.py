@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm import interrupt
-from daxa_xmm.daxa_records import MISSION, MissingStepError
-from daxa_xmm.locks import observation_lock
-from daxa_xmm.pipeline import plan_observation
-from daxa_xmm.sasenv import detect_sas
+from daxa_xmm.daxa.records import MISSION, MissingStepError
+from daxa_xmm.pipeline.locks import observation_lock
+from daxa_xmm.pipeline.uptodate import finished_observations
+from daxa_xmm.pipeline.walk import plan_observation
+from daxa_xmm.sas import interrupt
+from daxa_xmm.sas.environment import detect_sas
 from daxa_xmm.standin.install import install_standin
-from daxa_xmm.synth import write_archive
-from daxa_xmm.uptodate import finished_observations
+from daxa_xmm.standin.synth import write_archive
 from flows import daxa_steps as daxa
 from flows import process_archive
 from flows.process_archive import run_archive

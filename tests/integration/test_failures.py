@@ -13,7 +13,7 @@ import pytest
 from astropy.io import fits
 
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.synth import write_archive
+from daxa_xmm.standin.synth import write_archive
 from flows.process_archive import run_archive
 from tests.integration.flowkit import call_keys, calls_of, config, manifest_records
 

@@ -1,4 +1,4 @@
-"""The head start (daxa_xmm/head_start.py): a local run's observations start while Prefect's
+"""The head start (daxa_xmm/pipeline/head_start.py): a local run's observations start while Prefect's
 server starts, and the flow takes over without running any call twice."""
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm.calls import SasCall
-from daxa_xmm.head_start import HeadStart, taken, wait_for
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.observation_run import QUIET
-from daxa_xmm.sasenv import detect_sas
-from daxa_xmm.step_run import observation_context
-from daxa_xmm.synth import write_archive
-from daxa_xmm.uptodate import UP_TO_DATE
+from daxa_xmm.pipeline.head_start import HeadStart, taken, wait_for
+from daxa_xmm.pipeline.observation_run import QUIET
+from daxa_xmm.pipeline.step_run import observation_context
+from daxa_xmm.pipeline.uptodate import UP_TO_DATE
+from daxa_xmm.sas.calls import SasCall
+from daxa_xmm.sas.environment import detect_sas
+from daxa_xmm.standin.synth import write_archive
 from flows.process_archive import run_archive
 from tests.integration.flowkit import call_keys, config, manifest_records
 

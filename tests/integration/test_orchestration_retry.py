@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import flows.process_observation as po
-from daxa_xmm.calls import SasCall
 from daxa_xmm.errors import SasTaskError
+from daxa_xmm.sas.calls import SasCall
 
 CALL = SasCall(step="espfilt", obsid="0201903501", unit="0201903501PNS003", argv=("espfilt",), cwd=Path("/x"))
 

@@ -1,4 +1,4 @@
-"""Plan first (daxa_xmm/uptodate.py): a re-run reads every manifest before Prefect runs, and
+"""Plan first (daxa_xmm/pipeline/uptodate.py): a re-run reads every manifest before Prefect runs, and
 an observation with nothing to redo gets a line in the report, not a subflow.
 
 The check must agree with the flow call for call: an observation it calls finished must be
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.sasenv import detect_sas
-from daxa_xmm.synth import write_archive
-from daxa_xmm.uptodate import UP_TO_DATE, finished_observations
+from daxa_xmm.pipeline.uptodate import UP_TO_DATE, finished_observations
+from daxa_xmm.sas.environment import detect_sas
+from daxa_xmm.standin.synth import write_archive
 from flows import process_archive
 from flows.process_archive import run_archive
 from tests.integration.flowkit import call_keys, config

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm.synth import write_archive
+from daxa_xmm.standin.synth import write_archive
 from flows.process_archive import process_archive
 from tests.integration.flowkit import config
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm.selection import select_units
-from daxa_xmm.summary import read_odf_summary
-from daxa_xmm.synth import spec_from_summary, write_odf
+from daxa_xmm.odf.selection import select_units
+from daxa_xmm.odf.summary import read_odf_summary
+from daxa_xmm.standin.synth import spec_from_summary, write_odf
 from flows.process_archive import run_archive
 from tests.integration.flowkit import config, manifest_records
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm.synth import ExposureSpec, ObsSpec, write_archive, write_odf
+from daxa_xmm.standin.synth import ExposureSpec, ObsSpec, write_archive, write_odf
 from flows.process_archive import run_archive
 from tests.integration.flowkit import call_keys, calls_of, config, manifest_records
 

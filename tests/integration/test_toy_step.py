@@ -1,4 +1,4 @@
-"""Adding a SAS step is its module plus one line of the pipeline's table (daxa_xmm/stages.py).
+"""Adding a SAS step is its module plus one line of the pipeline's table (daxa_xmm/pipeline/stages.py).
 
 A toy step, ``evstats`` (which observation each cleaned list is of, and its number of
 events), is added the way the README's "Adding a SAS step" says: a builder in its own
@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm import stages
-from daxa_xmm.calls import OutputSpec, SasCall, param
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.models import EPIC
-from daxa_xmm.stages import Stage, StageInput
+from daxa_xmm.odf.models import EPIC
+from daxa_xmm.pipeline import stages
+from daxa_xmm.pipeline.stages import Stage, StageInput
+from daxa_xmm.pipeline.uptodate import UP_TO_DATE
+from daxa_xmm.sas.calls import OutputSpec, SasCall, param
+from daxa_xmm.standin.synth import write_archive
 from daxa_xmm.steps._common import work_dir
-from daxa_xmm.synth import write_archive
-from daxa_xmm.uptodate import UP_TO_DATE
 from flows.process_archive import plan_archive, run_archive
 from tests.integration.flowkit import call_keys, config, manifest_records
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from daxa_xmm.orphans import OWNER_ENV
+from daxa_xmm.sas.orphans import OWNER_ENV
 
 FITS_SUFFIXES = (".fits", ".FIT", ".cif", ".fit")
 

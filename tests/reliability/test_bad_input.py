@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm.calls import OutputSpec, SasCall
 from daxa_xmm.config import ProcessingConfig, load_config
 from daxa_xmm.errors import ConfigError, FilterExpressionError, LayoutError, SasTaskError, SummaryParseError
-from daxa_xmm.filters import validate_expression
 from daxa_xmm.layout import ArchiveLayout, check_obsid
-from daxa_xmm.runner import raise_for_result, run_sas
-from daxa_xmm.summary import read_observation_record, read_odf_summary
+from daxa_xmm.odf.summary import read_observation_record, read_odf_summary
+from daxa_xmm.sas.calls import OutputSpec, SasCall
+from daxa_xmm.sas.filters import validate_expression
+from daxa_xmm.sas.runner import raise_for_result, run_sas
 
 DATA_SUMMARY = Path(__file__).resolve().parents[2] / "daxa_xmm" / "data" / "0001_0123456789_SCX00000SUM.SAS"
 
@@ -333,7 +333,7 @@ def test_yaml_dates_stay_strings_and_bad_files_are_named(tmp_path: Path) -> None
 
 
 def test_a_constituent_linked_from_outside_the_archive_is_refused(tmp_path: Path) -> None:
-    from daxa_xmm.synth import ExposureSpec, ObsSpec, write_odf
+    from daxa_xmm.standin.synth import ExposureSpec, ObsSpec, write_odf
 
     odf = write_odf(tmp_path / "archive", "0100000001", ObsSpec(exposures=(ExposureSpec("M1", "S001"),)))
     outside = tmp_path / "elsewhere.FIT"
@@ -406,7 +406,7 @@ def test_an_out_folder_that_cannot_be_written_is_refused_before_start_up(tmp_pat
 
 
 def test_an_unreachable_prefect_api_is_one_clear_line(tmp_path: Path, standin) -> None:
-    from daxa_xmm.synth import write_archive
+    from daxa_xmm.standin.synth import write_archive
 
     write_archive(tmp_path / "archive", 1, mix="standard")
     proc = _cli([str(tmp_path / "archive"), "--instruments", "PN", "--no-progress"], tmp_path,

@@ -17,16 +17,16 @@ from pathlib import Path
 import pytest
 
 from daxa_xmm import atomic
-from daxa_xmm.calls import SasCall
-from daxa_xmm.ccf import ccf_stale_reason
-from daxa_xmm.manifest import ManifestStore, load_manifest
+from daxa_xmm.pipeline.manifest import ManifestStore, load_manifest
+from daxa_xmm.sas.calindex import ccf_stale_reason
+from daxa_xmm.sas.calls import SasCall
 
 OBSID = "0100000001"
 
 #: Writes two big manifests in turn, as fast as it can, until killed.
 _WRITER = """
 import sys
-from daxa_xmm.manifest import Manifest, StepRecord, save_manifest
+from daxa_xmm.pipeline.manifest import Manifest, StepRecord, save_manifest
 path = sys.argv[1]
 def big(tag):
     m = Manifest(obsid="0100000001")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm.synth import write_archive
+from daxa_xmm.standin.synth import write_archive
 from flows.cli import DISK_FULL_EXIT
 from tests.integration.flowkit import cli_env, run_cli
 from tests.reliability._support import check_products_readable, manifest

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm.ccf import listed_ccfs
 from daxa_xmm.config import ProcessingConfig
-from daxa_xmm.step_run import run_call_blocking
-from daxa_xmm.synth import ExposureSpec, ObsSpec, write_archive, write_odf
+from daxa_xmm.pipeline.step_run import run_call_blocking
+from daxa_xmm.sas.calindex import listed_ccfs
+from daxa_xmm.standin.synth import ExposureSpec, ObsSpec, write_archive, write_odf
 from flows.process_archive import run_archive
 from tests.reliability._support import check_products_readable, manifest, sas_processes_of_log, wait_for
 
@@ -162,7 +162,7 @@ def test_missing_or_stale_ccf_makes_the_next_run_rebuild_it(tmp_path: Path, stan
 _HOLDER = """
 import sys, time
 from pathlib import Path
-from daxa_xmm.locks import observation_lock
+from daxa_xmm.pipeline.locks import observation_lock
 with observation_lock(Path(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(600)

@@ -5,7 +5,7 @@ pointed at the session's Prefect test backend. One observation is made to sit in
 SAS call (a stand-in ``sleep`` fault) while the other finishes; the flow process is then
 SIGKILLed: no Python runs in it, so nothing it does on exit can help. Expected:
 
-- no SAS process of the first run survives it (the runner's watchdog, daxa_xmm.orphans);
+- no SAS process of the first run survives it (the runner's watchdog, daxa_xmm.sas.orphans);
 - what the first run left is consistent: manifests parse, every product they call ``ok``
   is readable FITS, no temporary file is left among the products;
 - the second run is not blocked by a stale lock, redoes no call the first run recorded as
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm.synth import write_archive
+from daxa_xmm.standin.synth import write_archive
 from tests.reliability._support import check_products_readable, manifest, sas_processes_of_log, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
@@ -256,7 +256,7 @@ def test_a_second_ctrl_c_exits_at_once_and_leaves_nothing_running(tmp_path: Path
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_while_prefect_starts_ends_the_head_starts_calls(tmp_path: Path, standin, signum: int) -> None:
     # a local run without a server: the first SAS calls start while Prefect's temporary server
-    # starts (daxa_xmm/head_start.py); Ctrl-C or SIGTERM then must end them too, and say how to resume
+    # starts (daxa_xmm/pipeline/head_start.py); Ctrl-C or SIGTERM then must end them too, and say how to resume
     archive, out = tmp_path / "archive", tmp_path / "processed"
     (obsid,) = write_archive(archive, 1, mix="standard")
     standin.faults([{"task": "cifbuild", "match": "", "action": "hang"}])

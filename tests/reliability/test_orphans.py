@@ -1,4 +1,4 @@
-"""No SAS process outlives a run killed with SIGKILL (daxa_xmm.orphans, used by the runner)."""
+"""No SAS process outlives a run killed with SIGKILL (daxa_xmm.sas.orphans, used by the runner)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm.orphans import owned_processes, owner_token, reap_orphans
+from daxa_xmm.sas.orphans import owned_processes, owner_token, reap_orphans
 from tests.reliability._support import owned_by, wait_for
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux /proc")
@@ -21,10 +21,10 @@ _OWNER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from daxa_xmm.calls import SasCall
-    from daxa_xmm.orphans import owner_token
-    from daxa_xmm.runner import run_sas
-    import daxa_xmm.orphans as o
+    from daxa_xmm.sas.calls import SasCall
+    from daxa_xmm.sas.orphans import owner_token
+    from daxa_xmm.sas.runner import run_sas
+    import daxa_xmm.sas.orphans as o
     print(owner_token(), flush=True)
     call = SasCall(step="epchain", obsid="0123456789", unit="0123456789PNS003",
                    argv=(sys.executable, "-c",
@@ -38,7 +38,7 @@ _OWNER = textwrap.dedent(
         o._watchdog.wait()
         o._watchdog_pid = -1        # and this process must not start another one
         o.ensure_watchdog = lambda: o.owner_token()
-        import daxa_xmm.runner as r
+        import daxa_xmm.sas.runner as r
         r.ensure_watchdog = o.ensure_watchdog
     run_sas(call)
     """

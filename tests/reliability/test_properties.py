@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daxa_xmm.errors import ConfigError, FilterExpressionError
-from daxa_xmm.filters import build_filter_expression, validate_expression
+from daxa_xmm.sas.filters import build_filter_expression, validate_expression
 
 # Hypothesis warns when the global ``random`` changes while it draws, meaning a strategy used
 # it. Ours do not; but in a test worker that ran flows first, threads left running may draw

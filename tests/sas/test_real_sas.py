@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.sas, pytest.mark.slow, pytest.mark.usefixtures("prefec
 def real_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict]:
     """Process the named ODF with the real SAS once; the tests read what it made."""
     from daxa_xmm.errors import SasNotFoundError
-    from daxa_xmm.sasenv import detect_sas
+    from daxa_xmm.sas.environment import detect_sas
 
     odf = os.environ.get("DAXA_XMM_TEST_ODF", "")
     if not odf:
@@ -79,7 +79,7 @@ def test_rgsproc_angles_writes_no_new_file(real_run: tuple[Path, str, dict]) -> 
 
 
 def test_emanom_judges_chips_2_to_7_and_writes_keys_into_the_list(real_run: tuple[Path, str, dict]) -> None:
-    from daxa_xmm.emanom import parse_emanom_states
+    from daxa_xmm.sas.emanom_log import parse_emanom_states
 
     recs = real_run[2]["records"]
     emanoms = [r for k, r in recs.items() if k.endswith("/emanom")]

@@ -212,7 +212,7 @@ class Served:
 def served(prefect_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """``python -m deployments.serve`` against the server, with the SAS stand-in on its PATH."""
     from daxa_xmm.standin.install import install_standin
-    from daxa_xmm.synth import write_archive
+    from daxa_xmm.standin.synth import write_archive
 
     work = tmp_path_factory.mktemp("served")
     root = work / "data"

@@ -99,7 +99,7 @@ def _ccf(path: Path, issues: dict[str, int]) -> None:
 
 
 def test_calindex_compares_constituents_not_paths(tmp_path: Path) -> None:
-    from daxa_xmm.calibration import calindex
+    from daxa_xmm.pipeline.calibration import calindex
 
     _ccf(tmp_path / "a.cif", {"EPN_QUANTUMEF": 19, "XRT1_XPSF": 17})
     _ccf(tmp_path / "b.cif", {"EPN_QUANTUMEF": 19, "XRT1_XPSF": 17})
@@ -112,13 +112,13 @@ def test_check_calibration_and_mark_stale_on_the_standin(tmp_path: Path, standin
     """cifbuild aside with today's date; the record is set aside only when the set changed."""
     import dataclasses
 
-    from daxa_xmm.calibration import check_calibration, mark_stale
     from daxa_xmm.layout import ArchiveLayout
-    from daxa_xmm.manifest import ManifestStore
-    from daxa_xmm.runner import run_sas
+    from daxa_xmm.odf.summary import read_observation_record
+    from daxa_xmm.pipeline.calibration import check_calibration, mark_stale
+    from daxa_xmm.pipeline.manifest import ManifestStore
+    from daxa_xmm.sas.runner import run_sas
+    from daxa_xmm.standin.synth import write_archive
     from daxa_xmm.steps.cifbuild import cifbuild_calls
-    from daxa_xmm.summary import read_observation_record
-    from daxa_xmm.synth import write_archive
 
     (obsid,) = write_archive(tmp_path / "archive", 1, mix="standard")
     layout = ArchiveLayout(tmp_path / "archive", tmp_path / "processed")

@@ -11,10 +11,10 @@ import pytest
 from astropy.io import fits
 
 from daxa_xmm.config import ProcessingConfig
+from daxa_xmm.standin.synth import write_archive
 from daxa_xmm.steps.clean_events import CleanEventsConfig
 from daxa_xmm.steps.espfilt import EspfiltConfig
 from daxa_xmm.steps.images import ImageConfig
-from daxa_xmm.synth import write_archive
 from tests.server.conftest import CRON, DEPLOY_CONFIG, Served
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]

@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 def test_the_server_schedules_the_reprocessing_runs_and_serve_stops_on_sigterm(tmp_path: Path) -> None:
     from daxa_xmm.standin.install import install_standin
-    from daxa_xmm.synth import write_archive
+    from daxa_xmm.standin.synth import write_archive
 
     server = start_server(tmp_path / "server-home", PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2")
     serve = None

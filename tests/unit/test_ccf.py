@@ -1,5 +1,5 @@
 """Stale calibration index: judged as cifbuild chooses, per validity window, not by the
-highest issue on disk (daxa_xmm.ccf)."""
+highest issue on disk (daxa_xmm.sas.calindex)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from daxa_xmm.ccf import available_ccfs, calindex_dates, ccf_attributes, ccf_stale_reason, listed_ccfs
+from daxa_xmm.sas.calindex import available_ccfs, calindex_dates, ccf_attributes, ccf_stale_reason, listed_ccfs
 
 ADU = "EMOS1_ADUCONV"
 #: The real validity windows of the sample's EMOS1_ADUCONV issues (0079 ends when 0082 starts).

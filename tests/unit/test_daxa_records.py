@@ -1,5 +1,5 @@
-"""DAXA's records read from manifests and step notes (daxa_xmm/daxa_records.py), and what a
-step function's unit reads (daxa_xmm/step_inputs.py)."""
+"""DAXA's records read from manifests and step notes (daxa_xmm/daxa/records.py), and what a
+step function's unit reads (daxa_xmm/daxa/step_inputs.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm.daxa_records import (
+from daxa_xmm.daxa.records import (
     MISSION,
     MissingStepError,
     check_prerequisite,
@@ -16,10 +16,10 @@ from daxa_xmm.daxa_records import (
     read_records,
     save_step_info,
 )
+from daxa_xmm.daxa.step_inputs import unit_inputs
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.manifest import Manifest, StepRecord, save_manifest
-from daxa_xmm.models import Unit
-from daxa_xmm.step_inputs import unit_inputs
+from daxa_xmm.odf.models import Unit
+from daxa_xmm.pipeline.manifest import Manifest, StepRecord, save_manifest
 
 OBS = "0201903501"
 PN = f"{OBS}PNS003"

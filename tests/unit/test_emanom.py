@@ -1,4 +1,4 @@
-"""Tests of daxa_xmm.emanom: state parsing, acceptable states, the SAS-version gate."""
+"""Tests of daxa_xmm.sas.emanom_log: state parsing, acceptable states, the SAS-version gate."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daxa_xmm.emanom import VALID_STATES, emanom_supported, keep_ccds, parse_emanom_out, parse_emanom_states
 from daxa_xmm.errors import EmanomParseError, SasVersionError
-from daxa_xmm.sasversion import SasVersion
+from daxa_xmm.sas.emanom_log import VALID_STATES, emanom_supported, keep_ccds, parse_emanom_out, parse_emanom_states
+from daxa_xmm.sas.version import SasVersion
 
 LOG = """\
 emanom:- Executing (routine): emanom eventfile=P0201903501M1S001MIEVLI0000.FIT keepcorner=no
@@ -74,7 +74,7 @@ def test_unreadable(tmp_path: Path) -> None:
 
 
 def test_too_large(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import daxa_xmm.emanom as emanom
+    import daxa_xmm.sas.emanom_log as emanom
 
     monkeypatch.setattr(emanom, "MAX_LOG_BYTES", 5)
     p = tmp_path / "big.log"

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from daxa_xmm.process_group import _ExitWatch
+from daxa_xmm.sas.process_group import _ExitWatch
 
 
 @pytest.fixture(params=["pidfd", "popen-wait"])

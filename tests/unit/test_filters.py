@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daxa_xmm.errors import ConfigError, FilterExpressionError
-from daxa_xmm.filters import MOS_DEFAULT, PN_DEFAULT, build_filter_expression, validate_expression
+from daxa_xmm.sas.filters import MOS_DEFAULT, PN_DEFAULT, build_filter_expression, validate_expression
 
 VALID = [
     PN_DEFAULT,

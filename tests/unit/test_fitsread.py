@@ -1,4 +1,4 @@
-"""daxa_xmm.fitsread reads what astropy reads, in the real SAS files of xmm-samples and in
+"""daxa_xmm.odf.fitsread reads what astropy reads, in the real SAS files of xmm-samples and in
 the stand-in's calibration index."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from daxa_xmm.ccf import calindex_dates, listed_ccfs
-from daxa_xmm.fitsread import find, read_hdus, table_columns
-from daxa_xmm.product_checks import check_product
+from daxa_xmm.odf.fitsread import find, read_hdus, table_columns
+from daxa_xmm.sas.calindex import calindex_dates, listed_ccfs
+from daxa_xmm.sas.product_checks import check_product
 
 REAL = ["events/0201903501_mos1_S001_clean_evts.fits", "events/0201903501_mos2_S002_clean_evts.fits",
         "images/0201903501_mos1_exp1-0.50-2.00keVimg.fits", "ccf/0201903501_ccf.cif"]
@@ -68,7 +68,7 @@ def test_scaled_and_vector_columns_and_errors(tmp_path: Path) -> None:
 def test_the_standins_calibration_index_is_read_as_astropy_reads_it(tmp_path: Path, standin) -> None:
     import subprocess
 
-    from daxa_xmm.synth import write_archive
+    from daxa_xmm.standin.synth import write_archive
 
     (obsid,) = write_archive(tmp_path / "archive", 1, mix="standard")
     cif = tmp_path / "ccf.cif"

@@ -1,4 +1,4 @@
-"""The stop signals of the command line (daxa_xmm.interrupt), each in a fresh Python process:
+"""The stop signals of the command line (daxa_xmm.sas.interrupt), each in a fresh Python process:
 signal handlers belong to a process's main thread, and the test runner has its own."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import sys
 
 _PROBE = """
 import os, signal, sys
-from daxa_xmm import interrupt
+from daxa_xmm.sas import interrupt
 if sys.argv[1] == "nohup":
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 interrupt.enable()

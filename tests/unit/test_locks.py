@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm.locks import ObservationBusy, observation_lock
+from daxa_xmm.pipeline.locks import ObservationBusy, observation_lock
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from daxa_xmm.locks import observation_lock
+from daxa_xmm.pipeline.locks import observation_lock
 with observation_lock(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(60)

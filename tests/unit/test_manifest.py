@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 import daxa_xmm.atomic as atomic
-from daxa_xmm.calls import OutputSpec, SasCall, SasResult
-from daxa_xmm.identity import SUPERSEDED_MESSAGE, mark_superseded, record_token, with_upstream
-from daxa_xmm.manifest import (
+from daxa_xmm.pipeline.identity import SUPERSEDED_MESSAGE, mark_superseded, record_token, with_upstream
+from daxa_xmm.pipeline.manifest import (
     Manifest,
     ManifestStore,
     StepRecord,
@@ -25,7 +24,8 @@ from daxa_xmm.manifest import (
     record_result,
     save_manifest,
 )
-from daxa_xmm.sas_stderr import SasRecord
+from daxa_xmm.sas.calls import OutputSpec, SasCall, SasResult
+from daxa_xmm.sas.stderr import SasRecord
 
 OBSID = "0201903501"
 SAS = "22.1.0-a8f2c2afa-20250304"
@@ -189,7 +189,7 @@ def test_mark(tmp_path: Path, status: str) -> None:
 def test_corrupt_file_is_kept_aside(tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "manifest.json"
     path.write_bytes(content)
-    with caplog.at_level(logging.WARNING, logger="daxa_xmm.manifest"):
+    with caplog.at_level(logging.WARNING, logger="daxa_xmm.pipeline.manifest"):
         m = load_manifest(path, OBSID)
     assert m == Manifest(obsid=OBSID)
     copies = list(tmp_path.glob("manifest.json.corrupt-*"))

@@ -9,8 +9,8 @@ import pytest
 
 from daxa_xmm.errors import LayoutError
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.odf_input import unpack_odf
-from daxa_xmm.synth import ExposureSpec, ObsSpec, write_odf
+from daxa_xmm.odf.unpack import unpack_odf
+from daxa_xmm.standin.synth import ExposureSpec, ObsSpec, write_odf
 
 OBSID = "0100000001"
 

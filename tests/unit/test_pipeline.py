@@ -7,9 +7,9 @@ from pathlib import Path
 
 from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.pipeline import plan_observation
-from daxa_xmm.plan import EXAMPLE_SUMMARY
-from daxa_xmm.sasversion import parse_sas_version
+from daxa_xmm.pipeline.plan import EXAMPLE_SUMMARY
+from daxa_xmm.pipeline.walk import plan_observation
+from daxa_xmm.sas.version import parse_sas_version
 
 OBSID = "0123456789"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm.plan import EXAMPLE_SUMMARY, main
+from daxa_xmm.pipeline.plan import EXAMPLE_SUMMARY, main
 
 # task -> real parameter names it must show (from DESIGN section 3 and the real Executing lines)
 EXPECTED = {
@@ -28,7 +28,7 @@ EXPECTED = {
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "daxa_xmm.plan", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "daxa_xmm.pipeline.plan", *args], cwd=cwd, capture_output=True, text=True, timeout=120
     )
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from daxa_xmm.product_checks import check_product, looks_intact
+from daxa_xmm.sas.product_checks import check_product, looks_intact
 
 
 def _events(path: Path, columns: tuple[str, ...] = ("TIME", "PI")) -> Path:

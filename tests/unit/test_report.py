@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from daxa_xmm.calls import OutputSpec, SasCall, SasResult
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.manifest import ManifestStore
-from daxa_xmm.quicklook import observation_pictures
-from daxa_xmm.report import build_report, markdown_summary, write_report
-from daxa_xmm.sas_stderr import SasRecord
+from daxa_xmm.pipeline.manifest import ManifestStore
+from daxa_xmm.report.archive_report import build_report, markdown_summary, write_report
+from daxa_xmm.report.quicklook import observation_pictures
+from daxa_xmm.sas.calls import OutputSpec, SasCall, SasResult
+from daxa_xmm.sas.stderr import SasRecord
 
 OBSID = "0201903501"
 
@@ -89,7 +89,7 @@ def test_report_covers_every_manifest_under_out_whichever_run_wrote_it(tmp_path:
 def test_quicklook_image_shows_a_sparse_count_image(tmp_path: Path, xmm_samples: Path) -> None:
     # issue 11.7: a linear (or plain log) stretch of a sparse X-ray image is nearly black;
     # the asinh stretch must light up the field of view, and the PNG carries a colour bar
-    from daxa_xmm.quicklook import display_norm, image_png
+    from daxa_xmm.report.quicklook import display_norm, image_png
 
     image = xmm_samples / "images" / "0201903501_mos1_exp1-0.50-2.00keVimg.fits"
     data = np.asarray(fits.getdata(image), float)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm.calls import OutputSpec
 from daxa_xmm.errors import SasInputMissing, SasOutputMissing, SasTaskError, SasTimeout
-from daxa_xmm.runner import is_transient, raise_for_result, run_sas
+from daxa_xmm.sas.calls import OutputSpec
+from daxa_xmm.sas.runner import is_transient, raise_for_result, run_sas
 from tests.fake_sas import UNIT, fake_task, sas_call
 
 

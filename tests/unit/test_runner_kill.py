@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm.calls import OutputSpec
 from daxa_xmm.errors import SasTimeout
-from daxa_xmm.runner import raise_for_result, run_sas
+from daxa_xmm.sas.calls import OutputSpec
+from daxa_xmm.sas.runner import raise_for_result, run_sas
 from tests.fake_sas import HANGING, UNIT, fake_task, hanging_pids, running, sas_call
 
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import daxa_xmm.sas_stderr as sas_stderr
-from daxa_xmm.sas_stderr import SasRecord, has_error, parse_sas_stderr
+import daxa_xmm.sas.stderr as sas_stderr
+from daxa_xmm.sas.stderr import SasRecord, has_error, parse_sas_stderr
 
 REAL_STDERR = "sas_logs/daxa_archives_nb_espfilt_0502671101PNS003_stderr.log"
 

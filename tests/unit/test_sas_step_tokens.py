@@ -1,4 +1,4 @@
-"""The identity tokens that decide what a re-run redoes (daxa_xmm/identity.py)."""
+"""The identity tokens that decide what a re-run redoes (daxa_xmm/pipeline/identity.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from daxa_xmm.calls import SasCall
-from daxa_xmm.identity import calibration_identity, record_token, with_upstream
-from daxa_xmm.manifest import StepRecord
-from daxa_xmm.step_run import pipeline_step
+from daxa_xmm.pipeline.identity import calibration_identity, record_token, with_upstream
+from daxa_xmm.pipeline.manifest import StepRecord
+from daxa_xmm.pipeline.step_run import pipeline_step
+from daxa_xmm.sas.calls import SasCall
 
 
 def _cif(path: Path, issues: list[int]) -> Path:

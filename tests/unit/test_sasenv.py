@@ -1,4 +1,4 @@
-"""Tests of daxa_xmm.sasenv (with fake ``sasversion`` executables) and daxa_xmm.sasversion."""
+"""Tests of daxa_xmm.sas.environment (with fake ``sasversion`` executables) and daxa_xmm.sas.version."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from daxa_xmm.errors import SasNotFoundError, SasVersionError
-from daxa_xmm.sasenv import SETUP_HINT, SasEnvironment, detect_sas, sas_env_for_obs
-from daxa_xmm.sasversion import SasVersion, parse_sas_version
+from daxa_xmm.sas.environment import SETUP_HINT, SasEnvironment, detect_sas, sas_env_for_obs
+from daxa_xmm.sas.version import SasVersion, parse_sas_version
 
 # What SAS 22.1.0's sasversion printed (HEASARC tutorial output, see xmm-samples/sas_logs).
 SAS22_OUTPUT = """\

@@ -9,12 +9,12 @@ from pathlib import Path
 import astropy.units as u
 import pytest
 
-from daxa_xmm import seed
-from daxa_xmm.archive import Archive
-from daxa_xmm.calls import StepPlan
+from daxa_xmm.daxa import seed
+from daxa_xmm.daxa.archive import Archive
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.plan import EXAMPLE_SUMMARY
+from daxa_xmm.pipeline.plan import EXAMPLE_SUMMARY
+from daxa_xmm.sas.calls import StepPlan
 
 GOOD, BAD, MISSING = "0123456789", "0000000002", "0000000003"
 
@@ -160,7 +160,7 @@ def test_the_seed_plans_are_the_archive_flows_calls(archive: Archive) -> None:
     alike (so a DAXA step function leaves the flow's records). Knobs set away from their
     defaults reach both."""
     from daxa_xmm.config import ProcessingConfig
-    from daxa_xmm.pipeline import plan_observation
+    from daxa_xmm.pipeline.walk import plan_observation
 
     knobs = dict(method="ratio", ratio=1.4)
     clean = dict(lo_en=300 * u.eV, hi_en=10 * u.keV, filt_mos_anom_state=False)

@@ -1,4 +1,4 @@
-"""Tests of daxa_xmm.selection: the real summary, and one synthetic case per rule."""
+"""Tests of daxa_xmm.odf.selection: the real summary, and one synthetic case per rule."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from daxa_xmm.errors import ConfigError
-from daxa_xmm.models import ExposureInfo, InstrumentInfo, ObservationRecord, OdfSummary, Unit
-from daxa_xmm.selection import SelectionDecision, explain_selection, select_units
-from daxa_xmm.summary import read_odf_summary
+from daxa_xmm.odf.models import ExposureInfo, InstrumentInfo, ObservationRecord, OdfSummary, Unit
+from daxa_xmm.odf.selection import SelectionDecision, explain_selection, select_units
+from daxa_xmm.odf.summary import read_odf_summary
 
 OBSID = "0201903501"
 PN_ALL = {c: "Imaging" for c in range(1, 13)}

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daxa_xmm import seed
 from daxa_xmm.config import ProcessingConfig, load_config
+from daxa_xmm.daxa import seed
 from daxa_xmm.steps.clean_events import CleanEventsConfig
 from daxa_xmm.steps.espfilt import EspfiltConfig
 from flows.cli import _parser

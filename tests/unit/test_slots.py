@@ -1,4 +1,4 @@
-"""The per-host SAS slots (daxa_xmm.slots.FileSlots): the cap holds across processes and
+"""The per-host SAS slots (daxa_xmm.sas.slots.FileSlots): the cap holds across processes and
 across threads sharing one instance; a freed slot goes to the waiting call with the highest
 priority, first come first served among equals, and a dead waiter holds no one up; a wait
 times out; an instance pickles (Dask)."""
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm.slots import FileSlots
+from daxa_xmm.sas.slots import FileSlots
 
 
 def _slot_worker(folder: str, n: int, record: str, hold_s: float) -> None:

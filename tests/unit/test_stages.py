@@ -1,4 +1,4 @@
-"""The pipeline's table (daxa_xmm/stages.py): what runs for which unit, in which order, and
+"""The pipeline's table (daxa_xmm/pipeline/stages.py): what runs for which unit, in which order, and
 what a stage reads of the calls before it."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import pytest
 
 from daxa_xmm.config import STEPS, ProcessingConfig
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.models import EPIC
-from daxa_xmm.pipeline import observation_input, select_observation_units, unit_chain_steps
-from daxa_xmm.plan import EXAMPLE_SUMMARY
-from daxa_xmm.sasversion import parse_sas_version
-from daxa_xmm.stages import PIPELINE, StageInput, longest_first, path_s, planned_work, stages_for, unit_input
-from daxa_xmm.summary import read_odf_summary
+from daxa_xmm.odf.models import EPIC
+from daxa_xmm.odf.summary import read_odf_summary
+from daxa_xmm.pipeline.plan import EXAMPLE_SUMMARY
+from daxa_xmm.pipeline.stages import PIPELINE, StageInput, longest_first, path_s, planned_work, stages_for, unit_input
+from daxa_xmm.pipeline.walk import observation_input, select_observation_units, unit_chain_steps
+from daxa_xmm.sas.version import parse_sas_version
 from tests.unit.test_emanom import LOG
 
 OBSID = "0123456789"
@@ -65,7 +65,7 @@ def test_the_cleaning_reads_emanoms_verdict_when_run_not_when_planned(si: StageI
 
 
 def test_no_standin_variable_reaches_a_sas_call(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from daxa_xmm.step_run import observation_context
+    from daxa_xmm.pipeline.step_run import observation_context
 
     monkeypatch.setenv("DAXA_STANDIN_FAULTS", str(tmp_path / "faults.json"))
     cfg = ProcessingConfig(archive=tmp_path / "raw", out=tmp_path / "out")

@@ -239,7 +239,7 @@ def test_odfingest_has_its_documented_parameters(obs: dict[str, object], tmp_pat
 
 def test_odfingest_refuses_gzipped_constituents(obs: dict[str, object], tmp_path: Path) -> None:
     # odfingest's pages are silent on gzip (only emchain's allows it): the strict reading,
-    # so the pipeline must unpack them (daxa_xmm.odf_input), as DAXA 0.3.7 does
+    # so the pipeline must unpack them (daxa_xmm.odf.unpack), as DAXA 0.3.7 does
     odf = write_tiny_odf(tmp_path / "odf", gz_ccd_files=True)
     r = _run(obs, tmp_path / "w", "odfingest", f"odfdir={odf}", "withodfdir=yes")
     assert r.returncode == 1 and "(gzippedConstituent)" in r.stderr

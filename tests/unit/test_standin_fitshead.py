@@ -1,4 +1,4 @@
-"""The astropy-free header reader (daxa_xmm/fitsread.py, which the stand-in and the core share) reads what astropy
+"""The astropy-free header reader (daxa_xmm/odf/fitsread.py, which the stand-in and the core share) reads what astropy
 reads: on every constituent of a synthetic ODF, on the real SAS files of xmm-samples, gzipped,
 and with long strings; and it refuses what is not FITS."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 
-from daxa_xmm.fitsread import primary_header
-from daxa_xmm.synth import write_archive
+from daxa_xmm.odf.fitsread import primary_header
+from daxa_xmm.standin.synth import write_archive
 
 _COMMENTARY = {"COMMENT", "HISTORY", ""}
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from daxa_xmm.ccf import calindex_dates, listed_ccfs
-from daxa_xmm.fitsread import primary_header
+from daxa_xmm.odf.fitsread import primary_header
+from daxa_xmm.sas.calindex import calindex_dates, listed_ccfs
 from daxa_xmm.standin.fitswrite import Column, bintable_hdu, card, primary_hdu
 from tests.unit.test_standin_tasks import Sas
 

@@ -11,7 +11,7 @@ import pytest
 from astropy.io import fits
 
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.odf_input import unpack_odf
+from daxa_xmm.odf.unpack import unpack_odf
 from daxa_xmm.standin.common import SasExit, parse_args
 from daxa_xmm.standin.install import install_standin
 from daxa_xmm.standin.params import PARAMS
@@ -172,7 +172,7 @@ def test_cifbuild_writes_calindex(chain: dict[str, object]) -> None:
 
 
 def test_odfingest_summary_round_trips_through_the_parser(chain: dict[str, object]) -> None:
-    from daxa_xmm.summary import read_odf_summary
+    from daxa_xmm.odf.summary import read_odf_summary
 
     summary = read_odf_summary(chain["summary"])
     assert summary.observation.obsid == TINY_OBSID
@@ -226,7 +226,7 @@ def test_rgsproc_stages_in_order(tmp_path: Path, chain: dict[str, object]) -> No
 
 
 def test_emanom_log_has_a_state_per_chip_2_to_7(chain: dict[str, object]) -> None:
-    from daxa_xmm.emanom import parse_emanom_states
+    from daxa_xmm.sas.emanom_log import parse_emanom_states
 
     log = chain["sas"].work / "mos1S001-anom.log"
     states = parse_emanom_states(log)
@@ -287,8 +287,8 @@ def test_odfingest_round_trips_synthetic_odfs(tmp_path: Path, mix: str, gz: bool
     """Every exposure the generator writes comes back from the parsed summary unchanged."""
     import random
 
-    from daxa_xmm import synth
-    from daxa_xmm.summary import read_odf_summary
+    from daxa_xmm.odf.summary import read_odf_summary
+    from daxa_xmm.standin import synth
 
     spec = synth.spec_for(mix, 0, random.Random(1))
     odf = synth.write_odf(tmp_path / "archive", "0201903501", spec, gzip=gz)

@@ -10,8 +10,8 @@ import pytest
 
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.models import Unit
-from daxa_xmm.sasversion import SasVersion
+from daxa_xmm.odf.models import Unit
+from daxa_xmm.sas.version import SasVersion
 from daxa_xmm.steps._common import make_config
 from daxa_xmm.steps.cifbuild import CifBuildConfig, cifbuild_calls
 from daxa_xmm.steps.emanom import emanom_calls

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from daxa_xmm.errors import ConfigError, FilterExpressionError
-from daxa_xmm.filters import MOS_DEFAULT, PN_DEFAULT
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.models import Unit
-from daxa_xmm.sasversion import SasVersion
+from daxa_xmm.odf.models import Unit
+from daxa_xmm.sas.filters import MOS_DEFAULT, PN_DEFAULT
+from daxa_xmm.sas.version import SasVersion
 from daxa_xmm.steps._common import make_config
 from daxa_xmm.steps.clean_events import CleanEventsConfig, clean_events_calls
 from daxa_xmm.steps.espfilt import EspfiltConfig, espfilt_calls

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from daxa_xmm.errors import ConfigError
-from daxa_xmm.filters import MOS_DEFAULT, PN_DEFAULT
 from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.sas.filters import MOS_DEFAULT, PN_DEFAULT
 from daxa_xmm.steps.images import image_expmap_calls
 from daxa_xmm.steps.merge import merge_calls, place_single
 

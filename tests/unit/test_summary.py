@@ -1,4 +1,4 @@
-"""Tests of daxa_xmm.summary: the real odfingest summary and synthetic files.
+"""Tests of daxa_xmm.odf.summary: the real odfingest summary and synthetic files.
 
 Synthetic summaries are written by :mod:`tests.summary_writer`, in the real format, so every
 code path is covered without the real samples; the real file is pinned where present.
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from daxa_xmm.errors import SummaryParseError
-from daxa_xmm.models import OdfSummary
-from daxa_xmm.summary import parse_odf_sum, read_observation_record, read_odf_summary
-from daxa_xmm.summary_records import read_records
+from daxa_xmm.odf.models import OdfSummary
+from daxa_xmm.odf.summary import parse_odf_sum, read_observation_record, read_odf_summary
+from daxa_xmm.odf.summary_records import read_records
 from tests.summary_writer import Exp, Inst, sum_asc_text, summary_text, typical_instruments, write_summary
 
 # --------------------------------------------------------------------------- real file

@@ -1,4 +1,4 @@
-"""Tests of daxa_xmm.summary on malformed input: each fault is a SummaryParseError naming the
+"""Tests of daxa_xmm.odf.summary on malformed input: each fault is a SummaryParseError naming the
 file and line, never another exception (examples, then hypothesis properties)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daxa_xmm.errors import SummaryParseError
-from daxa_xmm.summary import parse_odf_sum, read_observation_record, read_odf_summary
+from daxa_xmm.odf.summary import parse_odf_sum, read_observation_record, read_odf_summary
 from tests.summary_writer import Exp, Inst, summary_text, typical_instruments, write_summary
 
 # --------------------------------------------------------------------------- malformed input
@@ -169,7 +169,7 @@ def test_configuration_without_exposure(tmp_path: Path) -> None:
 
 
 def test_too_large(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import daxa_xmm.summary_records as summary_records
+    import daxa_xmm.odf.summary_records as summary_records
 
     monkeypatch.setattr(summary_records, "MAX_SUMMARY_BYTES", 10)
     with pytest.raises(SummaryParseError, match="too large"):

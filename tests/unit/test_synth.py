@@ -7,7 +7,7 @@ import gzip
 import pytest
 from astropy.io import fits
 
-from daxa_xmm.synth import MIXES, NAME_RE, ObsSpec, main, write_archive, write_odf
+from daxa_xmm.standin.synth import MIXES, NAME_RE, ObsSpec, main, write_archive, write_odf
 
 
 def _files(folder):
@@ -51,7 +51,7 @@ def test_sum_asc_observation_record(tmp_path) -> None:
     assert "2004-06-17T10:38:28.000 / Observation Start Time" in text
     assert "2004-06-17T14:38:28.000 / Observation End Time" in text
     assert "CONFIGURATION\n2\nODF_VERSION = 003" in text and "PRIME_INSTR = E3 / Prime Instrument" in text
-    summary = pytest.importorskip("daxa_xmm.summary")
+    summary = pytest.importorskip("daxa_xmm.odf.summary")
     rec = summary.read_observation_record(next(folder.glob("*SUM.ASC")))
     assert rec.obsid == "0201903501" and rec.revolution == "0828"
     assert (rec.end - rec.start).total_seconds() == 4 * 3600

@@ -1,0 +1,253 @@
+"""DAXA's processing records (``process_success``, ``process_errors``...), read from disk.
+
+DAXA keeps them in the Archive object, so they die with the Python session and one bad
+file loses a whole step's. Here they are derived, whenever asked, from what is on disk
+already: each observation's manifest (one record per SAS call: status, parsed SAS errors
+and warnings, log files) plus ``daxa_steps.json``, which notes which DAXA step functions
+ran over the observation, their ``extra_info``, and units that could not even be planned.
+A new session on the same output folder therefore sees the same records, and records of
+the archive flow (``python -m flows.process_archive``) show up under DAXA's keys too.
+
+Keys are DAXA's: ``[mission][step][key]`` where ``key`` is the ObsID (cif_build,
+odf_ingest), ObsID+instrument+exposure (chains, emanom, espfilt, cleaning) or
+ObsID+instrument (merge, images). A key made by several SAS calls (epchain's out-of-time
+and normal runs, one image and exposure map per band) succeeded when all of them did.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MISSION",
+    "STEPS",
+    "PREREQUISITES",
+    "MissingStepError",
+    "DaxaRecords",
+    "daxa_step",
+    "daxa_key",
+    "read_records",
+    "steps_run",
+    "check_prerequisite",
+    "save_step_info",
+]
+
+import contextlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from daxa_xmm.atomic import atomic_write_json
+from daxa_xmm.errors import ConfigError
+from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.odf.models import EPIC
+from daxa_xmm.pipeline.manifest import StepRecord, load_manifest
+from daxa_xmm.sas.stderr import SasRecord
+
+#: DAXA's mission name for pointed XMM-Newton observations.
+MISSION = "xmm_pointed"
+
+#: DAXA's step functions, in the order a DAXA notebook calls them.
+STEPS: tuple[str, ...] = (
+    "cif_build", "odf_ingest", "epchain", "emchain", "rgs_events", "rgs_angles", "cleaned_rgs_event_lists",
+    "emanom", "espfilt", "cleaned_evt_lists", "merge_subexposures", "generate_images_expmaps",
+)
+
+#: What each step needs run first (any one of them, for espfilt: PN or MOS lists).
+PREREQUISITES: dict[str, tuple[str, ...]] = {
+    "odf_ingest": ("cif_build",),
+    "epchain": ("odf_ingest",),
+    "emchain": ("odf_ingest",),
+    "rgs_events": ("odf_ingest",),
+    "rgs_angles": ("rgs_events",),
+    "cleaned_rgs_event_lists": ("rgs_angles",),
+    "emanom": ("emchain",),
+    "espfilt": ("epchain", "emchain"),
+    "cleaned_evt_lists": ("espfilt",),
+    "merge_subexposures": ("cleaned_evt_lists",),
+    "generate_images_expmaps": ("merge_subexposures",),
+}
+
+_CALL_STEP = {
+    "epchain_oot": "epchain",
+    "cleaned_evt_lists_oot": "cleaned_evt_lists",
+    "image": "generate_images_expmaps",
+    "expmap": "generate_images_expmaps",
+}
+_INFO_FILE = "daxa_steps.json"
+log = logging.getLogger(__name__)
+
+
+class MissingStepError(ConfigError):
+    """A step function was called before the step it needs had run on the archive."""
+
+
+def daxa_step(call_step: str) -> str:
+    """The DAXA function a SAS call belongs to: ``epchain_oot`` -> ``epchain``."""
+    if call_step.startswith("merge_subexposures"):
+        return "merge_subexposures"
+    return _CALL_STEP.get(call_step, call_step)
+
+
+def daxa_key(unit: str) -> str:
+    """DAXA's key of a unit label: ``0201903501PN-clean`` -> ``0201903501PN``; others unchanged."""
+    return unit.split("-", 1)[0]
+
+
+@dataclass
+class DaxaRecords:
+    """The records, each ``{mission: {step: {key: value}}}`` (``final``: ``{mission: {obsid: bool}}``)."""
+
+    success: dict[str, dict[str, dict[str, bool]]] = field(default_factory=lambda: {MISSION: {}})
+    errors: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=lambda: {MISSION: {}})
+    warnings: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=lambda: {MISSION: {}})
+    logs: dict[str, dict[str, dict[str, str]]] = field(default_factory=lambda: {MISSION: {}})
+    extra_info: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=lambda: {MISSION: {}})
+    final: dict[str, dict[str, bool]] = field(default_factory=lambda: {MISSION: {}})
+
+    def in_step_order(self) -> None:
+        """Steps in DAXA's order, as a notebook ran them."""
+        for table in (self.success, self.errors, self.warnings, self.logs, self.extra_info):
+            _in_step_order(table)
+
+    def _put(self, step: str, key: str, ok: bool, errors: list[str], warnings: list[str], log: str) -> None:
+        success = self.success[MISSION].setdefault(step, {})
+        success[key] = success.get(key, True) and ok
+        if errors:
+            self.errors[MISSION].setdefault(step, {}).setdefault(key, []).extend(errors)
+        if warnings:
+            self.warnings[MISSION].setdefault(step, {}).setdefault(key, []).extend(warnings)
+        if log:
+            logs = self.logs[MISSION].setdefault(step, {})
+            logs[key] = logs.get(key, "") + log
+
+
+def _in_step_order(table: dict[str, dict[str, Any]]) -> None:
+    rank = {s: i for i, s in enumerate(STEPS)}
+    table[MISSION] = dict(sorted(table[MISSION].items(), key=lambda kv: rank.get(kv[0], len(rank))))
+
+
+def _info_path(layout: ArchiveLayout, obsid: str) -> Path:
+    return layout.obs_dir(obsid) / _INFO_FILE
+
+
+def _read_info(layout: ArchiveLayout, obsid: str) -> dict[str, Any]:
+    path = _info_path(layout, obsid)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        data = None
+        why = str(exc)
+    else:
+        why = "not a JSON object"
+    if isinstance(data, dict):
+        return data
+    # one bad file costs only its own notes: kept aside, and the records start afresh
+    aside = path.with_name(f"{path.name}.corrupt-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}")
+    with contextlib.suppress(OSError):
+        shutil.copy2(path, aside)
+    log.warning("ObsID %s: %s is unreadable (%s); kept as %s, its step notes start afresh", obsid, path, why, aside.name)
+    return {}
+
+
+def save_step_info(layout: ArchiveLayout, obsid: str, step: str, extra_info: dict[str, dict[str, Any]],
+                   plan_errors: dict[str, str]) -> Path:
+    """Note that ``step`` ran over ``obsid``, with its extra info and the units it could not plan."""
+    data = _read_info(layout, obsid)
+    data[step] = {
+        "ran": datetime.now(timezone.utc).isoformat(),
+        "extra_info": extra_info,
+        "plan_errors": plan_errors,
+    }
+    layout.obs_dir(obsid).mkdir(parents=True, exist_ok=True)
+    return atomic_write_json(_info_path(layout, obsid), data)
+
+
+def _stdout(record: StepRecord) -> str:
+    for path in record.log_files:
+        if str(path).endswith(".stdout.log"):
+            try:
+                text = Path(path).read_text(errors="replace")
+            except OSError:
+                return ""
+            return f"== {record.step} [{record.unit}] ==\n{text}"
+    return ""
+
+
+def _errors(record: StepRecord) -> list[str]:
+    if record.status == "ok":
+        return []
+    parsed = [str(SasRecord.from_dict(e)) for e in record.errors]
+    return parsed or [record.message or f"{record.step}: {record.status}"]
+
+
+def steps_run(layout: ArchiveLayout, obsid: str) -> set[str]:
+    """The DAXA steps with a record for ``obsid`` (run by a step function or the flow)."""
+    done = set(_read_info(layout, obsid))
+    manifest = layout.manifest(obsid)
+    if manifest.exists():
+        done |= {daxa_step(r.step) for r in load_manifest(manifest, obsid).records.values() if r.status != "skipped"}
+    return done
+
+
+def read_records(layout: ArchiveLayout, obsids: list[str], *, logs: bool = False) -> DaxaRecords:
+    """Every observation's records under DAXA's keys (see the module docstring).
+
+    ``logs``: also read every call's stdout log (only ``process_logs`` needs them).
+    """
+    out = DaxaRecords()
+    for obsid in obsids:
+        info = _read_info(layout, obsid)
+        manifest = layout.manifest(obsid)
+        records = load_manifest(manifest, obsid).records.values() if manifest.exists() else []
+        for rec in records:
+            if rec.status == "skipped":  # not selected by a partial run: never attempted
+                continue
+            warnings = [str(SasRecord.from_dict(w)) for w in rec.warnings]
+            out._put(daxa_step(rec.step), daxa_key(rec.unit), rec.status == "ok", _errors(rec), warnings, _stdout(rec) if logs else "")
+        for step, noted in info.items():
+            for key, message in noted.get("plan_errors", {}).items():
+                out._put(step, key, False, [message], [], "")
+            for key, extra in noted.get("extra_info", {}).items():
+                out.extra_info[MISSION].setdefault(step, {})[key] = extra
+        _merged_by_copy(layout, obsid, out)
+        merges = out.success[MISSION].get("merge_subexposures", {})
+        if "merge_subexposures" in info or any(k.startswith(obsid) for k in merges):
+            out.final[MISSION][obsid] = any(ok for k, ok in merges.items() if k.startswith(obsid))
+    out.in_step_order()
+    return out
+
+
+def _merged_by_copy(layout: ArchiveLayout, obsid: str, out: DaxaRecords) -> None:
+    """An instrument with one sub-exposure is copied, not merged (no SAS call, no record):
+    its merge succeeded when the merged list is there."""
+    merges = out.success[MISSION].get("merge_subexposures", {})
+    for inst in EPIC:
+        key = f"{obsid}{inst}"
+        if key not in merges and layout.merged_events(obsid, inst, "clean").exists():
+            out._put("merge_subexposures", key, True, [], [], "")
+
+
+def check_prerequisite(layout: ArchiveLayout, obsids: list[str], step: str) -> None:
+    """Raise MissingStepError when no observation has been through what ``step`` needs.
+
+    Per unit, a failed prerequisite only skips that unit (the step function records it).
+    """
+    if step not in STEPS:
+        raise ConfigError(f"unknown step {step!r}; DAXA's steps are {', '.join(STEPS)}")
+    needs = PREREQUISITES.get(step, ())
+    if not needs:
+        return
+    done: set[str] = set()
+    for obsid in obsids:
+        done |= steps_run(layout, obsid)
+        if done & set(needs):
+            return
+    raise MissingStepError(
+        f"{step} needs {' or '.join(needs)} first, and no observation of this archive has been through it "
+        f"(products folder {layout.out_root}); run {needs[0]}(archive) before {step}(archive)"
+    )

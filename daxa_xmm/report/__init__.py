@@ -1,0 +1,1 @@
+"""The archive report and its quick-look pictures."""
