@@ -4,7 +4,7 @@
 DAXA, ``cif_build(arch)``, ``odf_ingest(arch)``, ``epchain(arch, timeout=2 * u.h)`` ...
 and ``arch.process_success``, ``arch.process_errors``, ``arch.process_logs``.
 
-Each function takes DAXA's arguments (validated and planned by :mod:`daxa_xmm.daxa.seed`, which
+Each function takes DAXA's arguments (validated and planned by :mod:`daxa_xmm.daxa.plans`, which
 still plans without running) and runs its step over the archive's units as one Prefect
 flow run, ``daxa-<step>``: one task per SAS call, through the same task as the archive flow
 (retries of transient failures only, the timeout that kills the SAS process group, the
@@ -32,10 +32,10 @@ from typing import Any
 from prefect import flow
 
 from daxa_xmm.config import ProcessingConfig
-from daxa_xmm.daxa import seed
+from daxa_xmm.daxa import plans as daxa_plans
 from daxa_xmm.daxa.archive import Archive
+from daxa_xmm.daxa.plans import NUM_CORES, parse_emanom_out, parse_odf_sum
 from daxa_xmm.daxa.records import STEPS, check_prerequisite, daxa_key, save_step_info
-from daxa_xmm.daxa.seed import NUM_CORES, parse_emanom_out, parse_odf_sum
 from daxa_xmm.daxa.step_inputs import UnitInputs, band_inputs, head_inputs, merge_inputs, unit_inputs
 from daxa_xmm.errors import ConfigError, DaxaXmmError
 from daxa_xmm.odf.models import Unit
@@ -266,21 +266,21 @@ def _running(plan_step: Callable[..., StepPlan]) -> Callable[..., None]:
     doc = plan_step.__doc__ or ""
     run.__doc__ = ("Run" + doc[len("Plan"):] if doc.startswith("Plan") else doc) + (
         "\n\n    Runs as the Prefect flow run ``daxa-" + step + "``; the outcome is in the archive's records"
-        " (``process_success``...). ``daxa_xmm.daxa.seed." + step + "`` plans without running.\n")
+        " (``process_success``...). ``daxa_xmm.daxa.plans." + step + "`` plans without running.\n")
     return run
 
 
-cif_build = _running(seed.cif_build)
-odf_ingest = _running(seed.odf_ingest)
-epchain = _running(seed.epchain)
-emchain = _running(seed.emchain)
-rgs_events = _running(seed.rgs_events)
-rgs_angles = _running(seed.rgs_angles)
-cleaned_rgs_event_lists = _running(seed.cleaned_rgs_event_lists)
-emanom = _running(seed.emanom)
-espfilt = _running(seed.espfilt)
-cleaned_evt_lists = _running(seed.cleaned_evt_lists)
-merge_subexposures = _running(seed.merge_subexposures)
-generate_images_expmaps = _running(seed.generate_images_expmaps)
+cif_build = _running(daxa_plans.cif_build)
+odf_ingest = _running(daxa_plans.odf_ingest)
+epchain = _running(daxa_plans.epchain)
+emchain = _running(daxa_plans.emchain)
+rgs_events = _running(daxa_plans.rgs_events)
+rgs_angles = _running(daxa_plans.rgs_angles)
+cleaned_rgs_event_lists = _running(daxa_plans.cleaned_rgs_event_lists)
+emanom = _running(daxa_plans.emanom)
+espfilt = _running(daxa_plans.espfilt)
+cleaned_evt_lists = _running(daxa_plans.cleaned_evt_lists)
+merge_subexposures = _running(daxa_plans.merge_subexposures)
+generate_images_expmaps = _running(daxa_plans.generate_images_expmaps)
 
 __all__ = ["Archive", "NUM_CORES", "parse_odf_sum", "parse_emanom_out", "run_step", "daxa_step_flow", *STEPS]

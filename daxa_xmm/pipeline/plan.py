@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from daxa_xmm.daxa import seed
+from daxa_xmm.daxa import plans as daxa_plans
 from daxa_xmm.daxa.archive import Archive
 from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.layout import ArchiveLayout
@@ -31,18 +31,18 @@ EXAMPLE_SUMMARY = Path(__file__).resolve().parents[1] / "data" / "0001_012345678
 def plan_observation(archive: Archive) -> list[tuple[str, StepPlan]]:
     """Every seed step's plan for ``archive``, in pipeline order, with its seed name."""
     steps = [
-        ("cif_build", seed.cif_build),
-        ("odf_ingest", seed.odf_ingest),
-        ("epchain", seed.epchain),
-        ("emchain", seed.emchain),
-        ("rgs_events", seed.rgs_events),
-        ("rgs_angles", seed.rgs_angles),
-        ("cleaned_rgs_event_lists", seed.cleaned_rgs_event_lists),
-        ("emanom", seed.emanom),
-        ("espfilt", seed.espfilt),
-        ("cleaned_evt_lists", seed.cleaned_evt_lists),
-        ("merge_subexposures", seed.merge_subexposures),
-        ("generate_images_expmaps", seed.generate_images_expmaps),
+        ("cif_build", daxa_plans.cif_build),
+        ("odf_ingest", daxa_plans.odf_ingest),
+        ("epchain", daxa_plans.epchain),
+        ("emchain", daxa_plans.emchain),
+        ("rgs_events", daxa_plans.rgs_events),
+        ("rgs_angles", daxa_plans.rgs_angles),
+        ("cleaned_rgs_event_lists", daxa_plans.cleaned_rgs_event_lists),
+        ("emanom", daxa_plans.emanom),
+        ("espfilt", daxa_plans.espfilt),
+        ("cleaned_evt_lists", daxa_plans.cleaned_evt_lists),
+        ("merge_subexposures", daxa_plans.merge_subexposures),
+        ("generate_images_expmaps", daxa_plans.generate_images_expmaps),
     ]
     return [(name, fn(archive)) for name, fn in steps]
 

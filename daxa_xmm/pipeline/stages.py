@@ -2,7 +2,7 @@
 
 One line per step. The archive flow, the plan-first check (:mod:`daxa_xmm.pipeline.uptodate`),
 ``--dry-run`` (:func:`daxa_xmm.pipeline.walk.plan_observation`), the DAXA step functions and the
-seed API's plans (:mod:`daxa_xmm.daxa.seed`, by :func:`stage_named`) all walk this table; only the
+seed API's plans (:mod:`daxa_xmm.daxa.plans`, by :func:`stage_named`) all walk this table; only the
 seed names a step, as DAXA's function names do. Adding a SAS step is its module under
 ``daxa_xmm/steps/`` (config, argv builder, declared outputs), one line here, and its
 stand-in task.

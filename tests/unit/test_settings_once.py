@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from daxa_xmm.config import ProcessingConfig, load_config
-from daxa_xmm.daxa import seed
+from daxa_xmm.daxa import plans as daxa_plans
 from daxa_xmm.steps.clean_events import CleanEventsConfig
 from daxa_xmm.steps.espfilt import EspfiltConfig
 from flows.cli import _parser
@@ -84,8 +84,8 @@ def test_options_reach_the_config_by_section(tmp_path: Path) -> None:
 
 def test_the_seed_functions_take_the_models_defaults() -> None:
     esp, clean = EspfiltConfig(), CleanEventsConfig()
-    sig = inspect.signature(seed.espfilt).parameters
+    sig = inspect.signature(daxa_plans.espfilt).parameters
     assert (sig["ratio"].default, sig["allowed_sigma"].default, sig["method"].default) == (esp.ratio, esp.allowed_sigma, esp.method)
     assert sig["filter_lo_en"].default == esp.filter_lo_en and sig["filter_hi_en"].default == esp.filter_hi_en
-    sig = inspect.signature(seed.cleaned_evt_lists).parameters
+    sig = inspect.signature(daxa_plans.cleaned_evt_lists).parameters
     assert sig["pn_filt_expr"].default == clean.pn_filt_expr and sig["acc_mos_anom_states"].default == clean.acc_mos_anom_states

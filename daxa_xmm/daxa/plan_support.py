@@ -1,4 +1,4 @@
-"""What the DAXA-named plan functions of :mod:`daxa_xmm.daxa.seed` share: argument checks and planning.
+"""What the DAXA-named plan functions of :mod:`daxa_xmm.daxa.plans` share: argument checks and planning.
 
 Every seed function validates DAXA's common knobs the same way (``obs_archive`` an
 :class:`~daxa_xmm.daxa.archive.Archive`, ``num_cores`` a whole number >= 1, ``timeout`` a Quantity
@@ -8,7 +8,7 @@ the others are planned. Every plan is built by the pipeline's own table
 (:mod:`daxa_xmm.pipeline.stages`), so a seed function's calls are the archive flow's calls, byte for
 byte: :func:`_stage_input` gives a stage what the flow would, with DAXA's knobs as the
 step's settings. Those pieces live here, apart from the steps themselves
-(:mod:`daxa_xmm.daxa.seed` for the preprocessing steps, :mod:`daxa_xmm.daxa.seed_products` for
+(:mod:`daxa_xmm.daxa.plans` for the preprocessing steps, :mod:`daxa_xmm.daxa.product_plans` for
 flare filtering, cleaning, merging and images).
 """
 

@@ -2,9 +2,9 @@
 
 :func:`espfilt`, :func:`cleaned_evt_lists`, :func:`merge_subexposures` and
 :func:`generate_images_expmaps` plan the steps that turn the chains' event lists into
-DAXA's products. They follow the conventions of :mod:`daxa_xmm.daxa.seed` (which re-exports
-them, so ``daxa_xmm.daxa.seed.espfilt`` is the public name) and use its shared checks and
-planning from :mod:`daxa_xmm.daxa.seed_support`.
+DAXA's products. They follow the conventions of :mod:`daxa_xmm.daxa.plans` (which re-exports
+them, so ``daxa_xmm.daxa.plans.espfilt`` is the public name) and use its shared checks and
+planning from :mod:`daxa_xmm.daxa.plan_support`.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from typing import Any
 from astropy.units import Quantity
 
 from daxa_xmm.daxa.archive import Archive
-from daxa_xmm.daxa.records import daxa_step
-from daxa_xmm.daxa.seed_support import (
+from daxa_xmm.daxa.plan_support import (
     NUM_CORES,
     UnitPlans,
     _archive,
@@ -36,6 +35,7 @@ from daxa_xmm.daxa.seed_support import (
     _timeout_s,
     _unit_plans,
 )
+from daxa_xmm.daxa.records import daxa_step
 from daxa_xmm.daxa.step_inputs import cleaned_units
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.odf.models import Unit

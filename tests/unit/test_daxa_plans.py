@@ -9,7 +9,7 @@ from pathlib import Path
 import astropy.units as u
 import pytest
 
-from daxa_xmm.daxa import seed
+from daxa_xmm.daxa import plans as daxa_plans
 from daxa_xmm.daxa.archive import Archive
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout
@@ -34,8 +34,8 @@ def archive(tmp_path: Path) -> Archive:
 
 
 SEEDS = [
-    seed.epchain, seed.emchain, seed.rgs_events, seed.rgs_angles, seed.cleaned_rgs_event_lists, seed.emanom,
-    seed.espfilt, seed.cleaned_evt_lists, seed.merge_subexposures, seed.generate_images_expmaps,
+    daxa_plans.epchain, daxa_plans.emchain, daxa_plans.rgs_events, daxa_plans.rgs_angles, daxa_plans.cleaned_rgs_event_lists, daxa_plans.emanom,
+    daxa_plans.espfilt, daxa_plans.cleaned_evt_lists, daxa_plans.merge_subexposures, daxa_plans.generate_images_expmaps,
 ]
 
 
@@ -52,17 +52,17 @@ def test_bad_observation_is_isolated(archive: Archive, fn) -> None:
 
 
 def test_cif_build_and_odf_ingest(archive: Archive) -> None:
-    cif = seed.cif_build(archive, analysis_date="2020-01-01", timeout=2 * u.hour)
+    cif = daxa_plans.cif_build(archive, analysis_date="2020-01-01", timeout=2 * u.hour)
     (call,) = cif.commands[GOOD][GOOD]
     assert "observationdate=2001-01-01" in call.argv and "analysisdate=2020-01-01" in call.argv
     assert call.timeout_s == 7200 and cif.timeout == 2 * u.hour
     assert "error" in cif.extra_info[BAD]  # no SUM.ASC in its ODF folder
-    odf = seed.odf_ingest(archive)
+    odf = daxa_plans.odf_ingest(archive)
     assert odf.commands[GOOD][GOOD][0].outputs[0].name == f"0001_{GOOD}_SCX00000SUM.SAS"
 
 
 def test_seven_tuple_unpacks(archive: Archive) -> None:
-    commands, final_paths, extra, message, cores, hide, timeout = seed.epchain(
+    commands, final_paths, extra, message, cores, hide, timeout = daxa_plans.epchain(
         archive, num_cores=3, disable_progress=True
     )
     assert set(commands[GOOD]) == {f"{GOOD}PNS003", f"{GOOD}PNU002"}
@@ -72,12 +72,12 @@ def test_seven_tuple_unpacks(archive: Archive) -> None:
 
 
 def test_process_unscheduled_false_drops_u_exposures(archive: Archive) -> None:
-    plan = seed.epchain(archive, process_unscheduled=False)
+    plan = daxa_plans.epchain(archive, process_unscheduled=False)
     assert set(plan.commands[GOOD]) == {f"{GOOD}PNS003"}
 
 
 def test_merge_single_and_multiple(archive: Archive) -> None:
-    plan = seed.merge_subexposures(archive)
+    plan = daxa_plans.merge_subexposures(archive)
     assert len(plan.commands[GOOD][f"{GOOD}PN-clean"]) == 1  # S003 + U002
     assert plan.commands[GOOD][f"{GOOD}M1-clean"] == []
     info = plan.extra_info[GOOD][f"{GOOD}M1-clean"]
@@ -86,7 +86,7 @@ def test_merge_single_and_multiple(archive: Archive) -> None:
 
 
 def test_images_default_bands(archive: Archive) -> None:
-    plan = seed.generate_images_expmaps(archive)
+    plan = daxa_plans.generate_images_expmaps(archive)
     assert sorted(plan.commands[GOOD]) == sorted(
         f"{GOOD}{i}-{b}" for i in ("PN", "M1", "M2") for b in ("0.50-2.00keV", "2.00-10.00keV")
     )
@@ -97,7 +97,7 @@ def test_cleaned_evt_lists_energy_and_anomalous_ccds(archive: Archive, tmp_path:
     log.parent.mkdir(parents=True)
     # emanom judges chips 2-7 only: the central CCD 1 is not in its log and must be kept
     log.write_text("".join(f"CCD: {c}  Hardness: 0.5  Status: {s}\n" for c, s in zip(range(2, 8), "GBGOIU", strict=True)))
-    plan = seed.cleaned_evt_lists(archive, lo_en=0.5 * u.keV, hi_en="2 keV", filt_mos_anom_state=True)
+    plan = daxa_plans.cleaned_evt_lists(archive, lo_en=0.5 * u.keV, hi_en="2 keV", filt_mos_anom_state=True)
     m1 = plan.commands[GOOD][f"{GOOD}M1S001"][0]
     expr = next(a for a in m1.argv if a.startswith("expression="))
     assert "(PI in [500:2000])" in expr
@@ -111,18 +111,18 @@ def test_cleaned_evt_lists_energy_and_anomalous_ccds(archive: Archive, tmp_path:
 @pytest.mark.parametrize(
     ("fn", "kwargs", "words"),
     [
-        (seed.epchain, dict(timeout=5 * u.m), "timeout"),
-        (seed.epchain, dict(timeout=5), "timeout"),
-        (seed.epchain, dict(num_cores=0), "num_cores"),
-        (seed.cleaned_evt_lists, dict(lo_en=0.5, hi_en=2.0), "lo_en"),
-        (seed.cleaned_evt_lists, dict(lo_en=0.5 * u.keV), "lo_en and hi_en"),
-        (seed.espfilt, dict(method="median"), "method"),
-        (seed.espfilt, dict(with_binning=0.5 * u.s), "binsize"),
-        (seed.espfilt, dict(with_smoothing=3 * u.keV), "with_smoothing"),
-        (seed.espfilt, dict(filter_lo_en=9 * u.keV), "filter_hi_en"),
-        (seed.espfilt, dict(range_scale={"pn": 1}), "range_scale"),
-        (seed.generate_images_expmaps, dict(lo_en=u.Quantity([0.5], "keV")), "same number"),
-        (seed.cif_build, dict(analysis_date="soon"), "analysis_date"),
+        (daxa_plans.epchain, dict(timeout=5 * u.m), "timeout"),
+        (daxa_plans.epchain, dict(timeout=5), "timeout"),
+        (daxa_plans.epchain, dict(num_cores=0), "num_cores"),
+        (daxa_plans.cleaned_evt_lists, dict(lo_en=0.5, hi_en=2.0), "lo_en"),
+        (daxa_plans.cleaned_evt_lists, dict(lo_en=0.5 * u.keV), "lo_en and hi_en"),
+        (daxa_plans.espfilt, dict(method="median"), "method"),
+        (daxa_plans.espfilt, dict(with_binning=0.5 * u.s), "binsize"),
+        (daxa_plans.espfilt, dict(with_smoothing=3 * u.keV), "with_smoothing"),
+        (daxa_plans.espfilt, dict(filter_lo_en=9 * u.keV), "filter_hi_en"),
+        (daxa_plans.espfilt, dict(range_scale={"pn": 1}), "range_scale"),
+        (daxa_plans.generate_images_expmaps, dict(lo_en=u.Quantity([0.5], "keV")), "same number"),
+        (daxa_plans.cif_build, dict(analysis_date="soon"), "analysis_date"),
     ],
 )
 def test_argument_errors_name_the_argument(archive: Archive, fn, kwargs: dict, words: str) -> None:
@@ -132,26 +132,26 @@ def test_argument_errors_name_the_argument(archive: Archive, fn, kwargs: dict, w
 
 def test_not_an_archive() -> None:
     with pytest.raises(ConfigError, match="Archive"):
-        seed.epchain("archive")  # type: ignore[arg-type]
+        daxa_plans.epchain("archive")  # type: ignore[arg-type]
 
 
 def test_signatures_match_daxa() -> None:
     def params(fn) -> dict:
         return {k: v.default for k, v in inspect.signature(fn).parameters.items()}
 
-    assert params(seed.cif_build) == {
-        "obs_archive": inspect.Parameter.empty, "num_cores": seed.NUM_CORES, "disable_progress": False,
+    assert params(daxa_plans.cif_build) == {
+        "obs_archive": inspect.Parameter.empty, "num_cores": daxa_plans.NUM_CORES, "disable_progress": False,
         "analysis_date": "now", "timeout": None,
     }
-    assert list(params(seed.espfilt)) == [
+    assert list(params(daxa_plans.espfilt)) == [
         "obs_archive", "method", "with_smoothing", "with_binning", "ratio", "filter_lo_en", "filter_hi_en",
         "range_scale", "allowed_sigma", "gauss_fit_lims", "num_cores", "disable_progress", "timeout",
     ]
-    p = params(seed.cleaned_evt_lists)
+    p = params(daxa_plans.cleaned_evt_lists)
     assert p["acc_mos_anom_states"] == ("G", "I", "U") and p["filt_mos_anom_state"] is False
-    for fn in (seed.epchain, seed.emchain, seed.rgs_events, seed.rgs_angles, seed.cleaned_rgs_event_lists):
+    for fn in (daxa_plans.epchain, daxa_plans.emchain, daxa_plans.rgs_events, daxa_plans.rgs_angles, daxa_plans.cleaned_rgs_event_lists):
         assert list(params(fn)) == ["obs_archive", "process_unscheduled", "num_cores", "disable_progress", "timeout"]
-    assert seed.NUM_CORES >= 1
+    assert daxa_plans.NUM_CORES >= 1
 
 
 def test_the_seed_plans_are_the_archive_flows_calls(archive: Archive) -> None:
@@ -169,12 +169,12 @@ def test_the_seed_plans_are_the_archive_flows_calls(archive: Archive) -> None:
     flow = [call for _, call in plan_observation(archive.layout, GOOD, cfg, archive.sas_version) if call is not None]
 
     t = 1 * u.hour
-    plans = [seed.cif_build(archive, timeout=t), seed.odf_ingest(archive, timeout=t)]
-    plans += [fn(archive, timeout=t) for fn in (seed.epchain, seed.emchain, seed.rgs_events, seed.rgs_angles,
-                                                seed.cleaned_rgs_event_lists, seed.emanom)]
-    plans += [seed.espfilt(archive, timeout=t, **knobs), seed.cleaned_evt_lists(archive, timeout=t, **clean),
-              seed.merge_subexposures(archive, timeout=t),
-              seed.generate_images_expmaps(archive, lo_en=[1] * u.keV, hi_en=[3] * u.keV, timeout=t)]
+    plans = [daxa_plans.cif_build(archive, timeout=t), daxa_plans.odf_ingest(archive, timeout=t)]
+    plans += [fn(archive, timeout=t) for fn in (daxa_plans.epchain, daxa_plans.emchain, daxa_plans.rgs_events, daxa_plans.rgs_angles,
+                                                daxa_plans.cleaned_rgs_event_lists, daxa_plans.emanom)]
+    plans += [daxa_plans.espfilt(archive, timeout=t, **knobs), daxa_plans.cleaned_evt_lists(archive, timeout=t, **clean),
+              daxa_plans.merge_subexposures(archive, timeout=t),
+              daxa_plans.generate_images_expmaps(archive, lo_en=[1] * u.keV, hi_en=[3] * u.keV, timeout=t)]
     planned = [c for p in plans for calls in p.commands[GOOD].values() for c in calls]
 
     def key(c):

@@ -10,8 +10,8 @@ the whole step's records to one bad summary).
 
 Every plan is built by the pipeline's table (:mod:`daxa_xmm.pipeline.stages`), so its calls are the
 archive flow's. This module holds the preprocessing steps (cifbuild to emanom); the product
-steps (espfilt to images) are in :mod:`daxa_xmm.daxa.seed_products` and re-exported here, and the
-argument checks and planning they all share are in :mod:`daxa_xmm.daxa.seed_support`.
+steps (espfilt to images) are in :mod:`daxa_xmm.daxa.product_plans` and re-exported here, and the
+argument checks and planning they all share are in :mod:`daxa_xmm.daxa.plan_support`.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from typing import Any
 from astropy.units import Quantity
 
 from daxa_xmm.daxa.archive import Archive
-from daxa_xmm.daxa.seed_products import cleaned_evt_lists, espfilt, generate_images_expmaps, merge_subexposures
-from daxa_xmm.daxa.seed_support import NUM_CORES, UnitPlans, _archive, _plan, _stage_input, _timeout_s, _unit_plans
+from daxa_xmm.daxa.plan_support import NUM_CORES, UnitPlans, _archive, _plan, _stage_input, _timeout_s, _unit_plans
+from daxa_xmm.daxa.product_plans import cleaned_evt_lists, espfilt, generate_images_expmaps, merge_subexposures
 from daxa_xmm.pipeline.stages import calls_only, stage_named
 from daxa_xmm.sas.calls import StepPlan
 from daxa_xmm.steps._common import make_config
