@@ -29,9 +29,8 @@ __all__ = [
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from astropy.units import Quantity
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from daxa_xmm.errors import ConfigError, explain
@@ -43,7 +42,7 @@ from daxa_xmm.steps.cifbuild import CifBuildConfig
 from daxa_xmm.steps.clean_events import CleanEventsConfig
 from daxa_xmm.steps.espfilt import EspfiltConfig
 from daxa_xmm.steps.images import ImageConfig
-from daxa_xmm.units import Physical, Time
+from daxa_xmm.units import Time, Timeout
 
 #: Pipeline steps in the order they run: the names of the pipeline's table.
 STEPS: tuple[str, ...] = STAGE_NAMES
@@ -106,8 +105,8 @@ class ProcessingConfig(BaseModel):
     force: list[StepName] = Field([], description="re-run these steps even if up to date")
     num_cores: int = Field(default_factory=default_num_cores, ge=1, description="max SAS processes at once")
     obs_concurrency: int | None = Field(None, ge=1, description="observations at once (default: 2 x num_cores)")
-    timeout: Annotated[Quantity, Physical("s", minimum=1)] = Field(
-        "2 h", validate_default=True, description="time limit of one SAS call, per unit (at least 1 s)")
+    timeout: Timeout = Field(
+        "2 h", validate_default=True, description="time limit of each SAS call (at least 1 s)")
     retries: int = Field(2, ge=0, le=10, description="retries of transient failures")
     retry_delay: Time = Field("10 s", validate_default=True, description="first retry delay (doubles each retry)")
     process_unscheduled: bool = Field(True, description="also process unscheduled exposures")
@@ -172,6 +171,11 @@ class ProcessingConfig(BaseModel):
     @property
     def out_root(self) -> Path:
         return self.out if self.out is not None else self.archive.absolute().parent / "processed"
+
+    @property
+    def needs_heasoft(self) -> bool:
+        """Whether the run calls emchain (MOS), which needs HEASoft besides SAS."""
+        return any(inst in ("M1", "M2") for inst in self.instruments)
 
     def timeout_s(self) -> float:
         return float(self.timeout.to_value("s"))

@@ -121,3 +121,8 @@ Energy = Annotated[Quantity, Physical("eV", above=0, maximum=MAX_ENERGY_EV,
                                       range_text=f"is outside the EPIC energy range (0, {MAX_ENERGY_EV / 1000:g} keV]")]
 #: A duration, >= 0 s.
 Time = Annotated[Quantity, Physical("s", minimum=0)]
+
+#: The rule of a SAS call's time limit, wherever one is given (the run's ``timeout``, DAXA's
+#: ``timeout=``): at least a second, since a shorter one ends any task before it starts work.
+TIMEOUT = Physical("s", minimum=1)
+Timeout = Annotated[Quantity, TIMEOUT]

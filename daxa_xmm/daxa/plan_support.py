@@ -34,6 +34,7 @@ from daxa_xmm.errors import ConfigError, DaxaXmmError
 from daxa_xmm.odf.models import Unit
 from daxa_xmm.pipeline.stages import Stage, StageInput, calls_only, unit_input
 from daxa_xmm.sas.calls import SasCall, StepPlan
+from daxa_xmm.units import TIMEOUT
 
 logger = logging.getLogger(__name__)
 
@@ -55,18 +56,13 @@ def _constant(value: Any, unit: str) -> Quantity:
 
 # --- argument checks ---------------------------------------------------------------------
 def _timeout_s(timeout: Any) -> float | None:
-    """Per-unit timeout: a Quantity of time (or None), converted to seconds once."""
+    """Each call's time limit: a Quantity of time (or None, no limit), in seconds, by the
+    run's own rule (:data:`daxa_xmm.units.TIMEOUT`: at least 1 s)."""
     if timeout is None:
         return None
     if not isinstance(timeout, Quantity) or not timeout.isscalar:
         raise ConfigError(f"timeout={timeout!r} must be an astropy Quantity of time, e.g. 2 * u.hour")
-    try:
-        seconds = float(timeout.to_value(u.s))
-    except u.UnitConversionError:
-        raise ConfigError(f"timeout={timeout} has no time unit (physical type {timeout.unit.physical_type})") from None
-    if not seconds > 0:
-        raise ConfigError(f"timeout={timeout} must be positive")
-    return seconds
+    return float(TIMEOUT.check(timeout, "timeout").to_value("s"))
 
 
 def _cores(num_cores: Any) -> int:

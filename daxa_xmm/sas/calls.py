@@ -111,7 +111,7 @@ class SasCall:
         cwd: working directory; SAS writes its outputs here.
         env: variables added to the inherited environment (SAS_CCF, SAS_ODF...).
         outputs: files that must exist after the call, and where they go.
-        timeout_s: wall-clock limit for this unit, None for no limit.
+        timeout_s: wall-clock limit of this call, None for no limit.
         clean_cwd: empty ``cwd`` first; False when this call reuses files an earlier call
             left there (epchain after its out-of-time run, rgsproc's later stages).
         reads_cwd_of: the step of the earlier call (same unit, same cwd) whose leftover
@@ -231,7 +231,7 @@ class StepPlan(NamedTuple):
     ``commands[obsid][unit]`` is the list of calls for one unit, in order;
     ``final_paths[obsid][unit]`` the products it makes; ``extra_info[obsid][unit]`` the
     facts the next step needs (and, under the key ``"error"``, why an observation has no
-    calls). Timeout is per unit, not per step.
+    calls). The timeout is per SAS call, not per step.
     """
 
     commands: dict[str, dict[str, list[SasCall]]]

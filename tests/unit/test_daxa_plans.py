@@ -113,6 +113,8 @@ def test_cleaned_evt_lists_energy_and_anomalous_ccds(archive: Archive, tmp_path:
     [
         (daxa_plans.epchain, dict(timeout=5 * u.m), "timeout"),
         (daxa_plans.epchain, dict(timeout=5), "timeout"),
+        # issue 30.4: DAXA's timeout follows the run's one rule (it took anything above 0)
+        (daxa_plans.epchain, dict(timeout=0.5 * u.s), "at least 1 s"),
         (daxa_plans.epchain, dict(num_cores=0), "num_cores"),
         (daxa_plans.cleaned_evt_lists, dict(lo_en=0.5, hi_en=2.0), "lo_en"),
         (daxa_plans.cleaned_evt_lists, dict(lo_en=0.5 * u.keV), "lo_en and hi_en"),
