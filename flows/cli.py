@@ -41,11 +41,6 @@ EXIT_CODES = ("Exit codes: 0 every observation ok; 1 some failed; 2 bad input or
 DISK_FULL_EXIT = 4
 
 
-def needs_heasoft(config: ProcessingConfig) -> bool:
-    """Whether the run calls emchain, which needs HEASoft besides SAS."""
-    return any(inst in ("M1", "M2") for inst in config.instruments)
-
-
 def _prefect_startup_failure(exc: BaseException) -> bool:
     """An exception that says Prefect's API could not be reached or started."""
     text = f"{type(exc).__name__} {exc}".lower()
@@ -180,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         layout = ArchiveLayout(config.archive, config.out_root)
         obsids = select_obsids(layout, config.obsids)
         check_writable(layout.out_root)
-        sas_version = detect_sas(heasoft=needs_heasoft(config)).version.raw
+        sas_version = detect_sas(heasoft=config.needs_heasoft).version.raw
         # plan first: a re-run that finds every observation finished needs no Prefect at all
         finished = set(finished_observations(layout, obsids, config, sas_version)) if obsids else set()
         if obsids and len(finished) == len(obsids):

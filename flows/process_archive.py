@@ -14,7 +14,7 @@ if __name__ == "__main__":  # the command line: bad input is reported before Pre
 
     command()
 
-__all__ = ["process_archive", "process_archive_body", "run_archive", "main", "plan_archive"]
+__all__ = ["process_archive", "process_archive_body", "run_archive", "plan_archive"]
 
 import asyncio
 import logging
@@ -40,7 +40,6 @@ from daxa_xmm.report.archive_report import (
 )
 from daxa_xmm.sas import interrupt
 from daxa_xmm.sas.environment import detect_sas
-from flows.cli import needs_heasoft
 from flows.process_observation import ObservationOutcome, orchestrated, process_observation
 from flows.progress import progress
 
@@ -144,7 +143,7 @@ def process_archive_body(config: ProcessingConfig) -> dict[str, Any]:
     head_start.close_all()  # Prefect is up: the flow takes the observations from here
     layout = ArchiveLayout(config.archive, config.out_root)
     check_writable(layout.out_root)
-    sas = detect_sas(heasoft=needs_heasoft(config))
+    sas = detect_sas(heasoft=config.needs_heasoft)
     sas_version = sas.version.raw
     obsids = _obsids(config, layout)
     ran = head_start.taken(layout)  # run by the core while Prefect started: reported as they end
@@ -217,8 +216,3 @@ def plan_archive(config: ProcessingConfig, sas_version: str) -> str:
                 for key, value in sorted(call.env.items()):
                     lines.append(f"      env: {key}={value}")
     return "\n".join(lines)
-
-
-# The command line lives in flows/cli.py, which imports Prefect only once the settings,
-# the archive and SAS have been checked; ``main`` is re-exported for ``python -m``.
-from flows.cli import main  # noqa: E402

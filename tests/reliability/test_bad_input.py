@@ -98,7 +98,7 @@ def test_config_file_with_unknown_keys_or_bad_shape(tmp_path: Path, text: str, w
 
 
 def test_cli_reports_bad_settings_and_exits_2(tmp_path: Path, capsys, monkeypatch) -> None:
-    from flows.process_archive import main
+    from flows.cli import main
 
     for key in ("PREFECT_SERVER_ANALYTICS_ENABLED", "PREFECT_LOGGING_LEVEL", "PREFECT_LOGGING_LOG_PRINTS", "DO_NOT_TRACK"):
         monkeypatch.setenv(key, os.environ.get(key, "x"))  # main() sets defaults; undo them after
