@@ -12,7 +12,7 @@ Python process per call and imports ``daxa_xmm.standin``, which must stay quick)
 - ``daxa_xmm.steps``: each SAS step's settings model and argv builder;
 - ``daxa_xmm.pipeline``: the table of steps (:data:`daxa_xmm.pipeline.stages.PIPELINE`), one
   observation's run (:func:`daxa_xmm.pipeline.observation_run.run_observation`), the
-  manifest (:class:`daxa_xmm.pipeline.manifest.ManifestStore`);
+  manifest (:class:`daxa_xmm.pipeline.manifest_store.ManifestStore`);
 - ``daxa_xmm.daxa``: DAXA's Archive and records; ``daxa_xmm.report``: the archive report;
 - ``daxa_xmm.standin``: the SAS stand-in and the synthetic archive generator.
 """

@@ -31,7 +31,8 @@ from pathlib import Path
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.summary import read_observation_record
 from daxa_xmm.pipeline.locks import observation_lock
-from daxa_xmm.pipeline.manifest import ManifestStore, record_key
+from daxa_xmm.pipeline.manifest import record_key
+from daxa_xmm.pipeline.manifest_store import ManifestStore
 from daxa_xmm.sas.calindex import listed_ccfs
 from daxa_xmm.sas.calls import OutputSpec
 from daxa_xmm.sas.runner import raise_for_result, run_sas

@@ -22,23 +22,19 @@ __all__ = [
     "call_fingerprint",
     "missing_leftovers",
     "load_manifest",
+    "read_manifest",
     "save_manifest",
     "record_result",
     "mark",
     "mark_stale",
     "is_up_to_date",
-    "ManifestStore",
 ]
 
 import dataclasses
-import fcntl
 import json
 import logging
 import os
 import shutil
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -145,7 +141,7 @@ def _keep_corrupt(path: Path, why: str) -> None:
                 path, why, copy.name)
 
 
-def _load(path: Path, obsid: str) -> tuple[Manifest, bool]:
+def read_manifest(path: Path, obsid: str) -> tuple[Manifest, bool]:
     """The manifest at ``path`` and whether the file there was unusable (and set aside)."""
     try:
         raw = path.read_bytes()
@@ -245,7 +241,7 @@ def load_manifest(path: str | os.PathLike[str], obsid: str) -> Manifest:
         OSError: the file exists but cannot be read (permissions): a state to fix, not to
             paper over by reprocessing.
     """
-    return _load(Path(path), obsid)[0]
+    return read_manifest(Path(path), obsid)[0]
 
 
 def save_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> Path:
@@ -387,86 +383,3 @@ def missing_leftovers(manifest: Manifest, call: SasCall) -> list[str]:
     if rec.leftovers is None:
         return [] if cwd.is_dir() and any(cwd.iterdir()) else [f"{cwd}/*"]
     return [name for name in rec.leftovers if not (cwd / name).exists()]
-
-
-# --------------------------------------------------------------------------- store
-class ManifestStore:
-    """The manifest of one observation, shared by the threads (and processes) updating it.
-
-    Many tasks of one observation finish at once, in threads of one flow run or in Dask
-    worker processes. Every update takes a thread lock and an ``flock`` on
-    ``<manifest>.lock``, re-reads the file (so updates made by another process are kept),
-    applies the change and saves atomically before releasing: no update is lost and a crash
-    mid-save leaves the previous file intact.
-
-    Args:
-        path: the manifest file, e.g. ``processed/<obsid>/manifest.json``.
-        obsid: the observation.
-
-    Example:
-        >>> store = ManifestStore(layout.manifest(obsid), obsid)  # doctest: +SKIP
-        >>> if not store.is_up_to_date(call, sas_version):  # doctest: +SKIP
-        ...     store.record(run_sas(call), sas_version)
-    """
-
-    def __init__(self, path: str | os.PathLike[str], obsid: str) -> None:
-        self.path = Path(path)
-        self.obsid = obsid
-        self._lock = threading.Lock()
-        self._lockfile = self.path.with_name(self.path.name + ".lock")
-
-    def __repr__(self) -> str:
-        return f"ManifestStore({str(self.path)!r}, {self.obsid!r})"
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self._lockfile, os.O_RDWR | os.O_CREAT, 0o666)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)  # closing drops the flock
-
-    def _current(self) -> Manifest:
-        """The saved manifest; a corrupt file is set aside once and replaced at once."""
-        manifest, corrupt = _load(self.path, self.obsid)
-        if corrupt:
-            save_manifest(manifest, self.path)
-        return manifest
-
-    def update(self, change: Callable[[Manifest], T]) -> T:
-        """Apply ``change`` to the current manifest and save it; return what ``change`` returned."""
-        with self._locked():
-            manifest = self._current()
-            out = change(manifest)
-            save_manifest(manifest, self.path)
-            return out
-
-    def snapshot(self) -> Manifest:
-        """A copy of the manifest as saved now; changing it changes nothing on disk."""
-        with self._locked():
-            return self._current()
-
-    def get(self, unit: str, step: str) -> StepRecord | None:
-        """The current record of ``step`` for ``unit``."""
-        return self.snapshot().get(unit, step)
-
-    def record(
-        self, result: SasResult, sas_version: str, attempts: int = 1, facts: dict[str, Any] | None = None
-    ) -> StepRecord:
-        """:func:`record_result`, saved."""
-        return self.update(lambda m: record_result(m, result, sas_version, attempts, facts))
-
-    def mark(self, call: SasCall, status: StepStatus, message: str = "", *, sas_version: str = "") -> StepRecord:
-        """:func:`mark`, saved."""
-        return self.update(lambda m: mark(m, call, status, message, sas_version=sas_version))
-
-    def mark_stale(self, call: SasCall, message: str) -> StepRecord | None:
-        """:func:`mark_stale`, saved."""
-        return self.update(lambda m: mark_stale(m, call, message))
-
-    def is_up_to_date(self, call: SasCall, sas_version: str) -> bool:
-        """:func:`is_up_to_date` against the manifest as saved now."""
-        return is_up_to_date(self.snapshot(), call, sas_version)

@@ -38,7 +38,8 @@ from daxa_xmm.errors import DaxaXmmError, DiskFull, is_disk_full
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.pipeline import stages
 from daxa_xmm.pipeline.identity import mark_superseded, record_token
-from daxa_xmm.pipeline.manifest import Manifest, ManifestStore, StepRecord, call_facts, missing_leftovers, record_result
+from daxa_xmm.pipeline.manifest import Manifest, StepRecord, call_facts, missing_leftovers, record_result
+from daxa_xmm.pipeline.manifest_store import ManifestStore
 from daxa_xmm.sas import interrupt
 from daxa_xmm.sas.calindex import ccf_stale_reason
 from daxa_xmm.sas.calls import SasCall, SasResult

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from daxa_xmm import atomic
-from daxa_xmm.pipeline.manifest import ManifestStore, load_manifest
+from daxa_xmm.pipeline.manifest import load_manifest
+from daxa_xmm.pipeline.manifest_store import ManifestStore
 from daxa_xmm.sas.calindex import ccf_stale_reason
 from daxa_xmm.sas.calls import SasCall
 

@@ -115,7 +115,7 @@ def test_check_calibration_and_mark_stale_on_the_standin(tmp_path: Path, standin
     from daxa_xmm.layout import ArchiveLayout
     from daxa_xmm.odf.summary import read_observation_record
     from daxa_xmm.pipeline.calibration import check_calibration, mark_stale
-    from daxa_xmm.pipeline.manifest import ManifestStore
+    from daxa_xmm.pipeline.manifest_store import ManifestStore
     from daxa_xmm.sas.runner import run_sas
     from daxa_xmm.standin.synth import write_archive
     from daxa_xmm.steps.cifbuild import cifbuild_calls

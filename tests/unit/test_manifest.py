@@ -14,7 +14,6 @@ import daxa_xmm.atomic as atomic
 from daxa_xmm.pipeline.identity import SUPERSEDED_MESSAGE, mark_superseded, record_token, with_upstream
 from daxa_xmm.pipeline.manifest import (
     Manifest,
-    ManifestStore,
     StepRecord,
     is_up_to_date,
     load_manifest,
@@ -24,6 +23,7 @@ from daxa_xmm.pipeline.manifest import (
     record_result,
     save_manifest,
 )
+from daxa_xmm.pipeline.manifest_store import ManifestStore
 from daxa_xmm.sas.calls import OutputSpec, SasCall, SasResult
 from daxa_xmm.sas.stderr import SasRecord
 

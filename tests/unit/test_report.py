@@ -10,7 +10,7 @@ import numpy as np
 from astropy.io import fits
 
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.pipeline.manifest import ManifestStore
+from daxa_xmm.pipeline.manifest_store import ManifestStore
 from daxa_xmm.report.archive_report import build_report, markdown_summary, write_report
 from daxa_xmm.report.quicklook import observation_pictures
 from daxa_xmm.sas.calls import OutputSpec, SasCall, SasResult
