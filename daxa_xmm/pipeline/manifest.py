@@ -37,7 +37,7 @@ import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -48,7 +48,6 @@ from daxa_xmm.sas.product_checks import looks_intact
 log = logging.getLogger(__name__)
 
 StepStatus = Literal["ok", "stale", "failed", "timeout", "interrupted", "skipped", "upstream_failed", "running"]
-T = TypeVar("T")
 
 #: Bumped when a change would make older manifests mean something else.
 SCHEMA_VERSION = 1
