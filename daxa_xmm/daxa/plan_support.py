@@ -32,8 +32,9 @@ from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.daxa.archive import Archive
 from daxa_xmm.errors import ConfigError, DaxaXmmError
 from daxa_xmm.odf.models import Unit
-from daxa_xmm.pipeline.stages import Stage, StageInput, calls_only, unit_input
+from daxa_xmm.pipeline.stages import calls_only, unit_input
 from daxa_xmm.sas.calls import SasCall, StepPlan
+from daxa_xmm.steps.spec import Stage, StageInput
 from daxa_xmm.units import TIMEOUT
 
 logger = logging.getLogger(__name__)

@@ -40,13 +40,14 @@ from daxa_xmm.daxa.step_inputs import cleaned_units
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.odf.models import Unit
 from daxa_xmm.odf.selection import UNIT_INSTRUMENTS
-from daxa_xmm.pipeline.stages import Copy, Stage, StageInput, band_inputs, calls_only, stage_named
+from daxa_xmm.pipeline.stages import band_inputs, calls_only, stage_named
 from daxa_xmm.sas.calls import StepPlan
 from daxa_xmm.steps._common import make_config
 from daxa_xmm.steps.clean_events import CleanEventsConfig
 from daxa_xmm.steps.emanom import EMANOM_MIN_SAS
 from daxa_xmm.steps.espfilt import EspfiltConfig
 from daxa_xmm.steps.images import ImageConfig
+from daxa_xmm.steps.spec import Copy, Stage, StageInput
 
 logger = logging.getLogger(__name__)
 

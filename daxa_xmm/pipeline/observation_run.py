@@ -36,10 +36,6 @@ from daxa_xmm.odf.unpack import repoint_summary, unpack_odf
 from daxa_xmm.pipeline.identity import with_upstream
 from daxa_xmm.pipeline.manifest import StepStatus
 from daxa_xmm.pipeline.stages import (
-    Copy,
-    Scope,
-    StageInput,
-    Work,
     band_inputs,
     by_unit,
     call_priorities,
@@ -56,6 +52,7 @@ from daxa_xmm.sas.calls import SasCall
 from daxa_xmm.sas.runner import is_transient
 from daxa_xmm.sas.version import parse_sas_version
 from daxa_xmm.steps.merge import place_single
+from daxa_xmm.steps.spec import Copy, Scope, StageInput, Work
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,11 @@ from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.summary import read_observation_record
 from daxa_xmm.pipeline.identity import record_token, with_upstream
 from daxa_xmm.pipeline.manifest import Manifest, is_up_to_date, load_manifest
-from daxa_xmm.pipeline.stages import Copy, Work, by_unit
+from daxa_xmm.pipeline.stages import by_unit
 from daxa_xmm.pipeline.step_run import calibration_stale, ccf_paths
 from daxa_xmm.pipeline.walk import ChainVisitor, observation_input, select_observation_units, walk_observation
 from daxa_xmm.sas.version import parse_sas_version
+from daxa_xmm.steps.spec import Copy, Work
 
 #: What the report says of an observation a re-run found finished (no subflow was started).
 UP_TO_DATE = "up to date: nothing to redo"

@@ -19,9 +19,10 @@ from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import ObservationRecord, Unit
 from daxa_xmm.odf.selection import select_units
 from daxa_xmm.odf.summary import read_observation_record, read_odf_summary
-from daxa_xmm.pipeline.stages import Copy, Scope, StageInput, Work, band_inputs, stages_for, unit_input
+from daxa_xmm.pipeline.stages import band_inputs, stages_for, unit_input
 from daxa_xmm.sas.calls import SasCall
 from daxa_xmm.sas.version import SasVersion
+from daxa_xmm.steps.spec import Copy, Scope, StageInput, Work
 
 #: Called with each stage's work and the identity tokens of what it reads; returns the
 #: tokens after it (the plan-first check folds tokens; a plan only lists the work).

@@ -19,11 +19,11 @@ import pytest
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import EPIC
 from daxa_xmm.pipeline import stages
-from daxa_xmm.pipeline.stages import Stage, StageInput
 from daxa_xmm.pipeline.uptodate import UP_TO_DATE
 from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.standin.synth import write_archive
 from daxa_xmm.steps._common import work_dir
+from daxa_xmm.steps.spec import Stage, StageInput
 from flows.process_archive import plan_archive, run_archive
 from tests.integration.flowkit import call_keys, config, manifest_records
 

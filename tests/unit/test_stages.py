@@ -14,9 +14,10 @@ from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import EPIC
 from daxa_xmm.odf.summary import read_odf_summary
 from daxa_xmm.pipeline.plan import EXAMPLE_SUMMARY
-from daxa_xmm.pipeline.stages import PIPELINE, StageInput, longest_first, path_s, planned_work, stages_for, unit_input
+from daxa_xmm.pipeline.stages import PIPELINE, longest_first, path_s, planned_work, stages_for, unit_input
 from daxa_xmm.pipeline.walk import observation_input, select_observation_units, unit_chain_steps
 from daxa_xmm.sas.version import parse_sas_version
+from daxa_xmm.steps.spec import StageInput
 from tests.unit.test_emanom import LOG
 
 OBSID = "0123456789"
