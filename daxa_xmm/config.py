@@ -29,7 +29,7 @@ __all__ = [
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -43,6 +43,8 @@ from daxa_xmm.steps.clean_events import CleanEventsConfig
 from daxa_xmm.steps.espfilt import EspfiltConfig
 from daxa_xmm.steps.images import ImageConfig
 from daxa_xmm.units import Time, Timeout
+
+M = TypeVar("M", bound=BaseModel)
 
 #: Pipeline steps in the order they run: the names of the pipeline's table.
 STEPS: tuple[str, ...] = STAGE_NAMES
@@ -190,8 +192,15 @@ class ProcessingConfig(BaseModel):
     def step_selected(self, step: str) -> bool:
         return self.steps is None or step in self.steps
 
-    def cifbuild(self) -> CifBuildConfig:
-        return CifBuildConfig(analysis_date=self.analysis_date)
+    def section(self, model: type[M]) -> M:
+        """The run's settings of a step's model: the section of that model (``espfilt``), or,
+        for a step whose settings are top-level fields (cifbuild's ``analysis_date``), the
+        model made of the fields of the same names."""
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, model):
+                return value
+        return model(**{name: getattr(self, name) for name in model.model_fields})
 
 
 def _yaml_load(text: str) -> Any:

@@ -33,13 +33,13 @@ from collections.abc import Callable, Sequence
 from daxa_xmm.odf.models import EPIC, UNIT_INSTRUMENTS, Unit
 from daxa_xmm.sas.calls import SasCall
 from daxa_xmm.sas.emanom_log import emanom_supported, keep_ccds
-from daxa_xmm.steps.cifbuild import cifbuild_calls
-from daxa_xmm.steps.clean_events import clean_events_calls
+from daxa_xmm.steps.cifbuild import CifBuildConfig, cifbuild_calls
+from daxa_xmm.steps.clean_events import CleanEventsConfig, clean_events_calls
 from daxa_xmm.steps.emanom import emanom_calls
 from daxa_xmm.steps.emchain import emchain_calls
 from daxa_xmm.steps.epchain import epchain_calls
-from daxa_xmm.steps.espfilt import espfilt_calls
-from daxa_xmm.steps.images import image_expmap_calls
+from daxa_xmm.steps.espfilt import EspfiltConfig, espfilt_calls
+from daxa_xmm.steps.images import ImageConfig, image_expmap_calls
 from daxa_xmm.steps.merge import merge_calls, merge_streams
 from daxa_xmm.steps.odfingest import odfingest_calls
 from daxa_xmm.steps.rgsproc import rgsproc_calls
@@ -48,7 +48,7 @@ from daxa_xmm.steps.spec import Copy, Scope, Stage, StageInput, Work
 # --- the builders' adapters: from a StageInput to each step module's builder ----------------
 
 def _cifbuild(si: StageInput) -> list[SasCall]:
-    return cifbuild_calls(si.layout, si.obsid, si.record.start, si.config.cifbuild(), si.timeout_s)
+    return cifbuild_calls(si.layout, si.obsid, si.record.start, si.config.section(CifBuildConfig), si.timeout_s)
 
 
 def _odfingest(si: StageInput) -> list[SasCall]:
@@ -72,13 +72,13 @@ def _rgsproc(si: StageInput) -> list[SasCall]:
 
 
 def _espfilt(si: StageInput) -> list[SasCall]:
-    return espfilt_calls(si.layout, si.the_unit, si.config.espfilt, si.sas_version, si.timeout_s)
+    return espfilt_calls(si.layout, si.the_unit, si.config.section(EspfiltConfig), si.sas_version, si.timeout_s)
 
 
 def _clean(si: StageInput) -> list[SasCall]:
     """evselect of the chain's lists; MOS keeps only the CCDs emanom accepted, when asked
     (read from emanom's log, so only once emanom has run: not while planning)."""
-    unit, clean = si.the_unit, si.config.clean
+    unit, clean = si.the_unit, si.config.section(CleanEventsConfig)
     accepted = None
     if not si.planning and unit.inst != "PN" and clean.filt_mos_anom_state and emanom_supported(si.sas_version):
         accepted = keep_ccds(si.layout.emanom_log(unit.obsid, unit.inst, unit.exp_id), unit.ccds, clean.acc_mos_anom_states)
@@ -100,10 +100,10 @@ def _images(si: StageInput) -> list[SasCall]:
     """One band's count image and exposure map, with the run's own selection expression."""
     if si.band is None:
         raise ValueError("a band stage was built without its band")
-    clean = si.config.clean
+    clean = si.config.section(CleanEventsConfig)
     expr = clean.pn_filt_expr if si.the_inst == "PN" else clean.mos_filt_expr
     lo, hi = si.band
-    return image_expmap_calls(si.layout, si.obsid, si.the_inst, lo, hi, si.config.images, si.timeout_s,
+    return image_expmap_calls(si.layout, si.obsid, si.the_inst, lo, hi, si.config.section(ImageConfig), si.timeout_s,
                               user_expr=expr)
 
 
@@ -210,4 +210,4 @@ def unit_input(si: StageInput, unit: Unit) -> StageInput:
 
 def band_inputs(si: StageInput) -> list[StageInput]:
     """One input per energy band of the run, for an instrument's input ``si``."""
-    return [dataclasses.replace(si, band=band) for band in si.config.images.bands_ev()]
+    return [dataclasses.replace(si, band=band) for band in si.config.section(ImageConfig).bands_ev()]

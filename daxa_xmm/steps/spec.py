@@ -8,20 +8,21 @@ lines; this module imports no step, so each step module can declare its own line
 
 from __future__ import annotations
 
-__all__ = ["Scope", "Copy", "Work", "StageInput", "Stage"]
+__all__ = ["Scope", "Copy", "Work", "RunSettings", "StageInput", "Stage"]
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol, TypeVar
+
+from pydantic import BaseModel
 
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import ObservationRecord, Unit
 from daxa_xmm.sas.calls import SasCall
 from daxa_xmm.sas.version import SasVersion
 
-if TYPE_CHECKING:  # the config imports the table's step names; the table needs only its type
-    from daxa_xmm.config import ProcessingConfig
+M = TypeVar("M", bound=BaseModel)
 
 Scope = Literal["observation", "unit", "instrument", "band"]
 
@@ -39,6 +40,23 @@ class Copy:
 Work = SasCall | Copy
 
 
+class RunSettings(Protocol):
+    """What a builder reads of the run's settings (:class:`daxa_xmm.config.ProcessingConfig`
+    is them): its step's own settings model, and which units the run selects. A protocol,
+    not the config itself, because the config's step names and sections come from the
+    table, and the table's lines would otherwise import the config."""
+
+    def section(self, model: type[M]) -> M:
+        """The run's value of a step's settings model."""
+        ...
+
+    @property
+    def instruments(self) -> Sequence[str]: ...
+
+    @property
+    def process_unscheduled(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class StageInput:
     """What a stage's builder may read: the observation, and the unit, instrument or band it
@@ -47,7 +65,7 @@ class StageInput:
     so what earlier calls of the chain write (emanom's verdict on the CCDs) is not read."""
 
     layout: ArchiveLayout
-    config: ProcessingConfig
+    config: RunSettings
     sas_version: SasVersion
     record: ObservationRecord
     timeout_s: float | None

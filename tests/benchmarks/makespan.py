@@ -109,7 +109,7 @@ def run_barrier(archive: Path, out: Path, cap: int, instruments: list[str] = INS
     from daxa_xmm.odf.summary import read_observation_record, read_odf_summary
     from daxa_xmm.sas.environment import detect_sas
     from daxa_xmm.sas.runner import raise_for_result, run_sas
-    from daxa_xmm.steps.cifbuild import cifbuild_calls
+    from daxa_xmm.steps.cifbuild import CifBuildConfig, cifbuild_calls
     from daxa_xmm.steps.clean_events import clean_events_calls
     from daxa_xmm.steps.emanom import emanom_calls
     from daxa_xmm.steps.emchain import emchain_calls
@@ -144,7 +144,7 @@ def run_barrier(archive: Path, out: Path, cap: int, instruments: list[str] = INS
 
     t0 = time.time()
     records = {o: read_observation_record(layout.odf_sum_asc(o)) for o in obsids}
-    run_jobs("cif_build", [cifbuild_calls(layout, o, records[o].start, cfg.cifbuild(), timeout) for o in obsids])
+    run_jobs("cif_build", [cifbuild_calls(layout, o, records[o].start, cfg.section(CifBuildConfig), timeout) for o in obsids])
     run_jobs("odf_ingest", [odfingest_calls_for(layout, o, records[o].revolution, timeout) for o in obsids])
     summaries = {o: layout.summary(o, records[o].revolution) for o in obsids}
     units = {o: select_units(read_odf_summary(summaries[o], obs_id=o), instruments=tuple(cfg.instruments),
