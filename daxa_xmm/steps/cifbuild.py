@@ -13,7 +13,7 @@ calibration changed is judged from the files (daxa_xmm.sas.calindex).
 
 from __future__ import annotations
 
-__all__ = ["CifBuildConfig", "analysis_date_used", "cifbuild_calls"]
+__all__ = ["STAGE", "CifBuildConfig", "analysis_date_used", "cifbuild_calls"]
 
 import re
 from datetime import date, datetime, timezone
@@ -24,6 +24,7 @@ from pydantic import Field, field_validator
 from daxa_xmm.layout import ArchiveLayout, check_obsid
 from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.steps._common import FrozenConfig, work_dir
+from daxa_xmm.steps.spec import DaxaFunction, Stage, StageInput
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?)?$")
 
@@ -114,3 +115,11 @@ def analysis_date_used(cif: Path, requested: str, ran_at: float) -> str:
     if isinstance(value, str) and _DATE.match(value.strip()):
         return value.strip()
     return datetime.fromtimestamp(ran_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _build(si: StageInput) -> list[SasCall]:
+    return cifbuild_calls(si.layout, si.obsid, si.record.start, si.config.section(CifBuildConfig), si.timeout_s)
+
+
+STAGE = Stage("cif_build", "observation", _build, typical_s=0.5, sas_tasks=("cifbuild",),
+              daxa=(DaxaFunction("cif_build"),))

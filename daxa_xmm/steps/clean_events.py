@@ -8,7 +8,7 @@ out-of-time list, in the same working folder.
 
 from __future__ import annotations
 
-__all__ = ["CleanEventsConfig", "clean_events_calls"]
+__all__ = ["STAGE", "CleanEventsConfig", "clean_events_calls"]
 
 import os
 from collections.abc import Sequence
@@ -21,8 +21,10 @@ from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import EPIC, Unit
 from daxa_xmm.sas.calls import OutputSpec, SasCall, param
+from daxa_xmm.sas.emanom_log import emanom_supported, keep_ccds
 from daxa_xmm.sas.filters import MOS_DEFAULT, PN_DEFAULT, compose_expression, validate_expression
 from daxa_xmm.steps._common import FrozenConfig, work_dir
+from daxa_xmm.steps.spec import DaxaFunction, Section, Stage, StageInput, on_instruments
 from daxa_xmm.units import Energy
 
 State = Literal["G", "I", "U", "B", "O"]
@@ -137,3 +139,19 @@ def clean_events_calls(
             )
         )
     return calls
+
+
+def _build(si: StageInput) -> list[SasCall]:
+    """evselect of the chain's lists; MOS keeps only the CCDs emanom accepted, when asked
+    (read from emanom's log, so only once emanom has run: not while planning)."""
+    unit, clean = si.the_unit, si.config.section(CleanEventsConfig)
+    accepted = None
+    if not si.planning and unit.inst != "PN" and clean.filt_mos_anom_state and emanom_supported(si.sas_version):
+        accepted = keep_ccds(si.layout.emanom_log(unit.obsid, unit.inst, unit.exp_id), unit.ccds, clean.acc_mos_anom_states)
+    return clean_events_calls(si.layout, unit, clean, accepted, si.timeout_s)
+
+
+STAGE = Stage("cleaned_evt_lists", "unit", _build, on_instruments(*EPIC), typical_s=0.8,
+              calls=("cleaned_evt_lists", "cleaned_evt_lists_oot"), sas_tasks=("evselect",),
+              section=Section("clean", CleanEventsConfig, "event cleaning (evselect)"),
+              daxa=(DaxaFunction("cleaned_evt_lists", needs=("espfilt",)),))

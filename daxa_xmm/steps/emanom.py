@@ -13,7 +13,7 @@ is taken. Sources: docs/SAS_FIDELITY.md.
 
 from __future__ import annotations
 
-__all__ = ["EMANOM_MIN_SAS", "emanom_calls", "emanom_log_alt_name", "emanom_log_name"]
+__all__ = ["STAGE", "EMANOM_MIN_SAS", "emanom_calls", "emanom_log_alt_name", "emanom_log_name"]
 
 import logging
 
@@ -21,9 +21,10 @@ from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import Unit
 from daxa_xmm.sas.calls import OutputSpec, SasCall, param
-from daxa_xmm.sas.emanom_log import EMANOM_MIN_SAS
+from daxa_xmm.sas.emanom_log import EMANOM_MIN_SAS, emanom_supported
 from daxa_xmm.sas.version import SasVersion
 from daxa_xmm.steps._common import work_dir
+from daxa_xmm.steps.spec import DaxaFunction, Stage, StageInput
 
 logger = logging.getLogger(__name__)
 
@@ -74,3 +75,15 @@ def emanom_calls(
             extra={"exposure": unit.exp_id},
         )
     ]
+
+
+def _build(si: StageInput) -> list[SasCall]:
+    return emanom_calls(si.layout, si.the_unit, si.sas_version, si.timeout_s)
+
+
+def _applies(si: StageInput) -> bool:
+    return si.the_inst in ("M1", "M2") and emanom_supported(si.sas_version)
+
+
+STAGE = Stage("emanom", "unit", _build, _applies, typical_s=0.3, sas_tasks=("emanom",),
+              daxa=(DaxaFunction("emanom", needs=("emchain",)),))

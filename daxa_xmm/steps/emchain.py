@@ -11,7 +11,7 @@ observation has one for its exposure maps. Sources: docs/SAS_FIDELITY.md.
 
 from __future__ import annotations
 
-__all__ = ["emchain_calls"]
+__all__ = ["STAGE", "emchain_calls"]
 
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from daxa_xmm.layout import ArchiveLayout, attitude_name, mos_events_name
 from daxa_xmm.odf.models import Unit
 from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.steps._common import sas_env, work_dir
+from daxa_xmm.steps.spec import DaxaFunction, Stage, StageInput, on_instruments
 
 
 def emchain_calls(
@@ -59,3 +60,11 @@ def emchain_calls(
             extra={"exposure": unit.exp_id, "mode": unit.mode, "filter": unit.filter},
         )
     ]
+
+
+def _build(si: StageInput) -> list[SasCall]:
+    return emchain_calls(si.layout, si.the_unit, si.summary, si.timeout_s)
+
+
+STAGE = Stage("emchain", "unit", _build, on_instruments("M1", "M2"), typical_s=3.0, sas_tasks=("emchain",),
+              daxa=(DaxaFunction("emchain", needs=("odf_ingest",)),))

@@ -18,7 +18,7 @@ Sources for each fact: docs/SAS_FIDELITY.md.
 
 from __future__ import annotations
 
-__all__ = ["epchain_calls", "needs_radmonfix_off"]
+__all__ = ["STAGE", "epchain_calls", "needs_radmonfix_off"]
 
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from daxa_xmm.odf.models import Unit
 from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.sas.version import SasVersion
 from daxa_xmm.steps._common import sas_env, work_dir
+from daxa_xmm.steps.spec import DaxaFunction, Stage, StageInput, on_instruments
 
 
 def needs_radmonfix_off(sas_version: SasVersion) -> bool:
@@ -117,3 +118,12 @@ def epchain_calls(
         extra=extra,
     )
     return [oot, normal]
+
+
+def _build(si: StageInput) -> list[SasCall]:
+    return epchain_calls(si.layout, si.the_unit, si.summary, si.sas_version, si.timeout_s)
+
+
+#: The out-of-time run, then the normal one.
+STAGE = Stage("epchain", "unit", _build, on_instruments("PN"), typical_s=8.0, calls=("epchain_oot", "epchain"),
+              sas_tasks=("epchain",), daxa=(DaxaFunction("epchain", needs=("odf_ingest",)),))

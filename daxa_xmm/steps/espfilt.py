@@ -23,7 +23,7 @@ the two espfilt wrote (``OutputSpec.alt_names``).
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_BAND_EV", "EspfiltConfig", "espfilt_calls", "espfilt_output_names"]
+__all__ = ["STAGE", "DEFAULT_BAND_EV", "EspfiltConfig", "espfilt_calls", "espfilt_output_names"]
 
 from pathlib import Path
 from typing import Annotated, Literal
@@ -37,6 +37,7 @@ from daxa_xmm.odf.models import EPIC, Unit
 from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.sas.version import SasVersion
 from daxa_xmm.steps._common import FrozenConfig, work_dir
+from daxa_xmm.steps.spec import DaxaFunction, Section, Stage, StageInput, on_instruments
 from daxa_xmm.units import Energy, Physical, show
 
 
@@ -182,3 +183,12 @@ def espfilt_calls(
             extra={"exposure": exp, "method": cfg.method, "gti": str(layout.espfilt_gti(obsid, inst, exp))},
         )
     ]
+
+
+def _build(si: StageInput) -> list[SasCall]:
+    return espfilt_calls(si.layout, si.the_unit, si.config.section(EspfiltConfig), si.sas_version, si.timeout_s)
+
+
+STAGE = Stage("espfilt", "unit", _build, on_instruments(*EPIC), typical_s=1.0, sas_tasks=("espfilt",),
+              section=Section("espfilt", EspfiltConfig, "flare filtering (espfilt)"),
+              daxa=(DaxaFunction("espfilt", needs=("epchain", "emchain")),))

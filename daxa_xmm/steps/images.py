@@ -9,7 +9,7 @@ the real SAS 22.1 ``Executing`` line), reading the image just made.
 
 from __future__ import annotations
 
-__all__ = ["ImageConfig", "image_expmap_calls"]
+__all__ = ["STAGE", "ImageConfig", "image_expmap_calls"]
 
 from collections.abc import Sequence
 from typing import Annotated
@@ -23,6 +23,8 @@ from daxa_xmm.odf.models import EPIC
 from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.sas.filters import compose_expression
 from daxa_xmm.steps._common import FrozenConfig, work_dir
+from daxa_xmm.steps.clean_events import CleanEventsConfig
+from daxa_xmm.steps.spec import DaxaFunction, Section, Stage, StageInput, on_instruments
 from daxa_xmm.units import Energy, show
 
 
@@ -155,3 +157,20 @@ def image_expmap_calls(
         extra=extra,
     )
     return [img, exp]
+
+
+def _build(si: StageInput) -> list[SasCall]:
+    """One band's count image and exposure map, with the run's own selection expression."""
+    if si.band is None:
+        raise ValueError("a band stage was built without its band")
+    clean = si.config.section(CleanEventsConfig)
+    expr = clean.pn_filt_expr if si.the_inst == "PN" else clean.mos_filt_expr
+    lo, hi = si.band
+    return image_expmap_calls(si.layout, si.obsid, si.the_inst, lo, hi, si.config.section(ImageConfig), si.timeout_s,
+                              user_expr=expr)
+
+
+STAGE = Stage("generate_images_expmaps", "band", _build, on_instruments(*EPIC), typical_s=0.8,
+              calls=("image", "expmap"), sas_tasks=("evselect", "eexpmap"),
+              section=Section("images", ImageConfig, "images and exposure maps per band"),
+              daxa=(DaxaFunction("generate_images_expmaps", needs=("merge_subexposures",)),))

@@ -16,7 +16,7 @@ runner removes before the call, so a retried link never meets its own partial ou
 
 from __future__ import annotations
 
-__all__ = ["MergePlan", "merge_calls", "merge_streams", "place_single"]
+__all__ = ["STAGE", "MergePlan", "merge_calls", "merge_streams", "place_single"]
 
 import os
 from collections.abc import Sequence
@@ -26,8 +26,10 @@ from pathlib import Path
 from daxa_xmm.atomic import copy_into_place
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout, check_obsid
+from daxa_xmm.odf.models import EPIC
 from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.steps._common import work_dir
+from daxa_xmm.steps.spec import Copy, DaxaFunction, Stage, StageInput, Work, on_instruments
 
 
 @dataclass(frozen=True)
@@ -129,3 +131,18 @@ def place_single(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -
         ``dest``.
     """
     return copy_into_place(source, dest)
+
+
+def _build(si: StageInput) -> list[Work]:
+    """The instrument's merged lists (cleaned, all-good, PN's out-of-time ones)."""
+    inst, work = si.the_inst, list[Work]()
+    streams = merge_streams(si.layout, si.obsid, inst, [u.exp_id for u in si.units], oot_allevc=si.sas_version >= (20, 0, 0))
+    for kind, sources in streams:
+        label = f"{si.obsid}{inst}-{kind}"
+        plan = merge_calls(si.layout, si.obsid, label, sources, si.layout.merged_events(si.obsid, inst, kind), si.timeout_s)
+        work += [Copy(plan.single_source, plan.dest, label)] if plan.single_source is not None else list(plan.calls)
+    return work
+
+
+STAGE = Stage("merge_subexposures", "instrument", _build, on_instruments(*EPIC), typical_s=0.8, sas_tasks=("merge",),
+              daxa=(DaxaFunction("merge_subexposures", needs=("cleaned_evt_lists",)),))

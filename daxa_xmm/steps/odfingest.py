@@ -7,11 +7,12 @@ folder, so a half-written summary never sits where later steps look.
 
 from __future__ import annotations
 
-__all__ = ["odfingest_calls"]
+__all__ = ["STAGE", "odfingest_calls"]
 
 from daxa_xmm.layout import ArchiveLayout, check_obsid, summary_name
 from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.steps._common import work_dir
+from daxa_xmm.steps.spec import DaxaFunction, Stage, StageInput
 
 
 def odfingest_calls(
@@ -45,3 +46,11 @@ def odfingest_calls(
             extra={"revolution": revolution},
         )
     ]
+
+
+def _build(si: StageInput) -> list[SasCall]:
+    return odfingest_calls(si.layout, si.obsid, si.record.revolution, si.timeout_s)
+
+
+STAGE = Stage("odf_ingest", "observation", _build, typical_s=0.5, sas_tasks=("odfingest",),
+              daxa=(DaxaFunction("odf_ingest", needs=("cif_build",)),))

@@ -11,7 +11,7 @@ a later stage whose folder was lost makes the chain redo stage 1 first.
 
 from __future__ import annotations
 
-__all__ = ["RGS_STAGES", "rgsproc_calls"]
+__all__ = ["STAGE", "RGS_STAGES", "rgsproc_calls"]
 
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from daxa_xmm.layout import ArchiveLayout, rgs_events_name, rgs_merged_name
 from daxa_xmm.odf.models import Unit
 from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.steps._common import sas_env, work_dir
+from daxa_xmm.steps.spec import DaxaFunction, Stage, StageInput, on_instruments
 
 #: stage name -> (rgsproc stage id, seed/step name)
 RGS_STAGES: dict[str, tuple[str, str]] = {
@@ -86,3 +87,17 @@ def rgsproc_calls(
             )
         )
     return calls
+
+
+def _build(si: StageInput) -> list[SasCall]:
+    return rgsproc_calls(si.layout, si.the_unit, si.summary, timeout_s=si.timeout_s)
+
+
+#: One step of three calls, each DAXA's function of its own name.
+STAGE = Stage(
+    "rgsproc", "unit", _build, on_instruments("R1", "R2"), typical_s=3.0,
+    calls=tuple(step for _, step in RGS_STAGES.values()), sas_tasks=("rgsproc",),
+    daxa=(DaxaFunction("rgs_events", needs=("odf_ingest",), calls=("rgs_events",)),
+          DaxaFunction("rgs_angles", needs=("rgs_events",), calls=("rgs_angles",)),
+          DaxaFunction("cleaned_rgs_event_lists", needs=("rgs_angles",), calls=("cleaned_rgs_event_lists",))),
+)

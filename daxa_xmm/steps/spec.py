@@ -8,7 +8,7 @@ lines; this module imports no step, so each step module can declare its own line
 
 from __future__ import annotations
 
-__all__ = ["Scope", "Copy", "Work", "RunSettings", "StageInput", "Stage"]
+__all__ = ["Scope", "Copy", "Work", "RunSettings", "StageInput", "Section", "DaxaFunction", "Stage", "on_instruments"]
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -102,17 +102,54 @@ def _always(si: StageInput) -> bool:
     return True
 
 
+def on_instruments(*insts: str) -> Callable[[StageInput], bool]:
+    """``applies`` of a stage that runs for these instruments only."""
+    return lambda si: si.the_inst in insts
+
+
+@dataclass(frozen=True)
+class Section:
+    """A step's settings: the section ``name`` of the run's settings (``espfilt:`` in a
+    config file, ``--espfilt.smooth`` on the command line, a group of the Prefect form),
+    holding ``model``; ``description`` is the section's one-line help."""
+
+    name: str
+    model: type[BaseModel]
+    description: str
+
+
+@dataclass(frozen=True)
+class DaxaFunction:
+    """A DAXA step function (``daxa.process.xmm``) that runs (part of) this step.
+
+    ``needs``: the DAXA functions that must have run first (any one of them: espfilt needs
+    PN's or MOS's lists). ``calls``: the step's call names it runs, when not all of them
+    (rgsproc's three stages are three DAXA functions)."""
+
+    name: str
+    needs: tuple[str, ...] = ()
+    calls: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Stage:
-    """One line of the table.
+    """One line of the table: everything the pipeline knows of a step is declared here,
+    in the step's module, and every list of steps is derived from the table.
 
     Attributes:
         name: the step's name, as ``--steps``, ``--force`` and the report know it.
-        scope: what it runs once for (see the module's docstring).
+        scope: what it runs once for (see :mod:`daxa_xmm.pipeline.stages`).
         build: its calls (and placements) for one input, in the order they run.
         applies: whether it runs for that input (an instrument, a SAS release, a setting).
         typical_s: a rough typical time of all its calls for one input, relative to the
-            other stages: it only orders calls waiting for a SAS slot (:func:`path_s`).
+            other stages: it only orders calls waiting for a SAS slot
+            (:func:`daxa_xmm.pipeline.stages.path_s`).
+        calls: the names its calls carry (``SasCall.step``), when other than ``name``; a
+            numbered ``<name>_<n>`` needs no entry.
+        sas_tasks: the SAS tasks its calls run (``argv[0]``), each one the stand-in provides.
+        section: its settings, when it has its own (cifbuild reads the top-level
+            ``analysis_date`` instead: :meth:`RunSettings.section`).
+        daxa: the DAXA step functions of this step, in the order a notebook calls them.
     """
 
     name: str
@@ -120,3 +157,11 @@ class Stage:
     build: Callable[[StageInput], Sequence[Work]]
     applies: Callable[[StageInput], bool] = _always
     typical_s: float = 1.0
+    calls: tuple[str, ...] = ()
+    sas_tasks: tuple[str, ...] = ()
+    section: Section | None = None
+    daxa: tuple[DaxaFunction, ...] = ()
+
+    @property
+    def call_names(self) -> tuple[str, ...]:
+        return self.calls or (self.name,)
