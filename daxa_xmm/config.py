@@ -17,8 +17,10 @@ from __future__ import annotations
 __all__ = [
     "STEPS",
     "StepName",
+    "ProcessingFields",
     "ProcessingConfig",
     "load_config",
+    "merge_settings",
     "read_config_file",
     "default_num_cores",
     "ARCHIVE_ROOTS_ENV",
@@ -28,20 +30,19 @@ __all__ = [
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from daxa_xmm.errors import ConfigError, explain
 from daxa_xmm.layout import check_obsid, real_path
 from daxa_xmm.odf.models import UNIT_INSTRUMENTS, UnitInstrument
-from daxa_xmm.pipeline.stages import STAGE_NAMES
+from daxa_xmm.pipeline.stages import SECTIONS, STAGE_NAMES
 from daxa_xmm.sas.filters import gti_files
 from daxa_xmm.steps.cifbuild import CifBuildConfig
 from daxa_xmm.steps.clean_events import CleanEventsConfig
-from daxa_xmm.steps.espfilt import EspfiltConfig
-from daxa_xmm.steps.images import ImageConfig
 from daxa_xmm.units import Time, Timeout
 
 M = TypeVar("M", bound=BaseModel)
@@ -89,12 +90,13 @@ def check_inside_roots(path: Path, field: str) -> Path:
     raise ValueError(f"{where}{path} is outside the allowed archive roots ({ARCHIVE_ROOTS_ENV}: {listed})")
 
 
-class ProcessingConfig(BaseModel):
+class ProcessingFields(BaseModel):
     """Everything a processing run needs. Defaults reproduce DAXA's.
 
     Each field's description (below) is the one the command line's ``--help``, the Prefect
-    form and this documentation show; a step's settings are its section, the step's own
-    model (``daxa_xmm/steps/<step>.py``).
+    form and this documentation show. A step's settings are its section, the step's own
+    model (``daxa_xmm/steps/<step>.py``), added from the pipeline's table to make
+    :data:`ProcessingConfig`: read one with :meth:`section` (``config.section(EspfiltConfig)``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -113,9 +115,6 @@ class ProcessingConfig(BaseModel):
     retry_delay: Time = Field("10 s", validate_default=True, description="first retry delay (doubles each retry)")
     process_unscheduled: bool = Field(True, description="also process unscheduled exposures")
     analysis_date: str = Field("now", description="cifbuild analysis date: 'now' or YYYY-MM-DD")
-    espfilt: EspfiltConfig = Field(default_factory=EspfiltConfig, description="flare filtering (espfilt)")
-    clean: CleanEventsConfig = Field(default_factory=CleanEventsConfig, description="event cleaning (evselect)")
-    images: ImageConfig = Field(default_factory=ImageConfig, description="images and exposure maps per band")
     disable_progress: bool = Field(False, description="no progress bars")
     task_runner: Literal["threads", "dask"] = Field("threads", description="where observations run")
     dask_address: str | None = Field(None, description="existing Dask scheduler address")
@@ -127,7 +126,7 @@ class ProcessingConfig(BaseModel):
         return v if v is None else check_inside_roots(v, "")
 
     @model_validator(mode="after")
-    def _default_out_inside_roots(self) -> ProcessingConfig:
+    def _default_out_inside_roots(self) -> ProcessingFields:
         if self.out is None:
             check_inside_roots(self.out_root, "out (default <archive>/../processed)")
         return self
@@ -150,7 +149,7 @@ class ProcessingConfig(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _paths(self) -> ProcessingConfig:
+    def _paths(self) -> ProcessingFields:
         out = self.out_root.expanduser().absolute()
         if out.exists() and not out.is_dir():
             raise ValueError(f"out: {out} is a file, not a folder")
@@ -160,7 +159,7 @@ class ProcessingConfig(BaseModel):
             raise ValueError(f"out: {out} is the archive or inside it; products would be written among the ODFs "
                              f"({archive}): choose a folder outside it")
         for field in ("pn_filt_expr", "mos_filt_expr"):
-            for expr in getattr(self.clean, field):
+            for expr in getattr(self.section(CleanEventsConfig), field):
                 for name in gti_files(expr):
                     gti = Path(name).expanduser()
                     real = real_path(gti if gti.is_absolute() else out / gti, f"clean.{field}")
@@ -203,6 +202,21 @@ class ProcessingConfig(BaseModel):
         return model(**{name: getattr(self, name) for name in model.model_fields})
 
 
+def _with_sections(base: type[ProcessingFields]) -> type[ProcessingFields]:
+    """``base`` with one field per step section of the pipeline's table, after its own."""
+    fields: dict[str, Any] = {
+        section.name: (section.model, Field(default_factory=section.model, description=section.description))
+        for section in SECTIONS
+    }
+    return create_model("ProcessingConfig", __base__=base, __module__=__name__, __doc__=base.__doc__, **fields)
+
+
+if TYPE_CHECKING:  # the sections are read through ProcessingFields.section, typed by their model
+    ProcessingConfig = ProcessingFields
+else:
+    ProcessingConfig = _with_sections(ProcessingFields)
+
+
 def _yaml_load(text: str) -> Any:
     """YAML with dates kept as the strings they are written as: ``analysis_date: 2020-01-01``
     works unquoted, and ``2025-13-45`` reaches the field's own check (which names it) instead
@@ -240,6 +254,19 @@ def read_config_file(p: Path) -> dict[str, Any]:
     return data
 
 
+def merge_settings(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on ``base``, sections merged field by field (at any depth): one changed knob of
+    a section keeps the section's others. The one merge of a config file with the command
+    line and of a deployment's parameters with a run's (:mod:`deployments.params`)."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_settings(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> ProcessingConfig:
     """Read a YAML or JSON config file, apply command-line overrides, validate.
 
@@ -250,13 +277,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ProcessingC
         ConfigError: naming the file and every invalid or unknown field.
     """
     data = read_config_file(Path(path)) if path is not None else {}
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
+    data = merge_settings(data, {key: value for key, value in overrides.items() if value is not None})
     try:
         return ProcessingConfig(**data)
     except ValidationError as exc:

@@ -16,18 +16,15 @@ back to the model's default. Two things prevent that:
 
 from __future__ import annotations
 
-__all__ = ["SECTIONS", "explicit", "merge_parameters", "config_from_parameters"]
+__all__ = ["explicit", "merge_parameters", "config_from_parameters"]
 
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from daxa_xmm.config import ProcessingConfig
+from daxa_xmm.config import ProcessingConfig, merge_settings
 from daxa_xmm.errors import ConfigError, explain
-
-#: The nested sections of ProcessingConfig, merged field by field.
-SECTIONS: tuple[str, ...] = ("espfilt", "clean", "images")
 
 
 def explicit(value: Any) -> Any:
@@ -49,14 +46,7 @@ def merge_parameters(deployment: Mapping[str, Any], run: Mapping[str, Any]) -> d
         A dict ProcessingConfig can validate; ``None`` top-level values are dropped so the
         model's own defaults (``num_cores`` from this machine's cores) apply.
     """
-    merged: dict[str, Any] = {k: v for k, v in deployment.items()}
-    for key, value in run.items():
-        if key in SECTIONS:
-            base = merged.get(key)
-            given = explicit(value)
-            merged[key] = {**base, **given} if isinstance(base, Mapping) and isinstance(given, Mapping) else given
-        else:
-            merged[key] = explicit(value)
+    merged = merge_settings(deployment, {key: explicit(value) for key, value in run.items()})
     return {k: v for k, v in merged.items() if v is not None}
 
 

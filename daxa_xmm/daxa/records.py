@@ -44,38 +44,16 @@ from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import EPIC
 from daxa_xmm.pipeline.manifest import StepRecord, load_manifest
+from daxa_xmm.pipeline.stages import DAXA_PREREQUISITES, DAXA_STEPS, daxa_function
 from daxa_xmm.sas.stderr import SasRecord
 
 #: DAXA's mission name for pointed XMM-Newton observations.
 MISSION = "xmm_pointed"
 
-#: DAXA's step functions, in the order a DAXA notebook calls them.
-STEPS: tuple[str, ...] = (
-    "cif_build", "odf_ingest", "epchain", "emchain", "rgs_events", "rgs_angles", "cleaned_rgs_event_lists",
-    "emanom", "espfilt", "cleaned_evt_lists", "merge_subexposures", "generate_images_expmaps",
-)
-
-#: What each step needs run first (any one of them, for espfilt: PN or MOS lists).
-PREREQUISITES: dict[str, tuple[str, ...]] = {
-    "odf_ingest": ("cif_build",),
-    "epchain": ("odf_ingest",),
-    "emchain": ("odf_ingest",),
-    "rgs_events": ("odf_ingest",),
-    "rgs_angles": ("rgs_events",),
-    "cleaned_rgs_event_lists": ("rgs_angles",),
-    "emanom": ("emchain",),
-    "espfilt": ("epchain", "emchain"),
-    "cleaned_evt_lists": ("espfilt",),
-    "merge_subexposures": ("cleaned_evt_lists",),
-    "generate_images_expmaps": ("merge_subexposures",),
-}
-
-_CALL_STEP = {
-    "epchain_oot": "epchain",
-    "cleaned_evt_lists_oot": "cleaned_evt_lists",
-    "image": "generate_images_expmaps",
-    "expmap": "generate_images_expmaps",
-}
+#: DAXA's step functions, in the order a DAXA notebook calls them, and what each needs run
+#: first (any one of them, for espfilt: PN or MOS lists): the table's (daxa_xmm.pipeline.stages).
+STEPS: tuple[str, ...] = DAXA_STEPS
+PREREQUISITES: dict[str, tuple[str, ...]] = DAXA_PREREQUISITES
 _INFO_FILE = "daxa_steps.json"
 log = logging.getLogger(__name__)
 
@@ -86,9 +64,7 @@ class MissingStepError(ConfigError):
 
 def daxa_step(call_step: str) -> str:
     """The DAXA function a SAS call belongs to: ``epchain_oot`` -> ``epchain``."""
-    if call_step.startswith("merge_subexposures"):
-        return "merge_subexposures"
-    return _CALL_STEP.get(call_step, call_step)
+    return daxa_function(call_step)
 
 
 def daxa_key(unit: str) -> str:

@@ -41,11 +41,12 @@ from daxa_xmm.pipeline.stages import (
     call_priorities,
     calls_only,
     longest_first,
+    pipeline_step,
     planned_work,
     stages_for,
     unit_input,
 )
-from daxa_xmm.pipeline.step_run import STALE_MESSAGE, CallOutcome, LeftoversGone, ObsContext, StepSkipped, pipeline_step, run_call_blocking
+from daxa_xmm.pipeline.step_run import STALE_MESSAGE, CallOutcome, LeftoversGone, ObsContext, StepSkipped, run_call_blocking
 from daxa_xmm.pipeline.walk import observation_input, select_observation_units
 from daxa_xmm.sas import interrupt
 from daxa_xmm.sas.calls import SasCall

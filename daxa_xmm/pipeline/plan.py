@@ -22,6 +22,7 @@ from daxa_xmm.daxa import plans as daxa_plans
 from daxa_xmm.daxa.archive import Archive
 from daxa_xmm.errors import DaxaXmmError
 from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.pipeline.stages import DAXA_STEPS
 from daxa_xmm.sas.calls import StepPlan
 
 #: The synthetic example summary shipped with the package (invented ObsID 0123456789).
@@ -29,22 +30,8 @@ EXAMPLE_SUMMARY = Path(__file__).resolve().parents[1] / "data" / "0001_012345678
 
 
 def plan_observation(archive: Archive) -> list[tuple[str, StepPlan]]:
-    """Every seed step's plan for ``archive``, in pipeline order, with its seed name."""
-    steps = [
-        ("cif_build", daxa_plans.cif_build),
-        ("odf_ingest", daxa_plans.odf_ingest),
-        ("epchain", daxa_plans.epchain),
-        ("emchain", daxa_plans.emchain),
-        ("rgs_events", daxa_plans.rgs_events),
-        ("rgs_angles", daxa_plans.rgs_angles),
-        ("cleaned_rgs_event_lists", daxa_plans.cleaned_rgs_event_lists),
-        ("emanom", daxa_plans.emanom),
-        ("espfilt", daxa_plans.espfilt),
-        ("cleaned_evt_lists", daxa_plans.cleaned_evt_lists),
-        ("merge_subexposures", daxa_plans.merge_subexposures),
-        ("generate_images_expmaps", daxa_plans.generate_images_expmaps),
-    ]
-    return [(name, fn(archive)) for name, fn in steps]
+    """Every DAXA step's plan for ``archive``, in pipeline order, with its DAXA name."""
+    return [(name, getattr(daxa_plans, name)(archive)) for name in DAXA_STEPS]
 
 
 def format_plan(plans: list[tuple[str, StepPlan]]) -> str:

@@ -3,7 +3,7 @@
 One line per step, each declared in its step's module (``STAGE``, a
 :class:`~daxa_xmm.steps.spec.Stage`), and every list of steps is derived from this table:
 the step names of ``--steps``/``--force`` and the settings' sections (:mod:`daxa_xmm.config`),
-DAXA's step functions and their prerequisites (:mod:`daxa_xmm.pipeline.step_names`), the
+DAXA's step functions and their prerequisites, which step a call belongs to (below), the
 stand-in's tasks. The archive flow, the plan-first check, ``--dry-run`` and DAXA's plans all
 walk it. Adding a SAS step is its module under ``daxa_xmm/steps/`` (settings, argv builder,
 declared outputs, its ``STAGE``), one line here, and its stand-in task.
@@ -25,7 +25,8 @@ nothing of each other: each label is one chain, the labels side by side (:func:`
 
 from __future__ import annotations
 
-__all__ = ["PIPELINE", "STAGE_NAMES", "stage_named", "stages_for", "planned_work",
+__all__ = ["PIPELINE", "STAGE_NAMES", "SECTIONS", "DAXA_FUNCTIONS", "DAXA_STEPS", "DAXA_PREREQUISITES",
+           "pipeline_step", "daxa_function", "stage_named", "stages_for", "planned_work",
            "path_s", "call_priorities", "calls_only", "by_unit", "longest_first", "band_inputs", "unit_input"]
 
 import dataclasses
@@ -34,7 +35,7 @@ from collections.abc import Sequence
 from daxa_xmm.odf.models import UNIT_INSTRUMENTS, Unit
 from daxa_xmm.sas.calls import SasCall
 from daxa_xmm.steps import cifbuild, clean_events, emanom, emchain, epchain, espfilt, images, merge, odfingest, rgsproc
-from daxa_xmm.steps.spec import Scope, Stage, StageInput, Work
+from daxa_xmm.steps.spec import DaxaFunction, Scope, Section, Stage, StageInput, Work
 
 #: The pipeline, in order: each step's line is declared in its module (its ``STAGE``). Unit
 #: stages of one unit form its chain in this order. The typical times are the relative costs
@@ -55,6 +56,41 @@ PIPELINE: tuple[Stage, ...] = (
 
 #: The steps' names, in order: what ``--steps`` and ``--force`` accept.
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in PIPELINE)
+
+#: The steps' settings sections, in table order.
+SECTIONS: tuple[Section, ...] = tuple(s.section for s in PIPELINE if s.section is not None)
+
+#: DAXA's step functions, in the order a DAXA notebook calls them.
+DAXA_FUNCTIONS: tuple[DaxaFunction, ...] = tuple(f for s in PIPELINE for f in s.daxa)
+DAXA_STEPS: tuple[str, ...] = tuple(f.name for f in DAXA_FUNCTIONS)
+#: What each DAXA function needs run first (any one of them).
+DAXA_PREREQUISITES: dict[str, tuple[str, ...]] = {f.name: f.needs for f in DAXA_FUNCTIONS if f.needs}
+
+
+def _owner(call_step: str) -> tuple[Stage, str] | None:
+    """The line whose calls are named ``call_step`` (or ``<name>_<n>``), and the name."""
+    for stage in PIPELINE:
+        for name in stage.call_names:
+            if call_step == name or (call_step.startswith(f"{name}_") and call_step[len(name) + 1:].isdigit()):
+                return stage, name
+    return None
+
+
+def pipeline_step(call_step: str) -> str:
+    """The table's step a call belongs to: ``epchain_oot`` -> ``epchain``;
+    ``merge_subexposures_2`` -> ``merge_subexposures``; a name of no line is its own."""
+    owner = _owner(call_step)
+    return owner[0].name if owner else call_step
+
+
+def daxa_function(call_step: str) -> str:
+    """The DAXA function a call belongs to: ``epchain_oot`` -> ``epchain``,
+    ``rgs_angles`` -> ``rgs_angles``; a name of no line is its own."""
+    owner = _owner(call_step)
+    if owner is None:
+        return call_step
+    stage, name = owner
+    return next((f.name for f in stage.daxa if not f.calls or name in f.calls), stage.name)
 
 
 def stage_named(name: str) -> Stage:

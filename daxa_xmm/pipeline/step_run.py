@@ -17,7 +17,6 @@ __all__ = [
     "LeftoversGone",
     "STALE_MESSAGE",
     "StepSkipped",
-    "pipeline_step",
     "ccf_paths",
     "calibration_stale",
     "run_call_blocking",
@@ -36,10 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 from daxa_xmm.errors import DaxaXmmError, DiskFull, is_disk_full
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.pipeline import stages
 from daxa_xmm.pipeline.identity import mark_superseded, record_token
 from daxa_xmm.pipeline.manifest import Manifest, StepRecord, call_facts, missing_leftovers, record_result
 from daxa_xmm.pipeline.manifest_store import ManifestStore
+from daxa_xmm.pipeline.stages import pipeline_step
 from daxa_xmm.sas import interrupt
 from daxa_xmm.sas.calindex import ccf_stale_reason
 from daxa_xmm.sas.calls import SasCall, SasResult
@@ -60,26 +59,6 @@ class CallOutcome:
     token: str
     skipped: bool
     products: tuple[str, ...]
-
-
-#: Which pipeline step (config's ``steps``/``force`` names) a call's step belongs to, for
-#: calls not named ``<step>`` or ``<step>_<part>`` (DAXA's names for rgsproc's stages).
-PIPELINE_STEP: dict[str, str] = {
-    "rgs_events": "rgsproc",
-    "rgs_angles": "rgsproc",
-    "cleaned_rgs_event_lists": "rgsproc",
-    "image": "generate_images_expmaps",
-    "expmap": "generate_images_expmaps",
-}
-
-
-def pipeline_step(call_step: str) -> str:
-    """``epchain_oot`` -> ``epchain``; ``merge_subexposures_2`` -> ``merge_subexposures``:
-    the table's step whose name the call's step is, or starts with ``<name>_``."""
-    if call_step in PIPELINE_STEP:
-        return PIPELINE_STEP[call_step]
-    names = sorted((s.name for s in stages.PIPELINE), key=len, reverse=True)
-    return next((n for n in names if call_step == n or call_step.startswith(f"{n}_")), call_step)
 
 
 class StepSkipped(DaxaXmmError, RuntimeError):

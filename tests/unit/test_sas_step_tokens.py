@@ -8,7 +8,7 @@ from astropy.io import fits
 
 from daxa_xmm.pipeline.identity import calibration_identity, record_token, with_upstream
 from daxa_xmm.pipeline.manifest import StepRecord
-from daxa_xmm.pipeline.step_run import pipeline_step
+from daxa_xmm.pipeline.stages import pipeline_step
 from daxa_xmm.sas.calls import SasCall
 
 

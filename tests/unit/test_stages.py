@@ -100,3 +100,44 @@ def test_the_longest_chains_start_first(si: StageInput) -> None:
     assert order[0].inst == "PN" and units[0].inst != "PN", [u.inst for u in units]  # the summary lists MOS first
     mos = [u for u in order if u.inst in ("M1", "M2")]
     assert mos == [u for u in units if u.inst in ("M1", "M2")]  # ties keep their order
+
+
+def _every_call(si: StageInput) -> list:
+    """Every call the example observation's plan makes, with the line that built it."""
+    from daxa_xmm.pipeline.stages import band_inputs
+    from daxa_xmm.sas.calls import SasCall
+
+    units = select_observation_units(si)
+    inputs = [("observation", si), *(("unit", unit_input(si, u)) for u in units)]
+    for inst in {u.inst for u in units}:
+        its = replace(si, inst=inst, units=tuple(u for u in units if u.inst == inst))
+        inputs += [("instrument", its), *(("band", b) for b in band_inputs(its))]
+    return [(stage, w) for scope, inp in inputs for stage in stages_for(scope, replace(inp, planning=True))
+            for w in stage.build(replace(inp, planning=True)) if isinstance(w, SasCall)]
+
+
+def test_each_call_is_named_and_run_as_its_line_declares(si: StageInput) -> None:
+    """The maps from a call to its step (``--force``, DAXA's records) and the stand-in's tasks
+    are derived from what each line declares: a call it did not declare would be lost."""
+    from daxa_xmm.pipeline.stages import DAXA_STEPS, daxa_function, pipeline_step
+    from daxa_xmm.standin.install import TASKS
+
+    calls = _every_call(si)
+    assert {stage.name for stage, _ in calls} == set(STEPS)  # the example has every instrument
+    for stage, call in calls:
+        assert pipeline_step(call.step) == stage.name, call.step
+        assert call.argv[0] in stage.sas_tasks and call.argv[0] in TASKS, call.argv[0]
+        assert daxa_function(call.step) in {f.name for f in stage.daxa}, call.step
+    named = {daxa_function(call.step) for _, call in calls}
+    assert named == set(DAXA_STEPS)  # every DAXA function has calls, each under its own name
+    assert daxa_function("rgs_angles") == "rgs_angles" and pipeline_step("rgs_angles") == "rgsproc"
+
+
+def test_the_settings_sections_and_daxa_prerequisites_are_the_tables() -> None:
+    from daxa_xmm.pipeline.stages import DAXA_PREREQUISITES, DAXA_STEPS, SECTIONS
+
+    sections = {f: ProcessingConfig.model_fields[f].annotation for f in ProcessingConfig.model_fields
+                if f in {s.name for s in SECTIONS}}
+    assert sections == {s.name: s.model for s in SECTIONS} and len(sections) == 3
+    for step, needs in DAXA_PREREQUISITES.items():  # each needs an earlier step
+        assert all(DAXA_STEPS.index(n) < DAXA_STEPS.index(step) for n in needs), step
