@@ -9,7 +9,7 @@ lazily so ``sasversion`` starts fast.
 
 from __future__ import annotations
 
-__all__ = ["main", "TASK_IMPLS"]
+__all__ = ["main"]
 
 import errno
 import importlib
@@ -22,7 +22,6 @@ from pathlib import Path
 
 from daxa_xmm.standin import faults
 from daxa_xmm.standin.common import (
-    TASK_VERSIONS,
     SasExit,
     TaskContext,
     error,
@@ -30,34 +29,7 @@ from daxa_xmm.standin.common import (
     info,
     parse_args,
 )
-
-#: task -> "module:function"; the function takes (args, ctx) and returns an exit status.
-TASK_IMPLS: dict[str, str] = {
-    "sasversion": "daxa_xmm.standin.tasks_version:sasversion",
-    "cifbuild": "daxa_xmm.standin.tasks_setup:cifbuild",
-    "odfingest": "daxa_xmm.standin.tasks_setup:odfingest",
-    "epchain": "daxa_xmm.standin.tasks_chains:epchain",
-    "emchain": "daxa_xmm.standin.tasks_chains:emchain",
-    "rgsproc": "daxa_xmm.standin.tasks_chains:rgsproc",
-    "emanom": "daxa_xmm.standin.tasks_clean:emanom",
-    "espfilt": "daxa_xmm.standin.tasks_clean:espfilt",
-    "evselect": "daxa_xmm.standin.evselect:run",
-    "merge": "daxa_xmm.standin.tasks_products:merge",
-    "eexpmap": "daxa_xmm.standin.tasks_products:eexpmap",
-}
-
-#: task -> "module:function" giving the path of the task's first output (for ``crash``).
-FIRST_OUTPUT: dict[str, str] = {
-    "cifbuild": "daxa_xmm.standin.tasks_setup:cifbuild_output",
-    "odfingest": "daxa_xmm.standin.tasks_setup:odfingest_output",
-    "epchain": "daxa_xmm.standin.tasks_chains:epchain_output",
-    "emchain": "daxa_xmm.standin.tasks_chains:emchain_output",
-    "rgsproc": "daxa_xmm.standin.tasks_chains:rgsproc_output",
-    "emanom": "daxa_xmm.standin.tasks_clean:emanom_output",
-    "espfilt": "daxa_xmm.standin.tasks_clean:espfilt_output",
-    "merge": "daxa_xmm.standin.tasks_products:merge_output",
-    "eexpmap": "daxa_xmm.standin.tasks_products:eexpmap_output",
-}
+from daxa_xmm.standin.tasks import TASKS
 
 
 def _resolve(spec: str) -> Callable[..., object]:
@@ -73,7 +45,7 @@ def _first_output(task: str, ctx: TaskContext) -> Path | None:
             if name in ctx.args:
                 return ctx.path(ctx.args[name])
         return None
-    spec = FIRST_OUTPUT.get(task)
+    spec = TASKS[task].first_output if task in TASKS else None
     if spec is None:
         return None
     try:
@@ -87,14 +59,14 @@ def _run_task(task: str, ctx: TaskContext) -> int:
     """Dispatch to the implementation; a missing one (evselect not yet written) is a SAS error.
 
     With ``DAXA_STANDIN_FAST=1`` (benchmarks only) the tasks of
-    :data:`daxa_xmm.standin.fast.FAST_TASKS` write placeholder outputs instead.
+    ``fast`` in :data:`daxa_xmm.standin.tasks.TASKS` write placeholder outputs instead.
     """
     from daxa_xmm.standin import fast
 
-    if task in fast.FAST_TASKS and fast.enabled(ctx.env):
+    if TASKS[task].fast and fast.enabled(ctx.env):
         return fast.run_fast(task, ctx)
     try:
-        func = _resolve(TASK_IMPLS[task])
+        func = _resolve(TASKS[task].run)
     except (ImportError, AttributeError) as exc:
         raise SasExit("TaskNotAvailable", f"the stand-in has no implementation of {task} ({exc})") from exc
     return int(str(func(dict(ctx.args), ctx) or 0))
@@ -166,7 +138,7 @@ def _main(task: str, argv: Sequence[str], ctx: TaskContext, log: dict[str, objec
     except SasExit as exc:
         error(task, exc.name, exc.message)
         return exc.status
-    version_tag = ctx.creator(TASK_VERSIONS.get(task, "1.0")).split(" ", 1)[1]
+    version_tag = ctx.creator(TASKS[task].version if task in TASKS else "1.0").split(" ", 1)[1]
     if ctx.args.get("-v"):
         print(f"{task} {version_tag}")
         return 0

@@ -312,21 +312,6 @@ def atomic_path(final: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-#: Version strings each stand-in task reports (``task (task-x.y) [xmmsas_...]``).
-TASK_VERSIONS: dict[str, str] = {
-    "sasversion": "1.3",
-    "cifbuild": "4.11",
-    "odfingest": "3.35",
-    "epchain": "8.82",
-    "emchain": "11.22",
-    "rgsproc": "1.48",
-    "emanom": "1.4",
-    "espfilt": "4.3",
-    "evselect": "3.72",
-    "merge": "4.14",
-    "eexpmap": "4.29",
-}
-
 from daxa_xmm.standin.faults import read_call_log  # noqa: E402  (re-exported: the brief puts it here)
 
-__all__ += ["TASK_VERSIONS", "read_call_log"]
+__all__ += ["read_call_log"]

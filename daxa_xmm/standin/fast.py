@@ -19,7 +19,7 @@ Unset (the default), the stand-in behaves exactly as before.
 
 from __future__ import annotations
 
-__all__ = ["ENV", "FAST_TASKS", "enabled", "run_fast", "header_cards", "placeholder_fits"]
+__all__ = ["ENV", "enabled", "run_fast", "header_cards", "placeholder_fits"]
 
 import os
 from collections.abc import Mapping
@@ -31,9 +31,6 @@ from daxa_xmm.standin.fitswrite import Column, bintable_hdu, card, header_block
 
 #: The environment variable that turns fast mode on (``1``, ``yes``, ``true``).
 ENV = "DAXA_STANDIN_FAST"
-
-#: Tasks fast mode replaces; the others always run for real.
-FAST_TASKS = frozenset({"epchain", "emchain", "rgsproc", "emanom", "espfilt", "evselect", "merge", "eexpmap"})
 
 _PREFIX = {"EPN": "pn", "EMOS1": "mos1", "EMOS2": "mos2"}
 

@@ -7,20 +7,17 @@ the way ``setsas.sh`` sets them.
 
 from __future__ import annotations
 
-__all__ = ["TASKS", "install_standin", "setup_demo", "DEFAULT_VERSION"]
+__all__ = ["install_standin", "setup_demo", "DEFAULT_VERSION"]
 
 import os
 import stat
 import sys
 from pathlib import Path
 
+from daxa_xmm.standin.tasks import TASKS
+
 DEFAULT_VERSION = "22.1.0-a8f2c2afa-20250304"
 
-#: The SAS tasks the stand-in provides.
-TASKS = (
-    "sasversion", "cifbuild", "odfingest", "epchain", "emchain", "rgsproc",
-    "emanom", "espfilt", "evselect", "merge", "eexpmap",
-)
 
 #: A few calibration files with real CCF names (INSTRUMENT_TYPE_ISSUE.CCF).
 CCF_FILES = (

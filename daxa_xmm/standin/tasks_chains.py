@@ -35,8 +35,9 @@ import datetime as dt
 import hashlib
 from pathlib import Path
 
-from daxa_xmm.standin.common import TASK_VERSIONS, SasExit, TaskContext, atomic_path, is_yes, warning
+from daxa_xmm.standin.common import SasExit, TaskContext, atomic_path, is_yes, warning
 from daxa_xmm.standin.odf import find_summary_sas
+from daxa_xmm.standin.tasks import TASKS
 
 
 def read_summary_exposures(path: Path) -> tuple[dict[str, str], dict[str, dict[str, object]]]:
@@ -111,7 +112,7 @@ def _attitude(ctx: TaskContext, obs: dict[str, str]) -> None:
 
     out = ctx.cwd / f"P{obs['obsid']}OBX000ATTTSR0000.FIT"
     make_attitude(out, obsid=obs["obsid"], tstart=_mission(obs["start"]), tstop=_mission(obs["end"]),
-                  creator=ctx.creator(TASK_VERSIONS[ctx.task]))
+                  creator=ctx.creator(TASKS[ctx.task].version))
 
 
 # ---------------------------------------------------------------------------- epchain
@@ -184,7 +185,7 @@ def epchain(args: dict[str, str], ctx: TaskContext) -> int:
                     tstart=str(exp["start"]), tstop=str(exp["end"]), seed=_seed(obs["obsid"], "PN", expid),
                     n_events=3000 if oot else 20000, flare=not oot, oot=oot,
                     submode=str(exp.get("mode") or "PrimeFullWindow"), filt=str(exp.get("filter", "Thin1")),
-                    creator=ctx.creator(TASK_VERSIONS["epchain"]))
+                    creator=ctx.creator(TASKS["epchain"].version))
     if ctx.param("keepintermediate").lower() not in ("raw", "all"):
         for f in raw:
             f.unlink(missing_ok=True)
@@ -234,7 +235,7 @@ def emchain(args: dict[str, str], ctx: TaskContext) -> int:
                             inst="EMOS1" if inst == "M1" else "EMOS2", exp_id=key[2:], ccds=ccds,
                             tstart=str(exp["start"]), tstop=str(exp["end"]), seed=_seed(obs["obsid"], key),
                             n_events=15000, submode=str(exp.get("mode") or "PrimeFullWindow"),
-                            filt=str(exp.get("filter", "Thin1")), creator=ctx.creator(TASK_VERSIONS["emchain"]))
+                            filt=str(exp.get("filter", "Thin1")), creator=ctx.creator(TASKS["emchain"].version))
             made += 1
     if not made:
         raise SasExit("noEventLists", "No MOS event list could be made from the requested exposures")
@@ -311,7 +312,7 @@ def rgsproc(args: dict[str, str], ctx: TaskContext) -> int:
             ev.header["EXPIDSTR"] = unit[2:]
             ev.header["TSTART"], ev.header["TSTOP"] = t0, t1
             prim = fits.PrimaryHDU()
-            prim.header["CREATOR"] = ctx.creator(TASK_VERSIONS["rgsproc"])
+            prim.header["CREATOR"] = ctx.creator(TASKS["rgsproc"].version)
             with atomic_path(merged) as tmp:  # evlistcomb: create(merged)
                 fits.HDUList([prim, ev, gti_hdu([(t0, t1)], "STDGTI", obsid=obs["obsid"])]).writeto(tmp)
         elif not merged.exists():

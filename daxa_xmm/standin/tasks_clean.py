@@ -25,8 +25,9 @@ import datetime as dt
 import hashlib
 from pathlib import Path
 
-from daxa_xmm.standin.common import TASK_VERSIONS, SasExit, TaskContext, atomic_path, info, is_yes
+from daxa_xmm.standin.common import SasExit, TaskContext, atomic_path, info, is_yes
 from daxa_xmm.standin.params import sas_major
+from daxa_xmm.standin.tasks import TASKS
 
 _PREFIX = {"EPN": "pn", "EMOS1": "mos1", "EMOS2": "mos2"}
 
@@ -78,7 +79,7 @@ def emanom(args: dict[str, str], ctx: TaskContext) -> int:
         judged.append((ccd, states[digest[i] % len(states)], 0.3 + (digest[i + 8] % 50) / 100,
                        (digest[i + 16] % 100) / 1000))
     if is_yes(ctx.param("writelog")):
-        lines = [f"{ctx.creator(TASK_VERSIONS['emanom'])} anomalous state check",
+        lines = [f"{ctx.creator(TASKS['emanom'].version)} anomalous state check",
                  f"Event file: {path}", f"keepcorner = {ctx.param('keepcorner')}"]
         lines += [f"CCD: {ccd}  Hardness ratio: {hr:.3f}  Corner rate: {rate:.4f}  Status: {state}"
                   for ccd, state, hr, rate in judged]
@@ -192,9 +193,9 @@ def espfilt(args: dict[str, str], ctx: TaskContext) -> int:
     path = ctx.require_file("eventset" if _old(ctx) else "eventfile", _input(ctx))
     withoot = not _old(ctx) and is_yes(ctx.param("withoot"))
     oot = ctx.require_file("ootfile", ctx.param("ootfile")) if withoot else None
-    creator = ctx.creator(TASK_VERSIONS[task])
+    creator = ctx.creator(TASKS[task].version)
     tag = creator.split(" ", 1)[1]
-    info(task, f"espfilt (espfilt-{TASK_VERSIONS[task]})  {tag.split(' ')[-1]} started:  {_stamp()}")
+    info(task, f"espfilt (espfilt-{TASKS[task].version})  {tag.split(' ')[-1]} started:  {_stamp()}")
     info(task, f" ESPFILT: Processing eventlist: {path}")
     try:
         elow, ehigh = (float(x) for x in _band(ctx))
@@ -240,5 +241,5 @@ def espfilt(args: dict[str, str], ctx: TaskContext) -> int:
         with atomic_path(ctx.cwd / names["hist"]) as tmp:
             tmp.write_text("\n".join(qdp) + "\n")
     info(task, f" {method.upper()}_METHOD: Return with no errors")
-    info(task, f"espfilt (espfilt-{TASK_VERSIONS[task]})  {tag.split(' ')[-1]} ended:    {_stamp()}")
+    info(task, f"espfilt (espfilt-{TASKS[task].version})  {tag.split(' ')[-1]} ended:    {_stamp()}")
     return 0

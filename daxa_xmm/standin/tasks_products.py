@@ -6,7 +6,8 @@ __all__ = ["merge", "merge_output", "eexpmap", "eexpmap_output"]
 
 from pathlib import Path
 
-from daxa_xmm.standin.common import TASK_VERSIONS, SasExit, TaskContext, atomic_path, is_yes
+from daxa_xmm.standin.common import SasExit, TaskContext, atomic_path, is_yes
+from daxa_xmm.standin.tasks import TASKS
 
 
 def merge_output(ctx: TaskContext) -> Path:
@@ -77,7 +78,7 @@ def merge(args: dict[str, str], ctx: TaskContext) -> int:
             new.data[name] = data[name]
     new.header["TSTART"] = min(float(e1.header["TSTART"]), float(e2.header["TSTART"]))
     new.header["TSTOP"] = max(float(e1.header["TSTOP"]), float(e2.header["TSTOP"]))
-    prim["CREATOR"] = ctx.creator(TASK_VERSIONS["merge"])
+    prim["CREATOR"] = ctx.creator(TASKS["merge"].version)
     hdus = [fits.PrimaryHDU(header=prim), new]
     hdus += [gti_hdu(per_ccd[c], f"STDGTI{c:02d}", inst=i1, ccd=c) for c in ccds]
     if not ccds:
@@ -133,7 +134,7 @@ def eexpmap(args: dict[str, str], ctx: TaskContext) -> int:
     out_hdr = hdr.copy()
     for key in ("BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "BSCALE", "BZERO"):
         out_hdr.remove(key, ignore_missing=True)
-    out_hdr["CREATOR"] = ctx.creator(TASK_VERSIONS["eexpmap"])
+    out_hdr["CREATOR"] = ctx.creator(TASKS["eexpmap"].version)
     out_hdr["EXPOSURE"] = (exposure, "[s] GTI exposure of the event list")
     out_hdr["BUNIT"] = "s"
     with atomic_path(eexpmap_output(ctx)) as tmp:

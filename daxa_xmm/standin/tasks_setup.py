@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daxa_xmm.odf.fitsread import primary_header
-from daxa_xmm.standin.common import TASK_VERSIONS, SasExit, TaskContext, atomic_path, build_tag, is_yes
+from daxa_xmm.standin.common import SasExit, TaskContext, atomic_path, build_tag, is_yes
 from daxa_xmm.standin.fitswrite import Column, bintable_hdu, card, primary_hdu
 from daxa_xmm.standin.odf import INSTRUMENT_ORDER, read_odf
+from daxa_xmm.standin.tasks import TASKS
 
 # ---------------------------------------------------------------------------- cifbuild
 
@@ -152,7 +153,7 @@ def cifbuild(args: dict[str, str], ctx: TaskContext) -> int:
     ]
     table = bintable_hdu("CALINDEX", cols, [*card("CATEGORY", "XMMCCF"), *card("OBSVDATE", obsdate.strftime(_ISO)),
                                             *card("ANALDATE", analdate.strftime(_ISO))])
-    creator = ctx.creator(TASK_VERSIONS["cifbuild"])
+    creator = ctx.creator(TASKS["cifbuild"].version)
     primary = primary_hdu([
         *card("XPROC0", " ".join(["cifbuild", *ctx.argv]) + f" # {creator.split(' ', 1)[1]}"),
         *card("CREATOR", creator),
@@ -229,7 +230,7 @@ def odfingest(args: dict[str, str], ctx: TaskContext) -> int:
         "// ----------------------------------",
         "//",
         "// ODF Summary File",
-        f"// By: odfingest(odfingest-{TASK_VERSIONS['odfingest']}) [{tag}] on {now}",
+        f"// By: odfingest(odfingest-{TASKS['odfingest'].version}) [{tag}] on {now}",
         "//",
         "//",
         "// Directory where the ODF constituents were found. This may have to be edited to match the local file system structure.",
@@ -256,7 +257,7 @@ def odfingest(args: dict[str, str], ctx: TaskContext) -> int:
         lines += [conf[0], str(len(params) + 3), *params]
     lines += [
         "// odfingest metadata",
-        f"ODFINGEST_VERSION = {TASK_VERSIONS['odfingest']} / odfingest version",
+        f"ODFINGEST_VERSION = {TASKS['odfingest'].version} / odfingest version",
         f"SAS_MANIFEST = {tag} / SAS Manifest",
         f"PROCESS_DATE = {now} / Time and Date when summary file produced",
     ]

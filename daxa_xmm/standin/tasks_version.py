@@ -8,14 +8,15 @@ from __future__ import annotations
 
 __all__ = ["sasversion"]
 
-from daxa_xmm.standin.common import TASK_VERSIONS, TaskContext
+from daxa_xmm.standin.common import TaskContext
+from daxa_xmm.standin.tasks import TASKS
 
 
 def sasversion(args: dict[str, str], ctx: TaskContext) -> int:
     """Print SAS's release block (new form) or the old ``[xmmsas_...]`` tag."""
     version = ctx.sas_version()
     if version.startswith("xmmsas_"):
-        print(f"sasversion:- sasversion (sasversion-{TASK_VERSIONS['sasversion']}) [{version}]")
+        print(f"sasversion:- sasversion (sasversion-{TASKS['sasversion'].version}) [{version}]")
         return 0
     lines = [
         "sasversion:- XMM-Newton SAS release and build information:",

@@ -120,7 +120,7 @@ def test_each_call_is_named_and_run_as_its_line_declares(si: StageInput) -> None
     """The maps from a call to its step (``--force``, DAXA's records) and the stand-in's tasks
     are derived from what each line declares: a call it did not declare would be lost."""
     from daxa_xmm.pipeline.stages import DAXA_STEPS, daxa_function, pipeline_step
-    from daxa_xmm.standin.install import TASKS
+    from daxa_xmm.standin.tasks import TASKS
 
     calls = _every_call(si)
     assert {stage.name for stage, _ in calls} == set(STEPS)  # the example has every instrument

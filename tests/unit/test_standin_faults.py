@@ -14,7 +14,8 @@ from astropy.io import fits
 
 from daxa_xmm.standin.common import read_call_log
 from daxa_xmm.standin.faults import duration_for, load_rules
-from daxa_xmm.standin.install import TASKS, install_standin
+from daxa_xmm.standin.install import install_standin
+from daxa_xmm.standin.tasks import TASKS
 from daxa_xmm.standin.testing import write_tiny_odf
 
 

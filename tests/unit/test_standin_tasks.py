@@ -369,3 +369,12 @@ def test_cifbuild_selects_by_validity_window(tmp_path: Path, analysisdate: str, 
     assert set(rows) == {("EMOS1", "ADUCONV"), ("XRT1", "XPSF")}
     assert rows[("EMOS1", "ADUCONV")] == (issue, valdate, valdate_end)
     assert rows[("XRT1", "XPSF")] == (17, "", "")
+
+
+def test_every_stand_in_task_has_its_parameter_table_and_every_table_a_task() -> None:
+    """The parameters are kept apart from the task table (data copied from SAS's sources):
+    a task added to one and not the other would accept any parameter, or not exist."""
+    from daxa_xmm.standin.params import PARAMS
+    from daxa_xmm.standin.tasks import TASKS
+
+    assert set(PARAMS) == set(TASKS)
