@@ -1,11 +1,12 @@
-"""Adding a SAS step is its module plus one line of the pipeline's table (daxa_xmm/pipeline/stages.py).
+"""A stage inserted into the pipeline's table is planned, run, reported and resumed as any other.
 
 A toy step, ``evstats`` (which observation each cleaned list is of, and its number of
-events), is added the way the README's "Adding a SAS step" says: a builder in its own
-module (here, this file), one ``Stage`` line inserted into the table after the cleaning,
-and its stand-in task (an executable on the stand-in's PATH). Nothing else is touched, and
-the flow runs it, the plan lists it, the report shows it and the plan-first check knows when
-it is finished.
+events), is inserted into the table of this process after the cleaning, with its stand-in
+task on the stand-in's PATH. What this test holds is the run's behaviour with the new line:
+the chains end with it, what reads it re-runs, a lost product re-runs it alone. That a step
+is added by its module and one table line only, known to the command line, the config
+file, the form and DAXA's records, is :mod:`tests.integration.test_new_step`'s (a copy of
+the code, edited, in child processes).
 """
 
 from __future__ import annotations
