@@ -16,10 +16,6 @@ them (daxa_xmm.daxa.step_inputs), so neither redoes what the other made. With no
 
 from __future__ import annotations
 
-from flows.cli import quiet_prefect
-
-quiet_prefect()  # before Prefect is imported
-
 import asyncio
 import concurrent.futures
 import contextlib
@@ -48,6 +44,8 @@ from daxa_xmm.sas import interrupt
 from daxa_xmm.sas.calls import SasCall, StepPlan
 from daxa_xmm.sas.environment import detect_sas
 from daxa_xmm.steps.merge import place_single
+from flows import api_retry
+from flows.cli import quiet_prefect
 from flows.process_observation import prefect_calls
 
 log = logging.getLogger(__name__)
@@ -214,6 +212,8 @@ class _Bar:
 
 def run_step(archive: Archive, step: str, plan: StepPlan) -> dict[str, str]:
     """Run a planned step over the archive (what every step function does after planning)."""
+    quiet_prefect()  # a notebook's Prefect: no telemetry, no chatter (the records say what happened)
+    api_retry.install()
     sas = detect_sas(heasoft=step == "emchain")
     if sas.version.tuple != archive.sas_version.tuple:
         raise ConfigError(f"the archive plans for SAS {archive.sas_version}, but the SAS set up here is {sas.version}")

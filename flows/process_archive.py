@@ -40,6 +40,7 @@ from daxa_xmm.report.archive_report import (
 )
 from daxa_xmm.sas import interrupt
 from daxa_xmm.sas.environment import detect_sas
+from flows import api_retry
 from flows.process_observation import ObservationOutcome, orchestrated, process_observation
 from flows.progress import progress
 
@@ -187,6 +188,7 @@ def task_runner_for(config: ProcessingConfig):
 
 def run_archive(config: ProcessingConfig) -> dict[str, Any]:
     """Run :func:`process_archive` (the observations on the task runner the config asks for)."""
+    api_retry.install()  # the flow run's own client too: short waits on a local 503
     return process_archive(config)
 
 

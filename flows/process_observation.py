@@ -29,7 +29,6 @@ from flows import api_retry
 from flows.progress import progress
 from tasks.sas_step import sas_task
 
-api_retry.install()  # every process that runs a flow imports this module: short waits on a local 503
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -69,7 +68,9 @@ async def orchestrated(run: Callable[[], Awaitable[T]], what: str) -> T:
 
 def prefect_calls(config: ProcessingConfig) -> RunCall:
     """Each call as its step's Prefect task (retries, the UI), tried again when Prefect
-    itself failed to run it."""
+    itself failed to run it. Every process that runs calls builds this first (a Dask worker
+    too), so it is where Prefect's clients learn to wait briefly on a local 503."""
+    api_retry.install()
 
     async def run(call: SasCall, ctx: ObsContext) -> CallOutcome:
         step_task = _task(call.step, config.retries, config.retry_delay_s())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +43,16 @@ def test_the_core_imports_no_prefect() -> None:
     loaded = _modules_after("import daxa_xmm.config, daxa_xmm.pipeline.observation_run, daxa_xmm.daxa.plans, "
                             "daxa_xmm.report.archive_report, daxa_xmm.standin.cli")
     assert not {m for m in loaded if m == "prefect" or m.startswith("prefect.")}
+
+
+def test_importing_the_flows_changes_nothing_until_a_flow_runs() -> None:
+    """A notebook's ``import`` must leave the user's environment and Prefect's clients as they
+    were: the settings and the client hook are applied when a run starts."""
+    code = ("import os, flows.daxa_steps, flows.process_archive, deployments.flow\n"
+            "from prefect.client import base\n"
+            "print(os.environ.get('PREFECT_LOGGING_LEVEL'), os.environ.get('DO_NOT_TRACK'),"
+            " getattr(base.PrefectHttpxSyncClient.__init__, 'daxa_xmm_hooked', False))")
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_LOGGING_LEVEL", "DO_NOT_TRACK")}
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env,
+                         cwd=CORE.parent).stdout.split()
+    assert out == ["None", "None", "False"]
