@@ -20,14 +20,16 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import inspect
 import logging
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from astropy.units import Quantity
 from prefect import flow
 
-from daxa_xmm.config import ProcessingConfig
+from daxa_xmm.config import ProcessingConfig, load_config
 from daxa_xmm.daxa import plans as daxa_plans
 from daxa_xmm.daxa.archive import Archive
 from daxa_xmm.daxa.plans import NUM_CORES, parse_emanom_out, parse_odf_sum
@@ -46,6 +48,7 @@ from daxa_xmm.sas.environment import detect_sas
 from daxa_xmm.steps.merge import place_single
 from flows import api_retry
 from flows.cli import quiet_prefect
+from flows.process_archive import run_archive
 from flows.process_observation import prefect_calls
 
 log = logging.getLogger(__name__)
@@ -263,6 +266,8 @@ def _running(plan_step: Callable[..., StepPlan]) -> Callable[..., None]:
         run_step(obs_archive, step, plan_step(obs_archive, *args, **kwargs))
 
     run.__annotations__ = {**plan_step.__annotations__, "return": None}
+    run.__signature__ = inspect.signature(plan_step).replace(return_annotation=None)  # type: ignore[attr-defined]
+    run.__module__ = __name__
     doc = plan_step.__doc__ or ""
     run.__doc__ = ("Run" + doc[len("Plan"):] if doc.startswith("Plan") else doc) + (
         "\n\n    Runs as the Prefect flow run ``daxa-" + step + "``; the outcome is in the archive's records"
@@ -283,4 +288,42 @@ cleaned_evt_lists = _running(daxa_plans.cleaned_evt_lists)
 merge_subexposures = _running(daxa_plans.merge_subexposures)
 generate_images_expmaps = _running(daxa_plans.generate_images_expmaps)
 
-__all__ = ["Archive", "NUM_CORES", "parse_odf_sum", "parse_emanom_out", "run_step", "daxa_step_flow", *STEPS]
+
+
+def full_process_xmm(obs_archive: Archive, lo_en: Quantity | None = None, hi_en: Quantity | None = None,
+                     process_unscheduled: bool = True, find_mos_anom_state: bool = False,
+                     num_cores: int = NUM_CORES, timeout: Quantity | None = None) -> None:
+    """DAXA's one-line solution (``daxa.process.simple.full_process_xmm``): every step over
+    the archive with its default settings, as one run of the archive flow.
+
+    Unlike DAXA's, which calls the twelve step functions one after another (each a barrier
+    over the whole archive), each observation goes through its steps as soon as it can, and
+    a slow one holds no other back. The records of every step are the archive's, under DAXA's
+    keys, as after the step functions. emanom runs on MOS whatever ``find_mos_anom_state``
+    says (it only reads the lists); only with ``find_mos_anom_state`` does the cleaning keep
+    just the CCDs it accepts, as in DAXA.
+
+    Args:
+        obs_archive: the archive to process (its ObsIDs and instruments).
+        lo_en, hi_en: the cleaned lists' energy filter, both or neither; None (DAXA's
+            default): no energy filter.
+        process_unscheduled: also process unscheduled sub-exposures.
+        find_mos_anom_state: filter MOS CCDs by emanom's verdict.
+        num_cores: SAS processes at once.
+        timeout: time limit of each SAS call (None: the run's default, 2 h; at least 1 s).
+    """
+    quiet_prefect()
+    if not isinstance(obs_archive, Archive):
+        raise ConfigError(f"obs_archive must be a daxa_xmm Archive, got {type(obs_archive).__name__}")
+    layout = obs_archive.layout
+    settings: dict[str, Any] = dict(
+        archive=layout.raw_root, out=layout.out_root, obsids=list(obs_archive.obsids),
+        instruments=list(obs_archive.instruments), process_unscheduled=process_unscheduled,
+        num_cores=num_cores, clean={"lo_en": lo_en, "hi_en": hi_en, "filt_mos_anom_state": find_mos_anom_state})
+    if timeout is not None:
+        settings["timeout"] = timeout
+    run_archive(load_config(None, **settings))
+
+
+__all__ = ["Archive", "NUM_CORES", "parse_odf_sum", "parse_emanom_out", "run_step", "daxa_step_flow",
+           "full_process_xmm", *STEPS]

@@ -37,7 +37,6 @@ __all__ = [
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from astropy.units import Quantity
 
@@ -61,11 +60,11 @@ def parse_odf_sum(sum_path: str | Path, obs_id: str | None = None) -> dict:
     return _parse(sum_path, obs_id)
 
 
-def parse_emanom_out(log: Any, acceptable_states: Sequence[str] = ("G", "I", "U")) -> list[int]:
+def parse_emanom_out(log_file_path: str | Path, acceptable_states: Sequence[str] = ("G", "I", "U")) -> list[int]:
     """DAXA's parse_emanom_out, fixed: the CCDs whose state is acceptable (daxa_xmm.sas.emanom_log)."""
     from daxa_xmm.sas.emanom_log import parse_emanom_out as _parse
 
-    return _parse(log, acceptable_states=tuple(acceptable_states))
+    return _parse(log_file_path, acceptable_states=tuple(acceptable_states))
 
 
 # --- setup ---------------------------------------------------------------------------------
@@ -159,44 +158,47 @@ def emchain(
     return _plan(archive, per_obs, "Assembling MOS event lists", num_cores, disable_progress, timeout)
 
 
-def _rgs(stage: str, message: str):
-    """A seed function for one of rgsproc's three stages: the table's rgsproc calls of that
-    stage only (each DAXA function runs one)."""
+def _rgs_plan(stage: str, message: str, obs_archive: Archive, process_unscheduled: bool, num_cores: int,
+              disable_progress: bool, timeout: Quantity | None) -> StepPlan:
+    """The plan of one of rgsproc's three stages: the table's rgsproc calls of that stage
+    only (each DAXA function runs one)."""
     step = RGS_STAGES[stage][1]
+    archive = _archive(obs_archive)
+    t = _timeout_s(timeout)
+    lay = archive.layout
 
-    def seed(
-        obs_archive: Archive,
-        process_unscheduled: bool = True,
-        num_cores: int = NUM_CORES,
-        disable_progress: bool = False,
-        timeout: Quantity | None = None,
-    ) -> StepPlan:
-        archive = _archive(obs_archive)
-        t = _timeout_s(timeout)
-        lay = archive.layout
+    def per_obs(obsid: str) -> UnitPlans:
+        return _unit_plans(
+            archive, obsid, t, stage_named("rgsproc"),
+            lambda un: {"evt_list": str(lay.rgs_events(obsid, un.inst, un.exp_id))} if stage == "filter" else {},
+            process_unscheduled,
+            part=step,
+        )
 
-        def per_obs(obsid: str) -> UnitPlans:
-            return _unit_plans(
-                archive, obsid, t, stage_named("rgsproc"),
-                lambda un: {"evt_list": str(lay.rgs_events(obsid, un.inst, un.exp_id))} if stage == "filter" else {},
-                process_unscheduled,
-                part=step,
-            )
-
-        return _plan(archive, per_obs, message, num_cores, disable_progress, timeout)
-
-    return seed
+    return _plan(archive, per_obs, message, num_cores, disable_progress, timeout)
 
 
-rgs_events = _rgs("events", "Assembling RGS event lists")
-rgs_events.__name__ = rgs_events.__qualname__ = "rgs_events"
-rgs_events.__doc__ = "Plan rgsproc stage 1:events for every RGS sub-exposure."
-rgs_angles = _rgs("angles", "Calculating RGS event angles")
-rgs_angles.__name__ = rgs_angles.__qualname__ = "rgs_angles"
-rgs_angles.__doc__ = "Plan rgsproc stage 2:angles (same working folder as stage 1)."
-cleaned_rgs_event_lists = _rgs("filter", "Cleaning RGS event lists")
-cleaned_rgs_event_lists.__name__ = cleaned_rgs_event_lists.__qualname__ = "cleaned_rgs_event_lists"
-cleaned_rgs_event_lists.__doc__ = "Plan rgsproc stage 3:filter; its event list is the product."
+def rgs_events(obs_archive: Archive, process_unscheduled: bool = True, num_cores: int = NUM_CORES,
+               disable_progress: bool = False, timeout: Quantity | None = None) -> StepPlan:
+    """Plan rgsproc stage 1:events for every RGS sub-exposure."""
+    return _rgs_plan("events", "Assembling RGS event lists", obs_archive, process_unscheduled, num_cores,
+                     disable_progress, timeout)
+
+
+def rgs_angles(obs_archive: Archive, num_cores: int = NUM_CORES, disable_progress: bool = False,
+               timeout: Quantity | None = None, *, process_unscheduled: bool = True) -> StepPlan:
+    """Plan rgsproc stage 2:angles (same working folder as stage 1). ``process_unscheduled``
+    (not DAXA's, which takes every unit stage 1 made) must match stage 1's."""
+    return _rgs_plan("angles", "Calculating RGS event angles", obs_archive, process_unscheduled, num_cores,
+                     disable_progress, timeout)
+
+
+def cleaned_rgs_event_lists(obs_archive: Archive, num_cores: int = NUM_CORES, disable_progress: bool = False,
+                            timeout: Quantity | None = None, *, process_unscheduled: bool = True) -> StepPlan:
+    """Plan rgsproc stage 3:filter; its event list is the product. ``process_unscheduled``
+    as in :func:`rgs_angles`."""
+    return _rgs_plan("filter", "Cleaning RGS event lists", obs_archive, process_unscheduled, num_cores,
+                     disable_progress, timeout)
 
 
 # --- cleaning ------------------------------------------------------------------------------

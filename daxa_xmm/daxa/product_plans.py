@@ -230,10 +230,12 @@ def generate_images_expmaps(
     lo_en: Quantity = _BANDS_LO,
     hi_en: Quantity = _BANDS_HI,
     num_cores: int = NUM_CORES,
+    *,
     disable_progress: bool = False,
     timeout: Quantity | None = None,
 ) -> StepPlan:
-    """Plan a count image and an exposure map per EPIC instrument and band.
+    """Plan a count image and an exposure map per EPIC instrument and band (DAXA's
+    arguments; ``disable_progress`` and ``timeout`` are not DAXA's, so keyword-only).
 
     Args:
         lo_en: lower band edges (default 0.5 and 2 keV).

@@ -25,6 +25,8 @@ __all__ = [
     "gti_files",
     "PN_DEFAULT",
     "MOS_DEFAULT",
+    "PN_DEFAULT_PARTS",
+    "MOS_DEFAULT_PARTS",
     "validate_expression",
     "build_filter_expression",
     "compose_expression",
@@ -40,10 +42,13 @@ from daxa_xmm.errors import ConfigError, FilterExpressionError
 from daxa_xmm.odf.models import EPIC
 from daxa_xmm.units import to_value
 
-#: DAXA's (and the XMM cookbook's) default PN selection: good flags, singles to quadruples.
-PN_DEFAULT = "#XMMEA_EP && (PATTERN <= 4) && (FLAG .eq. 0)"
+#: DAXA's (and the XMM cookbook's) default PN selection: good flags, singles to quadruples;
+#: in parts, as DAXA 0.3.7 gives them (process/xmm/assemble.py:702), joined with ``&&``.
+PN_DEFAULT_PARTS = ("#XMMEA_EP", "(PATTERN <= 4)", "(FLAG .eq. 0)")
+PN_DEFAULT = " && ".join(PN_DEFAULT_PARTS)
 #: The MOS default: good flags, all valid patterns (0-12).
-MOS_DEFAULT = "#XMMEA_EM && (PATTERN <= 12) && (FLAG .eq. 0)"
+MOS_DEFAULT_PARTS = ("#XMMEA_EM", "(PATTERN <= 12)", "(FLAG .eq. 0)")
+MOS_DEFAULT = " && ".join(MOS_DEFAULT_PARTS)
 
 # Characters that can occur in an evselect expression. Everything else (; ` $ \ { } ~ ^ %
 # ? @, tabs, newlines, non-ASCII) is refused: SAS would reject it, or it is shell syntax.

@@ -22,7 +22,7 @@ from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import EPIC, Unit
 from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.sas.emanom_log import emanom_supported, keep_ccds
-from daxa_xmm.sas.filters import MOS_DEFAULT, PN_DEFAULT, compose_expression, validate_expression
+from daxa_xmm.sas.filters import MOS_DEFAULT_PARTS, PN_DEFAULT_PARTS, compose_expression, validate_expression
 from daxa_xmm.steps._common import FrozenConfig, work_dir
 from daxa_xmm.steps.spec import DaxaFunction, Section, Stage, StageInput, on_instruments
 from daxa_xmm.units import Energy
@@ -35,8 +35,8 @@ class CleanEventsConfig(FrozenConfig):
 
     lo_en: Energy | None = Field(None, description="lower energy of the cleaned lists (e.g. '0.2 keV'); with hi_en")
     hi_en: Energy | None = Field(None, description="upper energy of the cleaned lists (e.g. '12 keV'); with lo_en")
-    pn_filt_expr: tuple[str, ...] = Field((PN_DEFAULT,), description="PN selection expressions, joined with &&")
-    mos_filt_expr: tuple[str, ...] = Field((MOS_DEFAULT,), description="MOS selection expressions, joined with &&")
+    pn_filt_expr: tuple[str, ...] = Field(PN_DEFAULT_PARTS, description="PN selection expressions, joined with &&")
+    mos_filt_expr: tuple[str, ...] = Field(MOS_DEFAULT_PARTS, description="MOS selection expressions, joined with &&")
     filt_mos_anom_state: bool = Field(False, description="drop MOS CCDs in an anomalous state (emanom)")
     acc_mos_anom_states: tuple[State, ...] = Field(
         ("G", "I", "U"), min_length=1,

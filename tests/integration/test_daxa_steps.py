@@ -167,3 +167,24 @@ def test_ctrl_c_stops_a_step_and_records_the_running_call_interrupted(tmp_path: 
     pids = [c["pid"] for c in standin.calls() if c["task"] == "epchain"]
     assert pids and not any(Path(f"/proc/{p}").exists() and "Z" not in Path(f"/proc/{p}/stat").read_text().split(")")[1][:3]
                             for p in pids)
+
+
+def test_full_process_xmm_is_one_archive_run_with_every_steps_records_under_daxas_names(
+        tmp_path: Path, standin) -> None:
+    import astropy.units as u
+
+    (obsid,) = write_archive(tmp_path / "archive", 1, mix="standard")
+    arch = daxa.Archive.from_folders(tmp_path / "archive", tmp_path / "out", instruments=["PN", "M1", "R1"])
+    daxa.full_process_xmm(arch, 0.3 * u.keV, 8 * u.keV, num_cores=2)
+
+    # the archive flow ran (its report), DAXA's lo_en/hi_en reached the cleaning
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [o["status"] for o in report["observations"]] == ["ok"]
+    cleaning = [" ".join(c["argv"]) for c in standin.calls()
+                if c["task"] == "evselect" and any(a.startswith("filteredset=") for a in c["argv"])]
+    assert cleaning and all("PI in [300:8000]" in argv for argv in cleaning), cleaning[:2]
+    # every step's records, under DAXA's names, as the twelve functions would leave them
+    success = arch.process_success[MISSION]
+    assert list(success) == [s.__name__ for s in IN_ORDER]
+    assert all(ok for by_key in success.values() for ok in by_key.values()), success
+    assert arch.final_process_success[MISSION] == {obsid: True}

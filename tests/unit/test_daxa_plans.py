@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import shutil
 from pathlib import Path
 
@@ -135,25 +134,6 @@ def test_argument_errors_name_the_argument(archive: Archive, fn, kwargs: dict, w
 def test_not_an_archive() -> None:
     with pytest.raises(ConfigError, match="Archive"):
         daxa_plans.epchain("archive")  # type: ignore[arg-type]
-
-
-def test_signatures_match_daxa() -> None:
-    def params(fn) -> dict:
-        return {k: v.default for k, v in inspect.signature(fn).parameters.items()}
-
-    assert params(daxa_plans.cif_build) == {
-        "obs_archive": inspect.Parameter.empty, "num_cores": daxa_plans.NUM_CORES, "disable_progress": False,
-        "analysis_date": "now", "timeout": None,
-    }
-    assert list(params(daxa_plans.espfilt)) == [
-        "obs_archive", "method", "with_smoothing", "with_binning", "ratio", "filter_lo_en", "filter_hi_en",
-        "range_scale", "allowed_sigma", "gauss_fit_lims", "num_cores", "disable_progress", "timeout",
-    ]
-    p = params(daxa_plans.cleaned_evt_lists)
-    assert p["acc_mos_anom_states"] == ("G", "I", "U") and p["filt_mos_anom_state"] is False
-    for fn in (daxa_plans.epchain, daxa_plans.emchain, daxa_plans.rgs_events, daxa_plans.rgs_angles, daxa_plans.cleaned_rgs_event_lists):
-        assert list(params(fn)) == ["obs_archive", "process_unscheduled", "num_cores", "disable_progress", "timeout"]
-    assert daxa_plans.NUM_CORES >= 1
 
 
 def test_the_seed_plans_are_the_archive_flows_calls(archive: Archive) -> None:
