@@ -269,7 +269,10 @@ def _merged_by_copy(layout: ArchiveLayout, obsid: str, out: DaxaRecords) -> None
     for inst in EPIC:
         key = f"{obsid}{inst}"
         if key not in merges and layout.merged_events(obsid, inst, "clean").exists():
+            from daxa_xmm.daxa.extra_info import daxa_extra_info
+
             out._put("merge_subexposures", key, True, [], [], "")
+            _note_extra(out, "merge_subexposures", key, daxa_extra_info(layout, "merge_subexposures", key, {}))
 
 
 def check_prerequisite(layout: ArchiveLayout, obsids: list[str], step: str) -> None:
