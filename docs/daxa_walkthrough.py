@@ -53,3 +53,7 @@ for step, flags in arch.process_success["xmm_pointed"].items():
     print(f"{step:<26} {len(flags) - len(failed)} ok" + (f", failed: {', '.join(failed)}" if failed else ""))
 print("errors:", arch.process_errors["xmm_pointed"] or "none")
 print("final:", arch.final_process_success["xmm_pointed"])
+
+# DAXA's look-ups: the mission's observation table (read from the ODFs) and the failed units' logs
+print(arch["xmm_pointed"].filtered_obs_info["ObsID", "start", "duration", "target", "instruments"])
+print("failed espfilt:", arch.get_failed_processes("espfilt") or "none")
