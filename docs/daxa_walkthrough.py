@@ -51,5 +51,10 @@ generate_images_expmaps(arch, lo_en=[0.5, 2.0] * u.keV, hi_en=[2.0, 10.0] * u.ke
 for step, flags in arch.process_success["xmm_pointed"].items():
     failed = [key for key, ok in flags.items() if not ok]
     print(f"{step:<26} {len(flags) - len(failed)} ok" + (f", failed: {', '.join(failed)}" if failed else ""))
-print("errors:", arch.process_errors["xmm_pointed"] or "none")
+# as in DAXA, every step that ran has its dict of errors, {} when nothing failed
+print("errors:", {step: errs for step, errs in arch.process_errors["xmm_pointed"].items() if errs} or "none")
 print("final:", arch.final_process_success["xmm_pointed"])
+
+# DAXA's look-ups: the mission's observation table (read from the ODFs) and the failed units' logs
+print(arch["xmm_pointed"].filtered_obs_info["ObsID", "start", "duration", "target", "instruments"])
+print("failed espfilt:", arch.get_failed_processes("espfilt") or "none")

@@ -1,7 +1,7 @@
 """DAXA's step functions, by name, that run SAS: a DAXA notebook works after one import.
 
-``from flows.daxa_steps import Archive, cif_build, odf_ingest, epchain, ...`` then, as in
-DAXA, ``cif_build(arch)``, ``odf_ingest(arch)``, ``epchain(arch, timeout=2 * u.h)`` ...
+``from flows.daxa_steps import Archive, XMMPointed, cif_build, odf_ingest, epchain, ...`` then,
+as in DAXA, ``arch = Archive("name", XMMPointed(odf_folder=...))``, ``cif_build(arch)``, ``odf_ingest(arch)``, ``epchain(arch, timeout=2 * u.h)`` ...
 and ``arch.process_success``, ``arch.process_errors``, ``arch.process_logs``.
 
 Each function takes DAXA's arguments (validated and planned by :mod:`daxa_xmm.daxa.plans`, which
@@ -32,6 +32,7 @@ from prefect import flow
 from daxa_xmm.config import ProcessingConfig, load_config
 from daxa_xmm.daxa import plans as daxa_plans
 from daxa_xmm.daxa.archive import Archive
+from daxa_xmm.daxa.mission import XMMPointed
 from daxa_xmm.daxa.plans import NUM_CORES, parse_emanom_out, parse_odf_sum
 from daxa_xmm.daxa.records import STEPS, check_prerequisite, daxa_key, save_step_info
 from daxa_xmm.daxa.step_inputs import UnitInputs, band_inputs, head_inputs, merge_inputs, unit_inputs
@@ -325,5 +326,5 @@ def full_process_xmm(obs_archive: Archive, lo_en: Quantity | None = None, hi_en:
     run_archive(load_config(None, **settings))
 
 
-__all__ = ["Archive", "NUM_CORES", "parse_odf_sum", "parse_emanom_out", "run_step", "daxa_step_flow",
+__all__ = ["Archive", "XMMPointed", "NUM_CORES", "parse_odf_sum", "parse_emanom_out", "run_step", "daxa_step_flow",
            "full_process_xmm", *STEPS]

@@ -82,11 +82,16 @@ class DaxaRecords:
     logs: dict[str, dict[str, dict[str, str]]] = field(default_factory=lambda: {MISSION: {}})
     extra_info: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=lambda: {MISSION: {}})
     final: dict[str, dict[str, bool]] = field(default_factory=lambda: {MISSION: {}})
+    raw_errors: dict[str, dict[str, dict[str, str]]] = field(default_factory=lambda: {MISSION: {}})
 
     def in_step_order(self) -> None:
-        """Steps in DAXA's order, as a notebook ran them."""
-        for table in (self.success, self.errors, self.warnings, self.logs, self.extra_info):
-            _in_step_order(table)
+        """Steps in DAXA's order, as a notebook ran them; every step that ran has its
+        (maybe empty) dict in every table, as DAXA gives ``{}`` for a step without failures."""
+        for table in (self.errors, self.warnings, self.raw_errors, self.logs, self.extra_info):
+            for step in self.success[MISSION]:
+                table[MISSION].setdefault(step, {})
+        for every in (self.success, self.errors, self.warnings, self.raw_errors, self.logs, self.extra_info):
+            _in_step_order(every)
 
     def _put(self, step: str, key: str, ok: bool, errors: list[str], warnings: list[str], log: str) -> None:
         success = self.success[MISSION].setdefault(step, {})
@@ -154,6 +159,35 @@ def _stdout(record: StepRecord) -> str:
     return ""
 
 
+def _stderr(record: StepRecord) -> str:
+    """A failed call's whole stderr (DAXA's raw_process_errors), "" when none was kept."""
+    for path in record.log_files:
+        if str(path).endswith(".stderr.log"):
+            try:
+                return Path(path).read_text(errors="replace")
+            except OSError:
+                return ""
+    return ""
+
+
+def _note_extra(out: DaxaRecords, step: str, key: str, extra: dict[str, Any]) -> None:
+    """Merge a unit's extra info into what the layout gave (one level deeper for a key's parts)."""
+    have = out.extra_info[MISSION].setdefault(step, {}).setdefault(key, {})
+    for name, value in extra.items():
+        if isinstance(value, dict) and isinstance(have.get(name), dict):
+            have[name] = {**have[name], **value}
+        else:
+            have[name] = value
+
+
+def _derive_extra(layout: ArchiveLayout, out: DaxaRecords, rec: StepRecord) -> None:
+    """DAXA's extra info of a call that ran (daxa_xmm.daxa.extra_info), whoever ran it."""
+    from daxa_xmm.daxa.extra_info import daxa_extra_info
+
+    key = daxa_key(rec.unit)
+    _note_extra(out, daxa_step(rec.step), key, daxa_extra_info(layout, daxa_step(rec.step), key, rec.facts, rec.unit[len(key) + 1:] or None))
+
+
 def _errors(record: StepRecord) -> list[str]:
     if record.status == "ok":
         return []
@@ -173,7 +207,8 @@ def steps_run(layout: ArchiveLayout, obsid: str) -> set[str]:
 def read_records(layout: ArchiveLayout, obsids: list[str], *, logs: bool = False) -> DaxaRecords:
     """Every observation's records under DAXA's keys (see the module docstring).
 
-    ``logs``: also read every call's stdout log (only ``process_logs`` needs them).
+    ``logs``: also read every call's stdout log, and the stderr of failed calls (only
+    ``process_logs`` and ``raw_process_errors`` need them).
     """
     out = DaxaRecords()
     for obsid in obsids:
@@ -185,11 +220,16 @@ def read_records(layout: ArchiveLayout, obsids: list[str], *, logs: bool = False
                 continue
             warnings = [str(SasRecord.from_dict(w)) for w in rec.warnings]
             out._put(daxa_step(rec.step), daxa_key(rec.unit), rec.status == "ok", _errors(rec), warnings, _stdout(rec) if logs else "")
+            if rec.status != "upstream_failed":  # it ran (or was meant to): DAXA noted its products
+                _derive_extra(layout, out, rec)
+            if logs and rec.status != "ok":
+                raw = out.raw_errors[MISSION].setdefault(daxa_step(rec.step), {})
+                raw[daxa_key(rec.unit)] = raw.get(daxa_key(rec.unit), "") + _stderr(rec)
         for step, noted in info.items():
             for key, message in noted.get("plan_errors", {}).items():
                 out._put(step, key, False, [message], [], "")
             for key, extra in noted.get("extra_info", {}).items():
-                out.extra_info[MISSION].setdefault(step, {})[key] = extra
+                _note_extra(out, step, key, extra)
         _merged_by_copy(layout, obsid, out)
         merges = out.success[MISSION].get("merge_subexposures", {})
         if "merge_subexposures" in info or any(k.startswith(obsid) for k in merges):
@@ -205,7 +245,10 @@ def _merged_by_copy(layout: ArchiveLayout, obsid: str, out: DaxaRecords) -> None
     for inst in EPIC:
         key = f"{obsid}{inst}"
         if key not in merges and layout.merged_events(obsid, inst, "clean").exists():
+            from daxa_xmm.daxa.extra_info import daxa_extra_info
+
             out._put("merge_subexposures", key, True, [], [], "")
+            _note_extra(out, "merge_subexposures", key, daxa_extra_info(layout, "merge_subexposures", key, {}))
 
 
 def check_prerequisite(layout: ArchiveLayout, obsids: list[str], step: str) -> None:

@@ -10,7 +10,8 @@ observations take seconds.
 Per observation ``<root>/<obsid>/``:
 
 - ``{rev}_{obsid}_SCX00000SUM.ASC``: the OBSERVATION record (ObsID, revolution, start, end,
-  in odfingest's ``VALUE / Comment`` lines) and the CONFIGURATION record;
+  in odfingest's ``VALUE / Comment`` lines), the CONFIGURATION record and a PROPOSAL record
+  (target name, pointing RA in hours and Dec, as the real one writes them);
 - per exposure ``{rev}_{obsid}_{inst}{S|U}{nnn}00AUX.FIT`` with INSTRUME, OBS_ID, EXPIDSTR,
   EXP_ID, EXPTYPE, SCHEDULD, SUBMODE, FILTER (not for RGS), DATE-OBS, DATE-END;
 - per CCD ``{rev}_{obsid}_{inst}{S|U}{nnn}{cc}{TYPE}.FIT`` (IME imaging, TIE timing, DLI/HDI
@@ -70,12 +71,19 @@ class ExposureSpec:
 
 @dataclass(frozen=True)
 class ObsSpec:
-    """One observation: revolution, times and exposures."""
+    """One observation: revolution, times, exposures and pointing.
+
+    ``target`` (default ``SYNTH-<obsid>``), ``ra_deg`` and ``dec_deg`` go into the PROPOSAL
+    record; ``ra_deg=None`` writes none (an ODF without one).
+    """
 
     revolution: str = "0828"
     start: datetime = datetime(2004, 6, 17, 10, 38, 28)
     duration_s: float = 4 * 3600.0
     exposures: tuple[ExposureSpec, ...] = field(default_factory=tuple)
+    target: str = ""
+    ra_deg: float | None = 149.5923
+    dec_deg: float = -11.0597
 
     @property
     def end(self) -> datetime:
@@ -123,7 +131,10 @@ def spec_for(mix: str, index: int, rng: random.Random) -> ObsSpec:
         name = mix
     else:
         raise ValueError(f"unknown mix {mix!r}: choose demo, random or one of {sorted(MIXES)}")
-    return ObsSpec(revolution=rev, start=start.replace(microsecond=0), duration_s=duration, exposures=MIXES[name])
+    # pointings spread over the sky by index, not drawn from rng: the draws stay those of older archives
+    ra, dec = (150.0 + 7.5 * index) % 360.0, -60.0 + (13.0 * index) % 120.0
+    return ObsSpec(revolution=rev, start=start.replace(microsecond=0), duration_s=duration, exposures=MIXES[name],
+                   ra_deg=ra, dec_deg=dec)
 
 
 def _iso(t: datetime) -> str:
@@ -144,8 +155,19 @@ def _sum_asc(obsid: str, spec: ObsSpec) -> str:
         "2",
         "ODF_VERSION = 003 / Qcheck reset ODF version",
         "PRIME_INSTR = E3 / Prime Instrument",
+        *_proposal(obsid, spec),
         "//", "",
     ])
+
+
+def _proposal(obsid: str, spec: ObsSpec) -> list[str]:
+    """The PROPOSAL record's pointing lines (RA in hours, as the real record writes it)."""
+    if spec.ra_deg is None:
+        return []
+    ra_h = spec.ra_deg / 15.0
+    return ["//", "PROPOSAL", "Dr    A                   SYNTHETIC", f"{spec.target or 'SYNTH-' + obsid:<20} / Target Name",
+            f"{ra_h:.7f} / Target Right Ascension", f"{spec.dec_deg:.7f} / Target Declination",
+            f"{ra_h:.7f} / Boresight Right Ascension", f"{spec.dec_deg:.7f} / Boresight Declination"]
 
 
 def _card(key: str, value: object, comment: str) -> str:

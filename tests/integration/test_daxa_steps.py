@@ -59,7 +59,7 @@ def test_the_readme_walkthrough_runs_the_twelve_functions_and_the_flow_agrees(
     assert list(success) == [s.__name__ for s in IN_ORDER]
     assert all(ok for by_key in success.values() for ok in by_key.values()), success
     assert arch.final_process_success[MISSION] == {o: True for o in arch.obsids}
-    assert arch.process_errors[MISSION] == {}
+    assert arch.process_errors[MISSION] == dict.fromkeys(success, {})  # DAXA's {} for each step that ran
     pn = next(iter(success["epchain"]))
     assert "epchain" in arch.process_logs[MISSION]["epchain"][pn]  # stdout of both runs
     assert Path(arch.process_extra_info[MISSION]["epchain"][pn]["evt_list"]).is_file()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from daxa_xmm.daxa.extra_info import en_key
 from daxa_xmm.daxa.records import (
     MISSION,
     MissingStepError,
@@ -72,7 +73,9 @@ def test_plan_errors_extra_info_and_final_success_come_from_the_step_notes(tmp_p
     recs = read_records(layout, [OBS])
     assert recs.success[MISSION]["merge_subexposures"] == {f"{OBS}PN": True, f"{OBS}M1": False}
     assert recs.errors[MISSION]["merge_subexposures"][f"{OBS}M1"] == ["no summary"]
-    assert recs.extra_info[MISSION]["merge_subexposures"][f"{OBS}PN"] == {"clean": {"dest": "x"}}
+    merged = recs.extra_info[MISSION]["merge_subexposures"][f"{OBS}PN"]
+    assert merged["clean"] == {"dest": "x"}  # the step function's note, beside DAXA's keys
+    assert merged["final_evt"] == str(layout.merged_events(OBS, "PN", "clean"))
     assert recs.final[MISSION] == {OBS: True}
 
 
@@ -106,3 +109,45 @@ def test_a_units_inputs_are_its_prerequisite_and_the_tokens_before_it(tmp_path: 
     stopped = unit_inputs(manifest, unit, "espfilt", chain)
     assert not stopped.ready and "epchain did not succeed" in stopped.why
     assert not unit_inputs(manifest, unit, "cleaned_evt_lists", chain).ready  # espfilt never ran
+
+
+def test_every_step_that_ran_has_a_dict_in_every_table_and_failures_keep_their_stderr(tmp_path: Path) -> None:
+    err_log = tmp_path / "espfilt.stderr.log"
+    err_log.write_text("** espfilt: error (noCounts), no counts\n")
+    layout = _layout(tmp_path, _rec(OBS, "cif_build"), _rec(PN, "espfilt", "failed", log_files=[err_log]))
+    recs = read_records(layout, [OBS], logs=True)
+    for table in (recs.errors, recs.warnings, recs.raw_errors, recs.logs, recs.extra_info):
+        assert set(table[MISSION]) == {"cif_build", "espfilt"}
+    assert recs.errors[MISSION]["cif_build"] == {} and recs.raw_errors[MISSION]["cif_build"] == {}
+    assert recs.raw_errors[MISSION]["espfilt"] == {PN: err_log.read_text()}
+
+
+def test_extra_info_has_daxas_keys_for_what_the_command_line_made(tmp_path: Path) -> None:
+    # no step notes (daxa_steps.json): only the manifest the archive flow writes
+    m1 = f"{OBS}M1S001"
+    expr = "#XMMEA_EP && (PATTERN <= 4) && (PI in [500:2000]) && GTI(x.fits,TIME)"
+    layout = _layout(tmp_path,
+                     _rec(OBS, "cif_build", facts={"observation_date": "2004-06-17", "analysis_date": "2025-01-02"}),
+                     _rec(PN, "epchain_oot"), _rec(PN, "epchain"), _rec(PN, "espfilt"), _rec(m1, "espfilt", "failed"),
+                     _rec(PN, "cleaned_evt_lists", facts={"expression": expr}), _rec(m1, "cleaned_evt_lists", "upstream_failed"),
+                     _rec(f"{OBS}PN-0.50-2.00keV", "image", facts={"band_ev": [500.0, 2000.0]}))
+    extra = read_records(layout, [OBS]).extra_info[MISSION]
+    assert extra["cif_build"][OBS] == {"obs_date": "2004-06-17", "analysis_date": "2025-01-02"}
+    assert extra["epchain"][PN] == {"evt_list": str(layout.pn_events(OBS, "S003")),
+                                    "oot_evt_list": str(layout.pn_events(OBS, "S003", oot=True))}
+    assert set(extra["espfilt"][PN]) == {"all_good_evts", "all_good_oot_evts", "gti_path", "hist_path"}
+    assert set(extra["espfilt"][m1]) == {"all_good_evts", "gti_path", "hist_path"}  # ran, failed: DAXA noted it too
+    assert extra["espfilt"][m1]["gti_path"] == str(layout.espfilt_gti(OBS, "M1", "S001"))
+    assert extra["cleaned_evt_lists"][PN] == {"evt_clean_path": str(layout.clean_events(OBS, "PN", "S003")), "en_key": "_0.5_2.0keV",
+                                              "oot_evt_clean_path": str(layout.clean_events(OBS, "PN", "S003", oot=True))}
+    assert m1 not in extra["cleaned_evt_lists"]  # never ran: its prerequisite failed
+    assert extra["generate_images_expmaps"][f"{OBS}PN"]["0.50-2.00keV"]["image"] == str(layout.image(OBS, "PN", 500.0, 2000.0))
+
+
+@pytest.mark.parametrize(("expression", "key"), [
+    ("(PI in [200:12000]) && #XMMEA_EM", "_0.2_12.0keV"),
+    ("#XMMEA_EM && (PATTERN <= 12)", ""),
+    (None, ""),
+])
+def test_en_key_is_daxas_energy_label_of_the_cleaning(expression: str | None, key: str) -> None:
+    assert en_key(expression) == key
