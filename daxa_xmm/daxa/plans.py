@@ -35,14 +35,17 @@ __all__ = [
 ]
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from astropy.units import Quantity
 
 from daxa_xmm.daxa.archive import Archive
 from daxa_xmm.daxa.plan_support import NUM_CORES, UnitPlans, _archive, _plan, _stage_input, _timeout_s, _unit_plans
 from daxa_xmm.daxa.product_plans import cleaned_evt_lists, espfilt, generate_images_expmaps, merge_subexposures
+from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.odf.models import Unit
 from daxa_xmm.pipeline.stages import calls_only, stage_named
 from daxa_xmm.sas.calls import StepPlan
 from daxa_xmm.steps._common import make_config
@@ -111,6 +114,23 @@ def odf_ingest(
 
 
 # --- chains --------------------------------------------------------------------------------
+#: What a chain's plan tells of one unit's products: (layout, ObsID, unit) -> DAXA's extra info.
+UnitInfo = Callable[[ArchiveLayout, str, Unit], dict[str, Any]]
+
+
+def _chain_plan(obs_archive: Archive, step: str, info: UnitInfo, process_unscheduled: bool, message: str,
+                num_cores: int, disable_progress: bool, timeout: Quantity | None, part: str | None = None) -> StepPlan:
+    """The plan of a per-sub-exposure step (``part``: only the calls of that name)."""
+    archive = _archive(obs_archive)
+    t = _timeout_s(timeout)
+
+    def per_obs(obsid: str) -> UnitPlans:
+        return _unit_plans(archive, obsid, t, stage_named(step), lambda un: info(archive.layout, obsid, un),
+                           process_unscheduled, part=part)
+
+    return _plan(archive, per_obs, message, num_cores, disable_progress, timeout)
+
+
 def epchain(
     obs_archive: Archive,
     process_unscheduled: bool = True,
@@ -119,21 +139,11 @@ def epchain(
     timeout: Quantity | None = None,
 ) -> StepPlan:
     """Plan epchain (out-of-time run, then the normal run) for every PN sub-exposure."""
-    archive = _archive(obs_archive)
-    t = _timeout_s(timeout)
-    lay = archive.layout
+    def info(lay: ArchiveLayout, obsid: str, un: Unit) -> dict[str, Any]:
+        return {"evt_list": str(lay.pn_events(obsid, un.exp_id)), "oot_evt_list": str(lay.pn_events(obsid, un.exp_id, oot=True))}
 
-    def per_obs(obsid: str) -> UnitPlans:
-        return _unit_plans(
-            archive, obsid, t, stage_named("epchain"),
-            lambda un: {
-                "evt_list": str(lay.pn_events(obsid, un.exp_id)),
-                "oot_evt_list": str(lay.pn_events(obsid, un.exp_id, oot=True)),
-            },
-            process_unscheduled,
-        )
-
-    return _plan(archive, per_obs, "Assembling PN and PN-OOT event lists", num_cores, disable_progress, timeout)
+    return _chain_plan(obs_archive, "epchain", info, process_unscheduled, "Assembling PN and PN-OOT event lists",
+                       num_cores, disable_progress, timeout)
 
 
 def emchain(
@@ -144,38 +154,22 @@ def emchain(
     timeout: Quantity | None = None,
 ) -> StepPlan:
     """Plan emchain for every MOS sub-exposure (one call each)."""
-    archive = _archive(obs_archive)
-    t = _timeout_s(timeout)
-    lay = archive.layout
+    def info(lay: ArchiveLayout, obsid: str, un: Unit) -> dict[str, Any]:
+        return {"evt_list": str(lay.mos_events(obsid, un.inst, un.exp_id))}
 
-    def per_obs(obsid: str) -> UnitPlans:
-        return _unit_plans(
-            archive, obsid, t, stage_named("emchain"),
-            lambda un: {"evt_list": str(lay.mos_events(obsid, un.inst, un.exp_id))},
-            process_unscheduled,
-        )
-
-    return _plan(archive, per_obs, "Assembling MOS event lists", num_cores, disable_progress, timeout)
+    return _chain_plan(obs_archive, "emchain", info, process_unscheduled, "Assembling MOS event lists",
+                       num_cores, disable_progress, timeout)
 
 
 def _rgs_plan(stage: str, message: str, obs_archive: Archive, process_unscheduled: bool, num_cores: int,
               disable_progress: bool, timeout: Quantity | None) -> StepPlan:
     """The plan of one of rgsproc's three stages: the table's rgsproc calls of that stage
-    only (each DAXA function runs one)."""
-    step = RGS_STAGES[stage][1]
-    archive = _archive(obs_archive)
-    t = _timeout_s(timeout)
-    lay = archive.layout
+    only (each DAXA function runs one); the last one's event list is the product."""
+    def info(lay: ArchiveLayout, obsid: str, un: Unit) -> dict[str, Any]:
+        return {"evt_list": str(lay.rgs_events(obsid, un.inst, un.exp_id))} if stage == "filter" else {}
 
-    def per_obs(obsid: str) -> UnitPlans:
-        return _unit_plans(
-            archive, obsid, t, stage_named("rgsproc"),
-            lambda un: {"evt_list": str(lay.rgs_events(obsid, un.inst, un.exp_id))} if stage == "filter" else {},
-            process_unscheduled,
-            part=step,
-        )
-
-    return _plan(archive, per_obs, message, num_cores, disable_progress, timeout)
+    return _chain_plan(obs_archive, "rgsproc", info, process_unscheduled, message, num_cores, disable_progress,
+                       timeout, part=RGS_STAGES[stage][1])
 
 
 def rgs_events(obs_archive: Archive, process_unscheduled: bool = True, num_cores: int = NUM_CORES,
