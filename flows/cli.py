@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if not config.disable_progress and sys.stderr.isatty():
         progress.start()
     interrupt.enable()  # Ctrl-C, SIGTERM and SIGHUP stop the run cleanly (daxa_xmm.sas.interrupt)
-    head, result = None, None
+    head, result, stopped_at_start_up = None, None, False  # result: the flow's, once it ran
     try:
         with interrupt.during_start_up():
             head = _head_start(config, layout, sas_version, [o for o in obsids if o not in finished])
@@ -202,8 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP while Prefect starts, before the flow's own handling
         interrupt.request_stop()  # (set already by the handler) the head start's calls are ended, none starts
-        print("Stopped: run the same command again to resume where it stopped.", file=sys.stderr)
-        return interrupt.exit_code() or 130
+        stopped_at_start_up = True
     except Exception as exc:
         if not _prefect_startup_failure(exc):
             raise
@@ -215,7 +214,26 @@ def main(argv: list[str] | None = None) -> int:
                 head.abandon()
             head.join()
         progress.stop()
+    if stopped_at_start_up or result is None:
+        return _stopped_at_start_up(config, layout, obsids, sas_version)
     return _summary(config, result)
+
+
+def _stopped_at_start_up(config: ProcessingConfig, layout: ArchiveLayout, obsids: list[str], sas_version: str) -> int:
+    """Stopped before the flow began (Prefect's server was starting): the head start's calls
+    are recorded ``interrupted``; the report says which observations are finished (the same
+    check as a re-run's), and the others are to resume."""
+    done = set(finished_observations(layout, obsids, config, sas_version))
+    outcomes = [up_to_date_outcome(o) if o in done else
+                {"obsid": o, "status": "interrupted", "message": "stopped while Prefect started; not finished"}
+                for o in obsids]
+    try:
+        _, page = write_archive_report(layout, outcomes, sas_version)
+    except OSError as exc:  # a full disk, say: the manifests still say what was done
+        print(f"The report could not be written ({exc}); the manifests say what was done.", file=sys.stderr)
+        page = None
+    return _summary(config, {"observations": outcomes, "report": str(page) if page else "(not written)",
+                             "counts": count_statuses(o["status"] for o in outcomes)})
 
 
 def _head_start(config: ProcessingConfig, layout: ArchiveLayout, sas_version: str, todo: list[str]) -> HeadStart | None:

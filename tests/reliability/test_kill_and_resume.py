@@ -15,6 +15,7 @@ SIGKILLed: no Python runs in it, so nothing it does on exit can help. Expected:
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -273,3 +274,7 @@ def test_ctrl_c_while_prefect_starts_ends_the_head_starts_calls(tmp_path: Path, 
     assert code == 128 + signum and "run the same command again to resume" in text, text[-3000:]
     wait_for(lambda: not sas_processes_of_log(standin.call_log), 30, "the SAS processes to be gone")
     assert manifest(out, obsid)["records"][f"{obsid}/cif_build"]["status"] == "interrupted"
+    # the report is written even so (issue 33.1): the observation is not finished
+    report = json.loads((out / "report.json").read_text())
+    assert [(o["obsid"], o["status"]) for o in report["observations"]] == [(obsid, "interrupted")]
+    assert "Report:" in text and (out / "report.html").is_file()
