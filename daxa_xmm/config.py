@@ -15,7 +15,6 @@ drop a sibling setting: every section has complete defaults.
 from __future__ import annotations
 
 __all__ = [
-    "STEPS",
     "StepName",
     "ProcessingFields",
     "ProcessingConfig",
@@ -47,8 +46,6 @@ from daxa_xmm.units import Time, Timeout
 
 M = TypeVar("M", bound=BaseModel)
 
-#: Pipeline steps in the order they run: the names of the pipeline's table.
-STEPS: tuple[str, ...] = STAGE_NAMES
 if TYPE_CHECKING:
     StepName = str
 else:  # the form's and the CLI's choices follow the table: a step added there is selectable

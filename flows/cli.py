@@ -19,10 +19,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daxa_xmm.config import STEPS, ProcessingConfig, load_config
+from daxa_xmm.config import ProcessingConfig, load_config
 from daxa_xmm.errors import DaxaXmmError, SasNotFoundError
 from daxa_xmm.layout import ArchiveLayout, check_writable, select_obsids
 from daxa_xmm.pipeline.head_start import HeadStart
+from daxa_xmm.pipeline.stages import STAGE_NAMES
 from daxa_xmm.pipeline.step_run import observation_context
 from daxa_xmm.pipeline.uptodate import finished_observations, up_to_date_outcome
 from daxa_xmm.report.archive_report import count_statuses, write_archive_report
@@ -71,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m flows.process_archive",
         usage="%(prog)s [ARCHIVE] [--config FILE] [--dry-run | --demo] [settings...]",
         description="Process an archive of XMM-Newton ODFs with SAS, observation by observation.",
-        epilog=f"STEP is one of: {', '.join(STEPS)}. Energies and times take a unit ('0.5 keV', '2 h'). "
+        epilog=f"STEP is one of: {', '.join(STAGE_NAMES)}. Energies and times take a unit ('0.5 keV', '2 h'). "
                "A setting given here overrides the --config file's. " + EXIT_CODES,
     )
     p.add_argument("--version", action="version", version=f"daxa-xmm {_version()}")

@@ -20,7 +20,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from daxa_xmm.config import STEPS, ProcessingConfig
+from daxa_xmm.config import ProcessingConfig
+from daxa_xmm.pipeline.stages import STAGE_NAMES
 
 #: Fields the command line takes otherwise: ``archive`` is the positional argument.
 SKIP = frozenset({"archive"})
@@ -90,7 +91,7 @@ def add_config_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup
         else:
             if get_origin(element) is Literal:
                 kw["choices"] = get_args(element)
-                kw["metavar"] = "STEP" if kw["choices"] == STEPS else name.removesuffix("S")
+                kw["metavar"] = "STEP" if kw["choices"] == STAGE_NAMES else name.removesuffix("S")
             if count == 0:
                 kw["nargs"] = "+"
             elif count is not None and count > 0:

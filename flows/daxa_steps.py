@@ -34,13 +34,14 @@ from daxa_xmm.daxa import plans as daxa_plans
 from daxa_xmm.daxa.archive import Archive
 from daxa_xmm.daxa.mission import XMMPointed
 from daxa_xmm.daxa.plans import NUM_CORES, parse_emanom_out, parse_odf_sum
-from daxa_xmm.daxa.records import STEPS, check_prerequisite, daxa_key, save_step_info
+from daxa_xmm.daxa.records import check_prerequisite, daxa_key, save_step_info
 from daxa_xmm.daxa.step_inputs import UnitInputs, band_inputs, head_inputs, merge_inputs, unit_inputs
 from daxa_xmm.errors import ConfigError, DaxaXmmError
 from daxa_xmm.odf.models import Unit
 from daxa_xmm.pipeline.locks import ObservationBusy, observation_lock
 from daxa_xmm.pipeline.manifest import Manifest
 from daxa_xmm.pipeline.observation_run import Chain, Driver, short
+from daxa_xmm.pipeline.stages import DAXA_STEPS
 from daxa_xmm.pipeline.step_run import ObsContext, observation_context
 from daxa_xmm.pipeline.walk import unit_chain_steps
 from daxa_xmm.sas import interrupt
@@ -327,4 +328,4 @@ def full_process_xmm(obs_archive: Archive, lo_en: Quantity | None = None, hi_en:
 
 
 __all__ = ["Archive", "XMMPointed", "NUM_CORES", "parse_odf_sum", "parse_emanom_out", "run_step", "daxa_step_flow",
-           "full_process_xmm", *STEPS]
+           "full_process_xmm", *DAXA_STEPS]

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 __all__ = [
     "MISSION",
-    "STEPS",
-    "PREREQUISITES",
     "MissingStepError",
     "DaxaRecords",
     "daxa_step",
@@ -50,10 +48,6 @@ from daxa_xmm.sas.stderr import SasRecord
 #: DAXA's mission name for pointed XMM-Newton observations.
 MISSION = "xmm_pointed"
 
-#: DAXA's step functions, in the order a DAXA notebook calls them, and what each needs run
-#: first (any one of them, for espfilt: PN or MOS lists): the table's (daxa_xmm.pipeline.stages).
-STEPS: tuple[str, ...] = DAXA_STEPS
-PREREQUISITES: dict[str, tuple[str, ...]] = DAXA_PREREQUISITES
 _INFO_FILE = "daxa_steps.json"
 log = logging.getLogger(__name__)
 
@@ -106,7 +100,7 @@ class DaxaRecords:
 
 
 def _in_step_order(table: dict[str, dict[str, Any]]) -> None:
-    rank = {s: i for i, s in enumerate(STEPS)}
+    rank = {s: i for i, s in enumerate(DAXA_STEPS)}
     table[MISSION] = dict(sorted(table[MISSION].items(), key=lambda kv: rank.get(kv[0], len(rank))))
 
 
@@ -256,9 +250,9 @@ def check_prerequisite(layout: ArchiveLayout, obsids: list[str], step: str) -> N
 
     Per unit, a failed prerequisite only skips that unit (the step function records it).
     """
-    if step not in STEPS:
-        raise ConfigError(f"unknown step {step!r}; DAXA's steps are {', '.join(STEPS)}")
-    needs = PREREQUISITES.get(step, ())
+    if step not in DAXA_STEPS:
+        raise ConfigError(f"unknown step {step!r}; DAXA's steps are {', '.join(DAXA_STEPS)}")
+    needs = DAXA_PREREQUISITES.get(step, ())
     if not needs:
         return
     done: set[str] = set()

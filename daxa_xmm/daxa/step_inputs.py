@@ -15,11 +15,12 @@ __all__ = ["UnitInputs", "cleaned_units", "unit_inputs", "merge_inputs", "band_i
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from daxa_xmm.daxa.records import PREREQUISITES, daxa_step
+from daxa_xmm.daxa.records import daxa_step
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import Unit
 from daxa_xmm.pipeline.identity import record_token
 from daxa_xmm.pipeline.manifest import Manifest, StepRecord
+from daxa_xmm.pipeline.stages import DAXA_PREREQUISITES
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,13 @@ def head_inputs(manifest: Manifest, obsid: str, step: str) -> UnitInputs:
 def unit_inputs(manifest: Manifest, unit: Unit, step: str, chain: Sequence[str]) -> UnitInputs:
     """A chain step of one sub-exposure: the head and every earlier step of its chain.
 
-    Ready when every record of the step it needs (PREREQUISITES) is ok; an earlier step a
+    Ready when every record of the step it needs (DAXA_PREREQUISITES) is ok; an earlier step a
     DAXA user may leave out (emanom) adds its token only when it ran.
     """
     first = next(i for i, s in enumerate(chain) if daxa_step(s) == step)
     keys = [(unit.obsid, "cif_build"), (unit.obsid, "odf_ingest")] + [(unit.label, s) for s in chain[:first]]
     before = [manifest.get(label, s) for label, s in keys]
-    needs = PREREQUISITES[step]
+    needs = DAXA_PREREQUISITES[step]
     needed = [(daxa_step(s), r) for (_, s), r in zip(keys, before, strict=True) if daxa_step(s) in needs]
     failed = list(dict.fromkeys(s for s, r in needed if r is None or r.status != "ok"))
     if failed or not needed:

@@ -10,7 +10,7 @@ its working folder, its environment and its outputs, step by step in pipeline or
 
 from __future__ import annotations
 
-__all__ = ["EXAMPLE_SUMMARY", "plan_observation", "format_plan", "main"]
+__all__ = ["EXAMPLE_SUMMARY", "daxa_step_plans", "format_plan", "main"]
 
 import argparse
 import shlex
@@ -29,7 +29,7 @@ from daxa_xmm.sas.calls import StepPlan
 EXAMPLE_SUMMARY = Path(__file__).resolve().parents[1] / "data" / "0001_0123456789_SCX00000SUM.SAS"
 
 
-def plan_observation(archive: Archive) -> list[tuple[str, StepPlan]]:
+def daxa_step_plans(archive: Archive) -> list[tuple[str, StepPlan]]:
     """Every DAXA step's plan for ``archive``, in pipeline order, with its DAXA name."""
     return [(name, getattr(daxa_plans, name)(archive)) for name in DAXA_STEPS]
 
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         archive = Archive(
             ArchiveLayout(args.raw, args.out), args.sas_version, obsids=[obsid], summary_paths={obsid: args.summary}
         )
-        text = format_plan(plan_observation(archive))
+        text = format_plan(daxa_step_plans(archive))
     except (DaxaXmmError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

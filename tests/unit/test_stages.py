@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from daxa_xmm.config import STEPS, ProcessingConfig
+from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import EPIC
 from daxa_xmm.odf.summary import read_odf_summary
 from daxa_xmm.pipeline.plan import EXAMPLE_SUMMARY
-from daxa_xmm.pipeline.stages import PIPELINE, longest_first, path_s, planned_work, stages_for, unit_input
+from daxa_xmm.pipeline.stages import PIPELINE, STAGE_NAMES, longest_first, path_s, planned_work, stages_for, unit_input
 from daxa_xmm.pipeline.walk import observation_input, select_observation_units, unit_chain_steps
 from daxa_xmm.sas.version import parse_sas_version
 from daxa_xmm.steps.spec import StageInput
@@ -34,8 +34,8 @@ def si(tmp_path: Path) -> StageInput:
 
 
 def test_the_steps_users_select_are_the_tables() -> None:
-    assert STEPS == tuple(s.name for s in PIPELINE)
-    assert len(set(STEPS)) == len(STEPS)
+    assert STAGE_NAMES == tuple(s.name for s in PIPELINE)
+    assert len(set(STAGE_NAMES)) == len(STAGE_NAMES)
 
 
 def test_each_instrument_gets_its_chain_in_table_order(si: StageInput) -> None:
@@ -123,7 +123,7 @@ def test_each_call_is_named_and_run_as_its_line_declares(si: StageInput) -> None
     from daxa_xmm.standin.tasks import TASKS
 
     calls = _every_call(si)
-    assert {stage.name for stage, _ in calls} == set(STEPS)  # the example has every instrument
+    assert {stage.name for stage, _ in calls} == set(STAGE_NAMES)  # the example has every instrument
     for stage, call in calls:
         assert pipeline_step(call.step) == stage.name, call.step
         assert call.argv[0] in stage.sas_tasks and call.argv[0] in TASKS, call.argv[0]
