@@ -80,3 +80,10 @@ def test_help_shows_the_functions_that_run_as_returning_nothing_from_where_they_
     function = getattr(ours, name)
     assert inspect.signature(function).return_annotation in (None, "None")
     assert function.__module__ == "flows.daxa_steps"
+
+
+@pytest.mark.parametrize("name", [n for n in DAXA if not n.startswith("parse_") and n != "full_process_xmm"])
+def test_help_shows_the_annotations_as_types_as_daxas_help_does(name: str) -> None:
+    # DAXA's tutorial shows help(emchain): "process_unscheduled: bool = True", not "'bool'"
+    params = inspect.signature(getattr(ours, name)).parameters.values()
+    assert not [p.name for p in params if isinstance(p.annotation, str)]
