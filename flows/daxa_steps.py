@@ -267,8 +267,11 @@ def _running(plan_step: Callable[..., StepPlan]) -> Callable[..., None]:
         check_prerequisite(obs_archive.layout, obs_archive.obsids, step)
         run_step(obs_archive, step, plan_step(obs_archive, *args, **kwargs))
 
-    run.__annotations__ = {**plan_step.__annotations__, "return": None}
-    run.__signature__ = inspect.signature(plan_step).replace(return_annotation=None)  # type: ignore[attr-defined]
+    # resolved, so that help() shows DAXA's ``process_unscheduled: bool = True``, not the strings
+    # of ``from __future__ import annotations``
+    signature = inspect.signature(plan_step, eval_str=True).replace(return_annotation=None)
+    run.__annotations__ = {**{n: p.annotation for n, p in signature.parameters.items()}, "return": None}
+    run.__signature__ = signature  # type: ignore[attr-defined]
     run.__module__ = __name__
     doc = plan_step.__doc__ or ""
     run.__doc__ = ("Run" + doc[len("Plan"):] if doc.startswith("Plan") else doc) + (

@@ -22,6 +22,8 @@ __all__ = [
     "DaxaRecords",
     "daxa_step",
     "daxa_key",
+    "daxa_error",
+    "daxa_warning",
     "read_records",
     "steps_run",
     "check_prerequisite",
@@ -61,6 +63,19 @@ def daxa_step(call_step: str) -> str:
     return daxa_function(call_step)
 
 
+def daxa_error(record: SasRecord) -> str:
+    """A parsed SAS error as DAXA words it in ``process_errors`` (``_common.parse_stderr``):
+    ``noCounts raised by espfilt - All histo counts are zero!``."""
+    return f"{record.name} raised by {record.task} - {record.message}"
+
+
+def daxa_warning(record: SasRecord) -> dict[str, str]:
+    """A parsed SAS warning as DAXA keeps it in ``process_warnings``: a dict of
+    ``originator`` (the task), ``name`` and ``message``, so a notebook's
+    ``process_warnings[...][key][0]['name']`` works."""
+    return {"originator": record.task, "name": record.name, "message": record.message}
+
+
 def daxa_key(unit: str) -> str:
     """DAXA's key of a unit label: ``0201903501PN-clean`` -> ``0201903501PN``; others unchanged."""
     return unit.split("-", 1)[0]
@@ -72,7 +87,7 @@ class DaxaRecords:
 
     success: dict[str, dict[str, dict[str, bool]]] = field(default_factory=lambda: {MISSION: {}})
     errors: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=lambda: {MISSION: {}})
-    warnings: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=lambda: {MISSION: {}})
+    warnings: dict[str, dict[str, dict[str, list[dict[str, str]]]]] = field(default_factory=lambda: {MISSION: {}})
     logs: dict[str, dict[str, dict[str, str]]] = field(default_factory=lambda: {MISSION: {}})
     extra_info: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=lambda: {MISSION: {}})
     final: dict[str, dict[str, bool]] = field(default_factory=lambda: {MISSION: {}})
@@ -87,7 +102,7 @@ class DaxaRecords:
         for every in (self.success, self.errors, self.warnings, self.raw_errors, self.logs, self.extra_info):
             _in_step_order(every)
 
-    def _put(self, step: str, key: str, ok: bool, errors: list[str], warnings: list[str], log: str) -> None:
+    def _put(self, step: str, key: str, ok: bool, errors: list[str], warnings: list[dict[str, str]], log: str) -> None:
         success = self.success[MISSION].setdefault(step, {})
         success[key] = success.get(key, True) and ok
         if errors:
@@ -185,7 +200,7 @@ def _derive_extra(layout: ArchiveLayout, out: DaxaRecords, rec: StepRecord) -> N
 def _errors(record: StepRecord) -> list[str]:
     if record.status == "ok":
         return []
-    parsed = [str(SasRecord.from_dict(e)) for e in record.errors]
+    parsed = [daxa_error(SasRecord.from_dict(e)) for e in record.errors]
     return parsed or [record.message or f"{record.step}: {record.status}"]
 
 
@@ -212,7 +227,7 @@ def read_records(layout: ArchiveLayout, obsids: list[str], *, logs: bool = False
         for rec in records:
             if rec.status == "skipped":  # not selected by a partial run: never attempted
                 continue
-            warnings = [str(SasRecord.from_dict(w)) for w in rec.warnings]
+            warnings = [daxa_warning(SasRecord.from_dict(w)) for w in rec.warnings]
             out._put(daxa_step(rec.step), daxa_key(rec.unit), rec.status == "ok", _errors(rec), warnings, _stdout(rec) if logs else "")
             if rec.status != "upstream_failed":  # it ran (or was meant to): DAXA noted its products
                 _derive_extra(layout, out, rec)

@@ -51,7 +51,12 @@ def test_the_readme_walkthrough_runs_the_twelve_functions_and_the_flow_agrees(
                           env=cli_env(), capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "errors: none" in done.stdout, done.stdout
+    # DAXA's tutorial order: the one-line solution first, on its own archive, with the same records' keys
+    assert "same steps and keys as the one-line run: True" in done.stdout, done.stdout
     demo = tmp_path / "daxa-demo"
+    one_line = daxa.Archive("one_line", output=demo / "daxa_output")
+    assert list(one_line.process_success[MISSION]) == [s.__name__ for s in IN_ORDER]
+    assert one_line.final_process_success[MISSION] == {o: True for o in one_line.obsids}
 
     # records under DAXA's keys, read by a new session on the same folder
     arch = daxa.Archive.from_folders(demo / "archive", demo / "daxa-steps")

@@ -61,8 +61,9 @@ def test_a_key_of_several_calls_succeeds_only_when_all_did(tmp_path: Path) -> No
                      _rec(f"{OBS}M1S001", "espfilt", "skipped"))  # never attempted: no record
     recs = read_records(layout, [OBS], logs=True)
     assert recs.success[MISSION] == {"cif_build": {OBS: True}, "epchain": {PN: False}}
-    assert recs.errors[MISSION]["epchain"][PN] == ["** epchain: error (noCounts), no events"]
-    assert recs.warnings[MISSION]["epchain"][PN] == ["** epchain: warning (lowExp), short"]
+    # worded and shaped as DAXA's parse_stderr gives them
+    assert recs.errors[MISSION]["epchain"][PN] == ["noCounts raised by epchain - no events"]
+    assert recs.warnings[MISSION]["epchain"][PN] == [{"originator": "epchain", "name": "lowExp", "message": "short"}]
     assert "epchain: executing" in recs.logs[MISSION]["epchain"][PN]
     assert recs.final[MISSION] == {}  # merge never ran
 

@@ -91,3 +91,10 @@ def test_every_daxa_function_of_the_table_has_its_plan_and_its_runner() -> None:
     for name in DAXA_STEPS:
         assert getattr(plans, name).__name__ == name and getattr(ours, name).__name__ == name
     assert set(DAXA_STEPS) <= set(ours.__all__)
+
+
+@pytest.mark.parametrize("name", [n for n in DAXA if not n.startswith("parse_") and n != "full_process_xmm"])
+def test_help_shows_the_annotations_as_types_as_daxas_help_does(name: str) -> None:
+    # DAXA's tutorial shows help(emchain): "process_unscheduled: bool = True", not "'bool'"
+    params = inspect.signature(getattr(ours, name)).parameters.values()
+    assert not [p.name for p in params if isinstance(p.annotation, str)]
