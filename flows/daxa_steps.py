@@ -103,20 +103,22 @@ def _extra_key(label: str) -> tuple[str, str | None]:
     return key, (label[len(key) + 1:] or None)
 
 
-def _prepare(archive: Archive, step: str, plan: StepPlan, contexts: dict[str, ObsContext]) -> list[_Job]:
+def _prepare(archive: Archive, step: str, plan: StepPlan, contexts: dict[str, ObsContext],
+             configuration: dict[str, Any]) -> list[_Job]:
     """The jobs to run, observation by observation; one that cannot be prepared (an
     unreadable file) is noted in its own records and the others go on."""
     jobs: list[_Job] = []
     for obsid in [o for o in archive.obsids if o in contexts]:
         try:
-            jobs += _prepare_observation(archive, step, plan, contexts[obsid])
+            jobs += _prepare_observation(archive, step, plan, contexts[obsid], configuration)
         except (DaxaXmmError, OSError, ValueError) as exc:
             log.warning("%s: %s: %s", step, obsid, exc)
-            save_step_info(archive.layout, obsid, step, {}, {obsid: f"{type(exc).__name__}: {exc}"})
+            save_step_info(archive.layout, obsid, step, {}, {obsid: f"{type(exc).__name__}: {exc}"}, configuration)
     return [j for j in jobs if j.calls]
 
 
-def _prepare_observation(archive: Archive, step: str, plan: StepPlan, ctx: ObsContext) -> list[_Job]:
+def _prepare_observation(archive: Archive, step: str, plan: StepPlan, ctx: ObsContext,
+                         configuration: dict[str, Any]) -> list[_Job]:
     """One observation's jobs; records what cannot run (a failed prerequisite, a unit that
     could not be planned) and notes the step's extra info beside the manifest."""
     obsid = ctx.obsid
@@ -148,7 +150,7 @@ def _prepare_observation(archive: Archive, step: str, plan: StepPlan, ctx: ObsCo
             # an instrument's merged lists are one job each, side by side as in the archive flow,
             # reported under the instrument's key
             runnable.append(_Job(obsid, key if step == "merge_subexposures" else label, tuple(calls), needs.tokens))
-    save_step_info(archive.layout, obsid, step, extra_info, plan_errors)
+    save_step_info(archive.layout, obsid, step, extra_info, plan_errors, configuration)
     return runnable
 
 
@@ -215,8 +217,9 @@ class _Bar:
         self._rich.stop()
 
 
-def run_step(archive: Archive, step: str, plan: StepPlan) -> dict[str, str]:
-    """Run a planned step over the archive (what every step function does after planning)."""
+def run_step(archive: Archive, step: str, plan: StepPlan, configuration: dict[str, Any] | None = None) -> dict[str, str]:
+    """Run a planned step over the archive (what every step function does after planning);
+    ``configuration``: the arguments it was called with, for ``process_configurations``."""
     quiet_prefect()  # a notebook's Prefect: no telemetry, no chatter (the records say what happened)
     api_retry.install()
     sas = detect_sas(heasoft=step == "emchain")
@@ -226,7 +229,7 @@ def run_step(archive: Archive, step: str, plan: StepPlan) -> dict[str, str]:
     config = ProcessingConfig(archive=layout.raw_root, out=layout.out_root, num_cores=plan.num_cores)
     contexts = {o: observation_context(o, config, layout, sas.version.raw) for o in archive.obsids}
     with _locked(archive, set(archive.obsids)) as busy:  # a busy observation is left to its run
-        jobs = _prepare(archive, step, plan, {o: c for o, c in contexts.items() if o not in busy})
+        jobs = _prepare(archive, step, plan, {o: c for o, c in contexts.items() if o not in busy}, configuration or {})
         if not jobs:
             return {}
         coro = daxa_step_flow(step, jobs, contexts, config, not plan.disable_progress, plan.process_message)
@@ -256,6 +259,17 @@ def _run_stoppable(coro: Coroutine[Any, Any, dict[str, str]]) -> dict[str, str]:
         pool.shutdown(wait=False)
 
 
+def _as_json(value: Any) -> Any:
+    """An argument as the records keep it on disk: a Quantity as its text, a tuple as a list."""
+    if isinstance(value, Quantity):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_as_json(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _as_json(v) for k, v in value.items()}
+    return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
+
+
 def _running(plan_step: Callable[..., StepPlan]) -> Callable[..., None]:
     """The DAXA function of the same name and arguments as ``plan_step``, that runs it."""
     step = plan_step.__name__
@@ -265,7 +279,10 @@ def _running(plan_step: Callable[..., StepPlan]) -> Callable[..., None]:
         if not isinstance(obs_archive, Archive):
             raise ConfigError(f"obs_archive must be a daxa_xmm Archive, got {type(obs_archive).__name__}")
         check_prerequisite(obs_archive.layout, obs_archive.obsids, step)
-        run_step(obs_archive, step, plan_step(obs_archive, *args, **kwargs))
+        plan = plan_step(obs_archive, *args, **kwargs)  # first: it checks the arguments
+        called = inspect.signature(plan_step).bind(obs_archive, *args, **kwargs)
+        called.apply_defaults()
+        run_step(obs_archive, step, plan, {k: _as_json(v) for k, v in called.arguments.items() if k != "obs_archive"})
 
     # resolved, so that help() shows DAXA's ``process_unscheduled: bool = True``, not the strings
     # of ``from __future__ import annotations``

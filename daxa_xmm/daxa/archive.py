@@ -166,6 +166,15 @@ class Archive(archive_logs.DaxaLookups):
         return self.records(logs=True).logs
 
     @property
+    def process_configurations(self) -> dict:
+        """``[mission]``: a list of ``{step: {argument: value}}``, one per DAXA step function
+        that ran, in DAXA's step order, with every argument (defaults too) of its latest call:
+        what made the products now on disk (DAXA keeps the first call's). Quantities are kept
+        as their text (``"2500.0 eV"``): the records are read from disk. Runs of the command
+        line and ``full_process_xmm`` keep their settings in the report and the manifests."""
+        return self.records().configurations
+
+    @property
     def process_extra_info(self) -> dict:
         """``[mission][step][key]``: what each step knows about its products (paths...)."""
         return self.records().extra_info

@@ -34,6 +34,7 @@ import contextlib
 import json
 import logging
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -92,6 +93,8 @@ class DaxaRecords:
     extra_info: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=lambda: {MISSION: {}})
     final: dict[str, dict[str, bool]] = field(default_factory=lambda: {MISSION: {}})
     raw_errors: dict[str, dict[str, dict[str, str]]] = field(default_factory=lambda: {MISSION: {}})
+    #: ``{mission: [{step: {argument: value}}, ...]}``, in DAXA's step order, each step's latest call
+    configurations: dict[str, list[dict[str, dict[str, Any]]]] = field(default_factory=lambda: {MISSION: []})
 
     def in_step_order(self) -> None:
         """Steps in DAXA's order, as a notebook ran them; every step that ran has its
@@ -145,13 +148,15 @@ def _read_info(layout: ArchiveLayout, obsid: str) -> dict[str, Any]:
 
 
 def save_step_info(layout: ArchiveLayout, obsid: str, step: str, extra_info: dict[str, dict[str, Any]],
-                   plan_errors: dict[str, str]) -> Path:
-    """Note that ``step`` ran over ``obsid``, with its extra info and the units it could not plan."""
+                   plan_errors: dict[str, str], configuration: Mapping[str, Any] | None = None) -> Path:
+    """Note that ``step`` ran over ``obsid``, with its extra info, the units it could not plan
+    and the arguments it was called with (DAXA's ``process_configurations``)."""
     data = _read_info(layout, obsid)
     data[step] = {
         "ran": datetime.now(timezone.utc).isoformat(),
         "extra_info": extra_info,
         "plan_errors": plan_errors,
+        "configuration": dict(configuration or {}),
     }
     layout.obs_dir(obsid).mkdir(parents=True, exist_ok=True)
     return atomic_write_json(_info_path(layout, obsid), data)
@@ -220,8 +225,12 @@ def read_records(layout: ArchiveLayout, obsids: list[str], *, logs: bool = False
     ``process_logs`` and ``raw_process_errors`` need them).
     """
     out = DaxaRecords()
+    configured: dict[str, tuple[str, dict[str, Any]]] = {}  # step -> (latest call, its arguments)
     for obsid in obsids:
         info = _read_info(layout, obsid)
+        for step, noted in info.items():
+            if "configuration" in noted and (step not in configured or noted["ran"] > configured[step][0]):
+                configured[step] = (noted["ran"], noted["configuration"])
         manifest = layout.manifest(obsid)
         records = load_manifest(manifest, obsid).records.values() if manifest.exists() else []
         for rec in records:
@@ -243,6 +252,8 @@ def read_records(layout: ArchiveLayout, obsids: list[str], *, logs: bool = False
         merges = out.success[MISSION].get("merge_subexposures", {})
         if "merge_subexposures" in info or any(k.startswith(obsid) for k in merges):
             out.final[MISSION][obsid] = any(ok for k, ok in merges.items() if k.startswith(obsid))
+    rank = {s: i for i, s in enumerate(DAXA_STEPS)}
+    out.configurations[MISSION] = [{step: configured[step][1]} for step in sorted(configured, key=lambda s: rank.get(s, len(rank)))]
     out.in_step_order()
     return out
 

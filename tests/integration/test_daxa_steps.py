@@ -115,6 +115,12 @@ def test_a_failed_unit_is_in_process_errors_and_only_it_stops(tmp_path: Path, st
     daxa.espfilt(arch, ratio=1.5, method="ratio", num_cores=2, disable_progress=True)
     rerun = call_keys(standin.calls()[mark:], tmp_path / "out")
     assert rerun and all(k.endswith("/espfilt") for k in rerun), rerun
+    # DAXA's process_configurations: each step's arguments, defaults too, of its latest call
+    configured = daxa.Archive.from_folders(tmp_path / "archive", tmp_path / "out").process_configurations[MISSION]
+    assert [next(iter(c)) for c in configured] == ["cif_build", "odf_ingest", "epchain", "emchain", "espfilt",
+                                                   "cleaned_evt_lists"]
+    espfilt = next(c["espfilt"] for c in configured if "espfilt" in c)
+    assert espfilt["ratio"] == 1.5 and espfilt["method"] == "ratio" and espfilt["filter_lo_en"] == "2500.0 eV"
 
 
 def test_a_step_before_the_one_it_needs_names_it(tmp_path: Path, standin) -> None:
