@@ -31,8 +31,9 @@ from astropy.units import Quantity
 from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.daxa.archive import Archive
 from daxa_xmm.errors import ConfigError, DaxaXmmError
+from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import Unit
-from daxa_xmm.pipeline.stages import calls_only, unit_input
+from daxa_xmm.pipeline.stages import calls_only, stage_named, unit_input
 from daxa_xmm.sas.calls import SasCall, StepPlan
 from daxa_xmm.steps.spec import Stage, StageInput
 from daxa_xmm.units import TIMEOUT
@@ -142,6 +143,24 @@ def _unit_plans(
             continue
         out[un.label] = (calls, {"inst": un.inst, "exp_id": un.exp_id, **(extra(un) if extra else {})})
     return out
+
+
+#: What a unit step's plan tells of one unit's products: (layout, ObsID, unit) -> DAXA's extra info.
+UnitInfo = Callable[[ArchiveLayout, str, Unit], dict[str, Any]]
+
+
+def _per_unit_plan(archive: Archive, step: str, info: UnitInfo, message: str, num_cores: int, disable_progress: bool,
+                   timeout: Any, *, process_unscheduled: bool = True, part: str | None = None,
+                   **sections: Any) -> StepPlan:
+    """The plan of a step that runs per sub-exposure (``part``: only its calls of that name;
+    ``sections``: the step's settings, as the run's config sections)."""
+    t = _timeout_s(timeout)
+
+    def per_obs(obsid: str) -> UnitPlans:
+        return _unit_plans(archive, obsid, t, stage_named(step), lambda un: info(archive.layout, obsid, un),
+                           process_unscheduled, part=part, **sections)
+
+    return _plan(archive, per_obs, message, num_cores, disable_progress, timeout)
 
 
 def _seconds_knob(value: Any, name: str, default: float) -> tuple[bool, float]:

@@ -35,14 +35,14 @@ __all__ = [
 ]
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from astropy.units import Quantity
 
 from daxa_xmm.daxa.archive import Archive
-from daxa_xmm.daxa.plan_support import NUM_CORES, UnitPlans, _archive, _plan, _stage_input, _timeout_s, _unit_plans
+from daxa_xmm.daxa.plan_support import NUM_CORES, UnitPlans, _archive, _per_unit_plan, _plan, _stage_input, _timeout_s
 from daxa_xmm.daxa.product_plans import cleaned_evt_lists, espfilt, generate_images_expmaps, merge_subexposures
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import Unit
@@ -114,23 +114,6 @@ def odf_ingest(
 
 
 # --- chains --------------------------------------------------------------------------------
-#: What a chain's plan tells of one unit's products: (layout, ObsID, unit) -> DAXA's extra info.
-UnitInfo = Callable[[ArchiveLayout, str, Unit], dict[str, Any]]
-
-
-def _chain_plan(obs_archive: Archive, step: str, info: UnitInfo, process_unscheduled: bool, message: str,
-                num_cores: int, disable_progress: bool, timeout: Quantity | None, part: str | None = None) -> StepPlan:
-    """The plan of a per-sub-exposure step (``part``: only the calls of that name)."""
-    archive = _archive(obs_archive)
-    t = _timeout_s(timeout)
-
-    def per_obs(obsid: str) -> UnitPlans:
-        return _unit_plans(archive, obsid, t, stage_named(step), lambda un: info(archive.layout, obsid, un),
-                           process_unscheduled, part=part)
-
-    return _plan(archive, per_obs, message, num_cores, disable_progress, timeout)
-
-
 def epchain(
     obs_archive: Archive,
     process_unscheduled: bool = True,
@@ -142,8 +125,8 @@ def epchain(
     def info(lay: ArchiveLayout, obsid: str, un: Unit) -> dict[str, Any]:
         return {"evt_list": str(lay.pn_events(obsid, un.exp_id)), "oot_evt_list": str(lay.pn_events(obsid, un.exp_id, oot=True))}
 
-    return _chain_plan(obs_archive, "epchain", info, process_unscheduled, "Assembling PN and PN-OOT event lists",
-                       num_cores, disable_progress, timeout)
+    return _per_unit_plan(_archive(obs_archive), "epchain", info, "Assembling PN and PN-OOT event lists", num_cores,
+                          disable_progress, timeout, process_unscheduled=process_unscheduled)
 
 
 def emchain(
@@ -157,8 +140,8 @@ def emchain(
     def info(lay: ArchiveLayout, obsid: str, un: Unit) -> dict[str, Any]:
         return {"evt_list": str(lay.mos_events(obsid, un.inst, un.exp_id))}
 
-    return _chain_plan(obs_archive, "emchain", info, process_unscheduled, "Assembling MOS event lists",
-                       num_cores, disable_progress, timeout)
+    return _per_unit_plan(_archive(obs_archive), "emchain", info, "Assembling MOS event lists", num_cores,
+                          disable_progress, timeout, process_unscheduled=process_unscheduled)
 
 
 def _rgs_plan(stage: str, message: str, obs_archive: Archive, process_unscheduled: bool, num_cores: int,
@@ -168,8 +151,8 @@ def _rgs_plan(stage: str, message: str, obs_archive: Archive, process_unschedule
     def info(lay: ArchiveLayout, obsid: str, un: Unit) -> dict[str, Any]:
         return {"evt_list": str(lay.rgs_events(obsid, un.inst, un.exp_id))} if stage == "filter" else {}
 
-    return _chain_plan(obs_archive, "rgsproc", info, process_unscheduled, message, num_cores, disable_progress,
-                       timeout, part=RGS_STAGES[stage][1])
+    return _per_unit_plan(_archive(obs_archive), "rgsproc", info, message, num_cores, disable_progress, timeout,
+                          process_unscheduled=process_unscheduled, part=RGS_STAGES[stage][1])
 
 
 def rgs_events(obs_archive: Archive, process_unscheduled: bool = True, num_cores: int = NUM_CORES,
@@ -201,15 +184,11 @@ def emanom(
 ) -> StepPlan:
     """Plan emanom for every MOS sub-exposure (no calls, and a warning, before SAS 19)."""
     archive = _archive(obs_archive)
-    t = _timeout_s(timeout)
     if archive.sas_version < EMANOM_MIN_SAS:
         logger.warning("emanom needs SAS >= 19.0.0; SAS %s: no MOS CCD anomaly check", archive.sas_version)
-    lay = archive.layout
 
-    def per_obs(obsid: str) -> UnitPlans:
-        return _unit_plans(
-            archive, obsid, t, stage_named("emanom"),
-            lambda un: {"log_path": str(lay.emanom_log(obsid, un.inst, un.exp_id))},
-        )
+    def info(lay: ArchiveLayout, obsid: str, un: Unit) -> dict[str, Any]:
+        return {"log_path": str(lay.emanom_log(obsid, un.inst, un.exp_id))}
 
-    return _plan(archive, per_obs, "Checking for MOS CCD anomalous states", num_cores, disable_progress, timeout)
+    return _per_unit_plan(archive, "emanom", info, "Checking for MOS CCD anomalous states", num_cores,
+                          disable_progress, timeout)

@@ -29,15 +29,16 @@ from daxa_xmm.daxa.plan_support import (
     UnitPlans,
     _archive,
     _constant,
+    _per_unit_plan,
     _plan,
     _seconds_knob,
     _stage_input,
     _timeout_s,
-    _unit_plans,
 )
 from daxa_xmm.daxa.records import daxa_step
 from daxa_xmm.daxa.step_inputs import cleaned_units
 from daxa_xmm.errors import ConfigError
+from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import Unit
 from daxa_xmm.odf.selection import UNIT_INSTRUMENTS
 from daxa_xmm.pipeline.stages import band_inputs, calls_only, stage_named
@@ -82,7 +83,7 @@ def espfilt(
     ``smooth``/``binsize`` and turns it on; ``range_scale`` ``{'pn': ..., 'mos': ...}``.
     """
     archive = _archive(obs_archive)
-    t = _timeout_s(timeout)
+    _timeout_s(timeout)  # checked first, as before the knobs
     smooth_on, smooth = _seconds_knob(with_smoothing, "with_smoothing", _ESPFILT.smooth)
     bin_on, binsize = _seconds_knob(with_binning, "with_binning", float(_ESPFILT.binsize.to_value("s")))
     if smooth != int(smooth):
@@ -105,19 +106,13 @@ def espfilt(
         gauss_fit_lims=tuple(gauss_fit_lims) if isinstance(gauss_fit_lims, (list, tuple)) else gauss_fit_lims,
     )
     cfg = make_config(EspfiltConfig, **values)
-    lay = archive.layout
 
-    def per_obs(obsid: str) -> UnitPlans:
-        return _unit_plans(
-            archive, obsid, t, stage_named("espfilt"),
-            lambda un: {
-                "gti_path": str(lay.espfilt_gti(obsid, un.inst, un.exp_id)),
-                "hist_path": str(lay.espfilt_hist(obsid, un.inst, un.exp_id)),
-            },
-            espfilt=cfg,
-        )
+    def info(lay: ArchiveLayout, obsid: str, un: Unit) -> dict[str, Any]:
+        return {"gti_path": str(lay.espfilt_gti(obsid, un.inst, un.exp_id)),
+                "hist_path": str(lay.espfilt_hist(obsid, un.inst, un.exp_id))}
 
-    return _plan(archive, per_obs, "Finding PN/MOS soft-proton flares", num_cores, disable_progress, timeout)
+    return _per_unit_plan(archive, "espfilt", info, "Finding PN/MOS soft-proton flares", num_cores, disable_progress,
+                          timeout, espfilt=cfg)
 
 
 def cleaned_evt_lists(
@@ -139,7 +134,7 @@ def cleaned_evt_lists(
     silent full list).
     """
     archive = _archive(obs_archive)
-    t = _timeout_s(timeout)
+    _timeout_s(timeout)  # checked first, as before the knobs
 
     def seq(v: Any) -> Any:
         return tuple(v) if isinstance(v, (list, tuple)) else v
@@ -155,18 +150,14 @@ def cleaned_evt_lists(
     )
     if cfg.filt_mos_anom_state and archive.sas_version < EMANOM_MIN_SAS:
         logger.warning("filt_mos_anom_state ignored: emanom needs SAS >= 19.0.0 (SAS %s)", archive.sas_version)
-    lay = archive.layout
 
-    def per_obs(obsid: str) -> UnitPlans:
-        # with filt_mos_anom_state, a MOS unit's build reads its emanom log: one not made
-        # yet is an error for that unit, not a silently unfiltered list
-        return _unit_plans(
-            archive, obsid, t, stage_named("cleaned_evt_lists"),
-            lambda un: {"evt_list": str(lay.clean_events(obsid, un.inst, un.exp_id))},
-            clean=cfg,
-        )
+    def info(lay: ArchiveLayout, obsid: str, un: Unit) -> dict[str, Any]:
+        return {"evt_list": str(lay.clean_events(obsid, un.inst, un.exp_id))}
 
-    return _plan(archive, per_obs, "Generating cleaned PN/MOS event lists", num_cores, disable_progress, timeout)
+    # with filt_mos_anom_state, a MOS unit's build reads its emanom log: one not made yet is
+    # an error for that unit, not a silently unfiltered list
+    return _per_unit_plan(archive, "cleaned_evt_lists", info, "Generating cleaned PN/MOS event lists", num_cores,
+                          disable_progress, timeout, clean=cfg)
 
 
 # --- products ------------------------------------------------------------------------------
