@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     if not config.disable_progress and sys.stderr.isatty():
         progress.start()
     interrupt.enable()  # Ctrl-C, SIGTERM and SIGHUP stop the run cleanly (daxa_xmm.sas.interrupt)
-    head, result, stopped_at_start_up = None, None, False  # result: the flow's, once it ran
+    head, result = None, None  # result: the flow's; None when stopped before it began
     try:
         with interrupt.during_start_up():
             head = _head_start(config, layout, sas_version, [o for o in obsids if o not in finished])
@@ -203,7 +203,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP while Prefect starts, before the flow's own handling
         interrupt.request_stop()  # (set already by the handler) the head start's calls are ended, none starts
-        stopped_at_start_up = True
     except Exception as exc:
         if not _prefect_startup_failure(exc):
             raise
@@ -215,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                 head.abandon()
             head.join()
         progress.stop()
-    if stopped_at_start_up or result is None:
+    if result is None:
         return _stopped_at_start_up(config, layout, obsids, sas_version)
     return _summary(config, result)
 
