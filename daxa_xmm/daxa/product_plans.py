@@ -35,13 +35,12 @@ from daxa_xmm.daxa.plan_support import (
     _stage_input,
     _timeout_s,
 )
-from daxa_xmm.daxa.records import daxa_step
 from daxa_xmm.daxa.step_inputs import cleaned_units
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import Unit
 from daxa_xmm.odf.selection import UNIT_INSTRUMENTS
-from daxa_xmm.pipeline.stages import band_inputs, calls_only, stage_named
+from daxa_xmm.pipeline.stages import band_inputs, calls_only, daxa_function, stage_named
 from daxa_xmm.sas.calls import StepPlan
 from daxa_xmm.steps._common import make_config
 from daxa_xmm.steps.clean_events import CleanEventsConfig
@@ -179,7 +178,7 @@ def merge_subexposures(
         units = archive.units(obsid)  # first: without a summary there are no units
         si = _stage_input(archive, obsid, t)
         manifest = archive.manifest(obsid)
-        if any(daxa_step(r.step) == "cleaned_evt_lists" for r in manifest.records.values()):
+        if any(daxa_function(r.step) == "cleaned_evt_lists" for r in manifest.records.values()):
             units = cleaned_units(manifest, units)  # as DAXA: merge what was cleaned
         out: UnitPlans = {}
         for its in _instrument_inputs(si, units, stage):

@@ -20,7 +20,6 @@ __all__ = [
     "MISSION",
     "MissingStepError",
     "DaxaRecords",
-    "daxa_step",
     "daxa_key",
     "daxa_error",
     "daxa_warning",
@@ -57,11 +56,6 @@ log = logging.getLogger(__name__)
 
 class MissingStepError(ConfigError):
     """A step function was called before the step it needs had run on the archive."""
-
-
-def daxa_step(call_step: str) -> str:
-    """The DAXA function a SAS call belongs to: ``epchain_oot`` -> ``epchain``."""
-    return daxa_function(call_step)
 
 
 def daxa_error(record: SasRecord) -> str:
@@ -199,7 +193,7 @@ def _derive_extra(layout: ArchiveLayout, out: DaxaRecords, rec: StepRecord) -> N
     from daxa_xmm.daxa.extra_info import daxa_extra_info
 
     key = daxa_key(rec.unit)
-    _note_extra(out, daxa_step(rec.step), key, daxa_extra_info(layout, daxa_step(rec.step), key, rec.facts, rec.unit[len(key) + 1:] or None))
+    _note_extra(out, daxa_function(rec.step), key, daxa_extra_info(layout, daxa_function(rec.step), key, rec.facts, rec.unit[len(key) + 1:] or None))
 
 
 def _errors(record: StepRecord) -> list[str]:
@@ -214,7 +208,7 @@ def steps_run(layout: ArchiveLayout, obsid: str) -> set[str]:
     done = set(_read_info(layout, obsid))
     manifest = layout.manifest(obsid)
     if manifest.exists():
-        done |= {daxa_step(r.step) for r in load_manifest(manifest, obsid).records.values() if r.status != "skipped"}
+        done |= {daxa_function(r.step) for r in load_manifest(manifest, obsid).records.values() if r.status != "skipped"}
     return done
 
 
@@ -237,11 +231,11 @@ def read_records(layout: ArchiveLayout, obsids: list[str], *, logs: bool = False
             if rec.status == "skipped":  # not selected by a partial run: never attempted
                 continue
             warnings = [daxa_warning(SasRecord.from_dict(w)) for w in rec.warnings]
-            out._put(daxa_step(rec.step), daxa_key(rec.unit), rec.status == "ok", _errors(rec), warnings, _stdout(rec) if logs else "")
+            out._put(daxa_function(rec.step), daxa_key(rec.unit), rec.status == "ok", _errors(rec), warnings, _stdout(rec) if logs else "")
             if rec.status != "upstream_failed":  # it ran (or was meant to): DAXA noted its products
                 _derive_extra(layout, out, rec)
             if logs and rec.status != "ok":
-                raw = out.raw_errors[MISSION].setdefault(daxa_step(rec.step), {})
+                raw = out.raw_errors[MISSION].setdefault(daxa_function(rec.step), {})
                 raw[daxa_key(rec.unit)] = raw.get(daxa_key(rec.unit), "") + _stderr(rec)
         for step, noted in info.items():
             for key, message in noted.get("plan_errors", {}).items():

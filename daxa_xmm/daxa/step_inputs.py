@@ -15,12 +15,11 @@ __all__ = ["UnitInputs", "cleaned_units", "unit_inputs", "merge_inputs", "band_i
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from daxa_xmm.daxa.records import daxa_step
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import Unit
 from daxa_xmm.pipeline.identity import record_token
 from daxa_xmm.pipeline.manifest import Manifest, StepRecord
-from daxa_xmm.pipeline.stages import DAXA_PREREQUISITES
+from daxa_xmm.pipeline.stages import DAXA_PREREQUISITES, daxa_function
 
 
 @dataclass(frozen=True)
@@ -61,11 +60,11 @@ def unit_inputs(manifest: Manifest, unit: Unit, step: str, chain: Sequence[str])
     Ready when every record of the step it needs (DAXA_PREREQUISITES) is ok; an earlier step a
     DAXA user may leave out (emanom) adds its token only when it ran.
     """
-    first = next(i for i, s in enumerate(chain) if daxa_step(s) == step)
+    first = next(i for i, s in enumerate(chain) if daxa_function(s) == step)
     keys = [(unit.obsid, "cif_build"), (unit.obsid, "odf_ingest")] + [(unit.label, s) for s in chain[:first]]
     before = [manifest.get(label, s) for label, s in keys]
     needs = DAXA_PREREQUISITES[step]
-    needed = [(daxa_step(s), r) for (_, s), r in zip(keys, before, strict=True) if daxa_step(s) in needs]
+    needed = [(daxa_function(s), r) for (_, s), r in zip(keys, before, strict=True) if daxa_function(s) in needs]
     failed = list(dict.fromkeys(s for s, r in needed if r is None or r.status != "ok"))
     if failed or not needed:
         return UnitInputs(False, why=f"{unit.label}: {' and '.join(failed) or ' or '.join(needs)} did not succeed")
@@ -78,7 +77,7 @@ def cleaned_units(manifest: Manifest, units: Sequence[Unit]) -> list[Unit]:
 
 
 def _cleaned(manifest: Manifest, unit: Unit) -> bool:
-    records = [r for r in manifest.records.values() if r.unit == unit.label and daxa_step(r.step) == "cleaned_evt_lists"]
+    records = [r for r in manifest.records.values() if r.unit == unit.label and daxa_function(r.step) == "cleaned_evt_lists"]
     return bool(records) and all(r.status == "ok" for r in records)
 
 
@@ -102,5 +101,5 @@ def band_inputs(manifest: Manifest, layout: ArchiveLayout, obsid: str, inst: str
         return UnitInputs(False, why=f"{obsid}{inst}: no merged event list (merge_subexposures did not succeed)")
     base = merge_inputs(manifest, obsid, inst, units)
     merges = _ok(r for r in manifest.records.values()
-                 if r.unit.startswith(f"{obsid}{inst}-") and daxa_step(r.step) == "merge_subexposures")
+                 if r.unit.startswith(f"{obsid}{inst}-") and daxa_function(r.step) == "merge_subexposures")
     return UnitInputs(True, base.tokens + _tokens(merges))

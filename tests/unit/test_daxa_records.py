@@ -13,7 +13,6 @@ from daxa_xmm.daxa.records import (
     MissingStepError,
     check_prerequisite,
     daxa_key,
-    daxa_step,
     read_records,
     save_step_info,
 )
@@ -21,6 +20,7 @@ from daxa_xmm.daxa.step_inputs import unit_inputs
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import Unit
 from daxa_xmm.pipeline.manifest import Manifest, StepRecord, save_manifest
+from daxa_xmm.pipeline.stages import daxa_function
 
 OBS = "0201903501"
 PN = f"{OBS}PNS003"
@@ -42,9 +42,9 @@ def _layout(tmp_path: Path, *records: StepRecord) -> ArchiveLayout:
 
 
 def test_call_steps_and_units_map_to_daxas_steps_and_keys() -> None:
-    assert daxa_step("epchain_oot") == "epchain"
-    assert daxa_step("merge_subexposures_2") == "merge_subexposures"
-    assert daxa_step("expmap") == "generate_images_expmaps"
+    assert daxa_function("epchain_oot") == "epchain"
+    assert daxa_function("merge_subexposures_2") == "merge_subexposures"
+    assert daxa_function("expmap") == "generate_images_expmaps"
     assert daxa_key(f"{OBS}PN-clean") == f"{OBS}PN"
     assert daxa_key(PN) == PN
 
