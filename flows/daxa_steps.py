@@ -47,7 +47,6 @@ from daxa_xmm.pipeline.walk import unit_chain_steps
 from daxa_xmm.sas import interrupt
 from daxa_xmm.sas.calls import SasCall, StepPlan
 from daxa_xmm.sas.environment import detect_sas
-from daxa_xmm.steps.merge import place_single
 from flows import api_retry
 from flows.cli import quiet_prefect
 from flows.process_archive import run_archive
@@ -144,8 +143,6 @@ def _prepare_observation(archive: Archive, step: str, plan: StepPlan, ctx: ObsCo
             plan_errors.setdefault(key, f"not run: {needs.why}")
             for call in calls:
                 ctx.store().mark(call, "upstream_failed", f"not run: {needs.why}", sas_version=ctx.sas_version)
-        elif "single_source" in info:  # one sub-exposure: copied, not merged
-            place_single(info["single_source"], info["dest"])
         else:
             # an instrument's merged lists are one job each, side by side as in the archive flow,
             # reported under the instrument's key

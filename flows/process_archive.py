@@ -211,7 +211,10 @@ def plan_archive(config: ProcessingConfig, sas_version: str) -> str:
         for note, call in plan_observation(layout, obsid, config, version):
             if note:
                 lines.append(f"#   {note}")
-            if call is not None:
+            if call is not None and call.placed_from is not None:
+                lines.append(f"[{call.step} {call.unit}] one sub-exposure, copied not merged:")
+                lines.append(f"    {call.placed_from} -> {call.products[0]}")
+            elif call is not None:
                 lines.append(f"[{call.step} {call.unit}]")
                 lines.append(f"    $ {shlex.join(call.argv)}")
                 lines.append(f"      cwd: {call.cwd}")

@@ -101,7 +101,7 @@ def _plan(
             continue
         for unit, (calls, extra) in plans.items():
             commands[obsid][unit] = calls
-            final_paths[obsid][unit] = [p for c in calls for p in c.products] + list(extra.pop("_products", []))
+            final_paths[obsid][unit] = [p for c in calls for p in c.products]
             extra_info[obsid][unit] = extra
     return StepPlan(commands, final_paths, extra_info, message, _cores(num_cores), bool(disable_progress), timeout)
 

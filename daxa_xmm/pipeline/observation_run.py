@@ -52,8 +52,7 @@ from daxa_xmm.sas import interrupt
 from daxa_xmm.sas.calls import SasCall
 from daxa_xmm.sas.runner import is_transient
 from daxa_xmm.sas.version import parse_sas_version
-from daxa_xmm.steps.merge import place_single
-from daxa_xmm.steps.spec import Copy, Scope, StageInput, Work
+from daxa_xmm.steps.spec import Scope, StageInput, Work
 
 log = logging.getLogger(__name__)
 
@@ -208,31 +207,17 @@ class Chain:
         theirs in the work's order. A failure stops its own chain, then the stage."""
         groups = by_unit(work)
         if len(groups) == 1:
-            return await self._run_in_order(work)
+            await self.run(work)
+            return
         base, subs = list(self.tokens), [Chain(self.ctx, self.driver, self.tokens) for _ in groups]
         for sub in subs:
             sub.priority = self.priority
-        results = await asyncio.gather(*(sub._run_in_order(g) for sub, g in zip(subs, groups, strict=True)),
+        results = await asyncio.gather(*(sub.run(g) for sub, g in zip(subs, groups, strict=True)),
                                        return_exceptions=True)
         self.tokens = base + [t for sub in subs for t in sub.tokens[len(base):]]
         bad = [r for r in results if isinstance(r, BaseException)]
         if bad:
             raise bad[0]
-
-    async def _run_in_order(self, work: Sequence[Work]) -> None:
-        """Run ``work``'s calls in order as one chain; a placement (a single sub-exposure as
-        the merged list) is done where it stands."""
-        pending: list[SasCall] = []
-        for item in work:
-            if isinstance(item, Copy):
-                if pending:
-                    await self.run(pending)
-                    pending = []
-                await asyncio.to_thread(place_single, item.source, item.dest)
-            else:
-                pending.append(item)
-        if pending:
-            await self.run(pending)
 
     def fail_rest(self, calls: Sequence[SasCall], cause: BaseException) -> None:
         """Record the calls that cannot run because something they read failed (or was not selected)."""

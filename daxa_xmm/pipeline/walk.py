@@ -22,7 +22,7 @@ from daxa_xmm.odf.summary import read_observation_record, read_odf_summary
 from daxa_xmm.pipeline.stages import band_inputs, stages_for, unit_input
 from daxa_xmm.sas.calls import SasCall
 from daxa_xmm.sas.version import SasVersion
-from daxa_xmm.steps.spec import Copy, Scope, StageInput, Work
+from daxa_xmm.steps.spec import Scope, StageInput, Work
 
 #: Called with each stage's work and the identity tokens of what it reads; returns the
 #: tokens after it (the plan-first check folds tokens; a plan only lists the work).
@@ -78,11 +78,7 @@ def plan_observation(
     out: list[tuple[str, SasCall | None]] = []
 
     def listed(work: Sequence[Work], tokens: list[str]) -> list[str]:
-        for w in work:
-            if isinstance(w, Copy):
-                out.append((f"{w.unit}: one sub-exposure, copied not merged: {w.source} -> {w.dest}", None))
-            else:
-                out.append(("", w))
+        out.extend(("", w) for w in work)
         return tokens
 
     class _Stop(Exception):

@@ -126,7 +126,8 @@ def test_each_call_is_named_and_run_as_its_line_declares(si: StageInput) -> None
     assert {stage.name for stage, _ in calls} == set(STAGE_NAMES)  # the example has every instrument
     for stage, call in calls:
         assert pipeline_step(call.step) == stage.name, call.step
-        assert call.argv[0] in stage.sas_tasks and call.argv[0] in TASKS, call.argv[0]
+        if call.placed_from is None:  # a placement (one sub-exposure's merge) runs no SAS task
+            assert call.argv[0] in stage.sas_tasks and call.argv[0] in TASKS, call.argv[0]
         assert daxa_function(call.step) in {f.name for f in stage.daxa}, call.step
     named = {daxa_function(call.step) for _, call in calls}
     assert named == set(DAXA_STEPS)  # every DAXA function has calls, each under its own name
