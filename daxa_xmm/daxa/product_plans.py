@@ -32,8 +32,8 @@ from daxa_xmm.daxa.plan_support import (
     _per_unit_plan,
     _plan,
     _seconds_knob,
-    _stage_input,
     _timeout_s,
+    stage_input,
 )
 from daxa_xmm.daxa.step_inputs import cleaned_units
 from daxa_xmm.errors import ConfigError
@@ -175,7 +175,7 @@ def merge_subexposures(
 
     def per_obs(obsid: str) -> UnitPlans:
         units = archive.units(obsid)  # first: without a summary there are no units
-        si = _stage_input(archive, obsid, t)
+        si = stage_input(archive, obsid, t)
         manifest = archive.manifest(obsid)
         if any(daxa_function(r.step) == "cleaned_evt_lists" for r in manifest.records.values()):
             units = cleaned_units(manifest, units)  # as DAXA: merge what was cleaned
@@ -235,7 +235,7 @@ def generate_images_expmaps(
 
     def per_obs(obsid: str) -> UnitPlans:
         units = archive.units(obsid)  # first: without a summary there are no units
-        si = _stage_input(archive, obsid, t, images=cfg)
+        si = stage_input(archive, obsid, t, images=cfg)
         out: UnitPlans = {}
         for its in _instrument_inputs(si, units, stage):
             for band in band_inputs(its):

@@ -4,9 +4,11 @@ One line per step, each declared in its step's module (``STAGE``, a
 :class:`~daxa_xmm.steps.spec.Stage`), and every list of steps is derived from this table:
 the step names of ``--steps``/``--force`` and the settings' sections (:mod:`daxa_xmm.config`),
 DAXA's step functions and their prerequisites, which step a call belongs to (below), the
-stand-in's tasks. The archive flow, the plan-first check, ``--dry-run`` and DAXA's plans all
-walk it. Adding a SAS step is its module under ``daxa_xmm/steps/`` (settings, argv builder,
-declared outputs, its ``STAGE``), one line here, and its stand-in task.
+stand-in's tasks. The observation's plan (:mod:`daxa_xmm.pipeline.observation_plan`),
+which the run, the plan-first check, ``--dry-run`` and DAXA's step functions read, is made
+from it, and so are DAXA's plans. Adding a SAS step is its module under
+``daxa_xmm/steps/`` (settings, argv builder, declared outputs, its ``STAGE``), one line
+here, and its stand-in task.
 
 A stage's *scope* says what it runs once for, and so what it waits for:
 
