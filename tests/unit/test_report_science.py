@@ -4,18 +4,22 @@ cleaned lists of xmm-samples."""
 
 from __future__ import annotations
 
+import csv
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
+from astropy.table import Table
 
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.pipeline.manifest import Manifest, StepRecord, save_manifest
 from daxa_xmm.report import readings
+from daxa_xmm.report.archive_report import build_report, write_report
 from daxa_xmm.report.readings import ProductCache, chain_list_numbers, cleaned_list_numbers
-from daxa_xmm.report.science import observation_exposures
+from daxa_xmm.report.science import CSV_NAME, observation_exposures
 
 OBSID = "0201903501"
 BANDS = [(500.0, 2000.0), (2000.0, 10000.0)]
@@ -159,6 +163,26 @@ def test_the_cache_reads_each_product_once_and_survives_its_own_corruption(tmp_p
     assert ProductCache(tmp_path / "cache.json", tmp_path).read(product, "len", reader) == {"n": 3} and len(calls) == 4
     broken = ProductCache(tmp_path / "cache.json", tmp_path).read(product, "len", lambda p: {"x": 1 / 0})
     assert broken is not None and broken["error"].startswith("ZeroDivisionError")
+
+
+def test_report_json_csv_and_html_hold_the_same_numbers(products) -> None:
+    layout, _ = products
+    report = build_report(layout, [{"obsid": OBSID, "status": "ok"}], "22.1.0")
+    js, page = write_report(report, layout.out_root)
+    (exp,) = json.loads(js.read_text())["observations"][0]["exposures"]
+    assert exp["events_after"] == report.observations[0].exposures[0].events_after and exp["ccd_states"] == {"2": "G", "7": "B"}
+    path = layout.out_root / CSV_NAME
+    table = Table.read(path, format="ascii.csv")
+    assert len(table) == 1 and table["unit"][0] == exp["unit"] and f"{table['obsid'][0]:010d}" == OBSID  # (read as a number)
+    for key in ("ontime_s", "filtered_ontime_s", "filtered_exposure_s", "flare_fraction", "espfilt_gti_s", "events_before",
+                "events_after"):
+        assert table[key][0] == pytest.approx(exp[key]), key
+    assert table["counts_0.50-2.00keV"][0] == exp["counts"]["0.50-2.00keV"]
+    (row,) = csv.DictReader(path.open())
+    assert (row["ccd_states"], row["accepted_ccds"], row["notes"], row["obsid"]) == ("2:G 7:B", "1 2 3 4 5 6", "", OBSID)
+    text = page.read_text()
+    assert f"<td>{exp['unit']}</td>" in text and "<td>800.0</td><td>792.0</td><td>20.0%</td>" in text
+    assert f"<td>{exp['counts']['2.00-10.00keV']}</td>" in text and "2:G 7:B" in text and CSV_NAME in text
 
 
 def test_real_cleaned_lists_give_their_own_keywords_and_counts(xmm_samples: Path, tmp_path: Path) -> None:
