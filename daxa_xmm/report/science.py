@@ -40,7 +40,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,13 @@ def _records(manifest: Path) -> list[dict[str, Any]]:
     return [r for r in records.values() if isinstance(r, dict)] if isinstance(records, dict) else []
 
 
+@cache
+def _default_bands() -> tuple[tuple[float, float], ...]:
+    """The image step's default bands, made once: a settings model per observation would
+    cost more than the rest of an observation's cached summary."""
+    return tuple(ImageConfig().bands_ev())
+
+
 def _bands(records: list[dict[str, Any]]) -> list[tuple[float, float]]:
     """The bands the observation's images were made in (their records' ``band_ev``), else
     the default bands of :class:`daxa_xmm.steps.images.ImageConfig`."""
@@ -107,7 +114,7 @@ def _bands(records: list[dict[str, Any]]) -> list[tuple[float, float]]:
         band = (r.get("facts") or {}).get("band_ev")
         if isinstance(band, list) and len(band) == 2 and all(isinstance(v, (int, float)) for v in band):
             found.add((float(band[0]), float(band[1])))
-    return sorted(found) or ImageConfig().bands_ev()
+    return sorted(found) or list(_default_bands())
 
 
 def _ratio_left(after: float | None, before: float | None) -> float | None:
