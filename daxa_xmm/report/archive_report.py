@@ -186,9 +186,9 @@ def _html(report: ArchiveReport) -> str:
 def write_report(report: ArchiveReport, out_root: Path) -> tuple[Path, Path]:
     """Write ``report.json``, ``report.html`` and ``exposures.csv`` into ``out_root`` atomically."""
     out_root.mkdir(parents=True, exist_ok=True)
-    write_exposures_csv(out_root / CSV_NAME, ((o.obsid, o.exposures) for o in report.observations))
     js = atomic_write_json(out_root / "report.json", report.model_dump(mode="json"))
     page = atomic_write_text(out_root / "report.html", _html(report))
+    write_exposures_csv(out_root / CSV_NAME, ((o.obsid, o.exposures) for o in report.observations))
     return js, page
 
 
