@@ -7,9 +7,9 @@ observation's exposures come from its manifest (every PN and MOS sub-exposure un
 records for); each number from one product, found by :class:`daxa_xmm.layout.ArchiveLayout`
 and read by :mod:`daxa_xmm.report.readings` (where each number's source is named):
 
-====================  ==============================  =====================================
+====================  ===============================  ======================================
 field                 product (the step that made it)  what is read
-====================  ==============================  =====================================
+====================  ===============================  ======================================
 events_before         chain list (epchain, emchain)    EVENTS rows
 ontime_s              chain list                       EVENTS ONTIME (or per-CCD, or STDGTI)
 events_after          cleaned list (cleaning)          EVENTS rows
@@ -18,7 +18,7 @@ filtered_exposure_s   cleaned list                     EVENTS LIVETIME (dead tim
 counts                cleaned list                     events with PI in each image band
 espfilt_gti_s         espfilt's GTI file (espfilt)     sum of STOP - START
 ccd_states            emanom's log (emanom, MOS)       each judged CCD's state letter
-====================  ==============================  =====================================
+====================  ===============================  ======================================
 
 ``flare_fraction`` is ``1 - filtered_ontime_s / ontime_s``: the share of the on time the
 selection removed. It compares on times, not the dead-time-corrected exposure, so that dead
