@@ -38,7 +38,10 @@ __all__ = [
 ]
 
 import logging
+import os
 import re
+import threading
+from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
 
@@ -226,8 +229,19 @@ class _Exposure:
             raise SummaryParseError(path, f"bad EXPOSURE record: {exc}", self.line) from None
 
 
+#: Summaries parsed in this process, by (path, size, mtime, inode): the plan-first check
+#: reads each observation's twice (is it whole? which units?), a run more often.
+_PARSED: OrderedDict[tuple[str, int, int, int], OdfSummary] = OrderedDict()
+_PARSED_MAX = 256
+_PARSED_LOCK = threading.Lock()
+
+
 def read_odf_summary(sum_path: str | Path, obs_id: str | None = None) -> OdfSummary:
     """Read an odfingest summary file into an :class:`~daxa_xmm.odf.models.OdfSummary`.
+
+    A file read before in this process, and unchanged since (same size, modification time
+    and inode), is not parsed again: its summary (a frozen model) is given again. A file
+    that fails to parse is parsed again at each call, so its error is always the file's own.
 
     Args:
         sum_path: the ``{rev}_{obsid}_SCX00000SUM.SAS`` file odfingest wrote.
@@ -246,6 +260,31 @@ def read_odf_summary(sum_path: str | Path, obs_id: str | None = None) -> OdfSumm
             file and line.
     """
     path = Path(sum_path)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return _parse_odf_summary(path, obs_id)  # raises the reader's own error
+    key = (os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    with _PARSED_LOCK:  # a run reads summaries from several threads
+        summary = _PARSED.get(key)
+        if summary is not None:
+            _PARSED.move_to_end(key)
+    if summary is None:
+        try:
+            summary = _parse_odf_summary(path, None)
+        except SummaryParseError:
+            return _parse_odf_summary(path, obs_id)  # the error it raises for this ObsID
+        with _PARSED_LOCK:
+            _PARSED[key] = summary
+            if len(_PARSED) > _PARSED_MAX:
+                _PARSED.popitem(last=False)
+    if obs_id is not None and summary.observation.obsid != obs_id:
+        return _parse_odf_summary(path, obs_id)  # raises: the summary is for another ObsID
+    return summary
+
+
+def _parse_odf_summary(path: Path, obs_id: str | None) -> OdfSummary:
+    """:func:`read_odf_summary` without its cache."""
     records, banner = _split_records(path, _read_text(path))
     versions = _versions(path, records, banner)
     obs_rec = _only_record(path, records, "OBSERVATION")

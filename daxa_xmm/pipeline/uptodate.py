@@ -23,6 +23,7 @@ from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.summary import read_observation_record
 from daxa_xmm.pipeline.identity import record_token, with_upstream
 from daxa_xmm.pipeline.manifest import Manifest, is_up_to_date, load_manifest
+from daxa_xmm.pipeline.snapshot import snapshot
 from daxa_xmm.pipeline.stages import by_unit
 from daxa_xmm.pipeline.step_run import calibration_stale, ccf_paths
 from daxa_xmm.pipeline.walk import ChainVisitor, observation_input, select_observation_units, walk_observation
@@ -76,6 +77,7 @@ def observation_up_to_date(layout: ArchiveLayout, obsid: str, config: Processing
     """True when every call the flow would make for ``obsid`` is up to date (nothing to run)."""
     if config.force:
         return False
+    layout = snapshot(layout)  # its folders looked up once (daxa_xmm.pipeline.snapshot)
     manifest_path = layout.manifest(obsid)
     if not manifest_path.exists():
         return False

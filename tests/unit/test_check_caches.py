@@ -1,0 +1,98 @@
+"""What the plan-first check remembers (BENCHMARKS.md section 5b) never hides a change.
+
+The parsed summaries (keyed by size, mtime and inode), the expressions already checked,
+and one observation's folder lookups (:mod:`daxa_xmm.pipeline.snapshot`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from daxa_xmm.errors import FilterExpressionError, LayoutError, SummaryParseError
+from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.odf.summary import read_odf_summary
+from daxa_xmm.pipeline.snapshot import snapshot
+from daxa_xmm.sas.filters import validate_expression
+from tests.summary_writer import Exp, Inst, write_summary
+
+
+def test_an_unchanged_summary_is_parsed_once_and_a_changed_one_again(tmp_path: Path) -> None:
+    path = write_summary(tmp_path / "0828_0201903501_SCX00000SUM.SAS", [Inst("PN", [Exp("003")])])
+    first = read_odf_summary(path)
+    assert read_odf_summary(path, obs_id="0201903501") is first  # the same file: not parsed again
+    with pytest.raises(SummaryParseError, match="expected 0000000001"):  # the ObsID is still checked
+        read_odf_summary(path, obs_id="0000000001")
+
+    stat = path.stat()
+    write_summary(path, [Inst("PN", [Exp("003")]), Inst("M1", [Exp("001")])])
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same mtime: the size tells
+    assert set(read_odf_summary(path).instruments) == {"PN", "M1"}
+
+    size = path.stat().st_size
+    text = path.read_text().replace("M1", "M2")  # same size, new mtime
+    path.write_text(text)
+    assert path.stat().st_size == size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert set(read_odf_summary(path).instruments) == {"PN", "M2"}
+
+    path.write_text(text[: len(text) // 2])  # cut short: its own error, every time
+    for _ in range(2):
+        with pytest.raises(SummaryParseError):
+            read_odf_summary(path)
+    path.unlink()
+    with pytest.raises(SummaryParseError):
+        read_odf_summary(path)
+
+
+def test_a_replaced_summary_is_parsed_again_even_with_its_old_size_and_mtime(tmp_path: Path) -> None:
+    path = write_summary(tmp_path / "s.SAS", [Inst("M1", [Exp("003")])])
+    stat = path.stat()
+    assert set(read_odf_summary(path).instruments) == {"M1"}
+    other = write_summary(tmp_path / "t.SAS", [Inst("M2", [Exp("003")])])
+    os.utime(other, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.replace(other, path)  # another file (inode) of the same size and time
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    assert set(read_odf_summary(path).instruments) == {"M2"}
+
+
+def test_a_checked_expression_is_remembered_and_a_bad_one_always_refused() -> None:
+    expr = "PATTERN <= 4 && (FLAG & 0xfb0825) == 0 && PI in [500:2000]"
+    assert validate_expression(expr) == expr
+    assert validate_expression(expr) == expr
+    for _ in range(2):
+        with pytest.raises(FilterExpressionError, match="unclosed"):
+            validate_expression("PI in [500:2000")
+    with pytest.raises(FilterExpressionError):
+        validate_expression(["PI > 2"])  # type: ignore[arg-type]
+
+
+def test_a_snapshot_answers_as_the_layout_did_when_first_asked(tmp_path: Path) -> None:
+    (tmp_path / "raw" / "0201903501").mkdir(parents=True)
+    (tmp_path / "raw" / "0201903501" / "0828_0201903501_SCX00000SUM.ASC").write_text("x")
+    (tmp_path / "out").mkdir()
+    layout = ArchiveLayout(tmp_path / "raw", tmp_path / "out")
+    snap = snapshot(layout)
+    assert (snap.raw_root, snap.out_root) == (layout.raw_root, layout.out_root)
+    assert snap.obs_dir("0201903501") == layout.obs_dir("0201903501")
+    assert snap.odf_files("0201903501") == layout.odf_files("0201903501")
+    assert snap.odf_sum_asc("0201903501") == layout.odf_sum_asc("0201903501")
+    assert snap.odf_is_gzipped("0201903501") is layout.odf_is_gzipped("0201903501") is False
+    snap.odf_files("0201903501").clear()  # a caller's copy: the snapshot keeps its own
+    assert snap.odf_files("0201903501") == layout.odf_files("0201903501")
+    with pytest.raises(LayoutError):  # a bad ObsID is refused each time
+        snap.obs_dir("../x")
+    with pytest.raises(LayoutError):
+        snap.obs_dir("../x")
+
+    # a products folder replaced by a link leading out: the next snapshot (the next
+    # observation's check) and the layout itself refuse it
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (tmp_path / "out" / "0201903501").symlink_to(outside)
+    with pytest.raises(LayoutError):
+        layout.obs_dir("0201903501")
+    with pytest.raises(LayoutError):
+        snapshot(layout).obs_dir("0201903501")
