@@ -1,0 +1,122 @@
+"""Data-quality checks of products (issue 33.3): each check on synthetic FITS, failing and
+passing, and on the real SAS samples, which must pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from daxa_xmm.odf.fitsread import read_hdus
+from daxa_xmm.sas.quality import Quality, good_time_s, largest_value, quality_problem, wcs_problem
+from daxa_xmm.steps.quality import QualityConfig
+
+DEFAULT = QualityConfig()
+#: The image keywords of the real sample image (xmm-samples/images), as evselect wrote them.
+SAMPLE_WCS = {"CTYPE1": "RA---TAN", "CRPIX1": 256.505747126437, "CRVAL1": 149.59475, "CUNIT1": "deg",
+              "CDELT1": -1.20833333333333e-03, "CTYPE2": "DEC--TAN", "CRPIX2": 256.505747126437,
+              "CRVAL2": -11.0876388888889, "CUNIT2": "deg", "CDELT2": 1.20833333333333e-03}
+
+
+def _gti(intervals: list[tuple[float, float]], name: str = "STDGTI", ccd: int | None = None) -> fits.BinTableHDU:
+    arr = np.asarray(intervals, dtype=float).reshape(-1, 2)
+    hdu = fits.BinTableHDU.from_columns([fits.Column("START", "D", array=arr[:, 0]), fits.Column("STOP", "D", array=arr[:, 1])],
+                                        name=name)
+    hdu.header["HDUCLAS1"] = "GTI"
+    if ccd is not None:
+        hdu.header["CCDID"] = ccd
+    return hdu
+
+
+def _events(n: int) -> fits.BinTableHDU:
+    return fits.BinTableHDU.from_columns([fits.Column("TIME", "D", array=np.arange(n, dtype=float)),
+                                          fits.Column("PI", "J", array=np.full(n, 1000))], name="EVENTS")
+
+
+def _write(path: Path, *tables: fits.BinTableHDU, image: np.ndarray | None = None, **cards: object) -> Path:
+    primary = fits.PrimaryHDU(image)
+    for key, value in cards.items():
+        primary.header[key] = value
+    fits.HDUList([primary, *tables]).writeto(path)
+    return path
+
+
+# --------------------------------------------------------------------------- each check, synthetic
+@pytest.mark.parametrize(
+    ("make", "quality", "problem"),
+    [
+        # espfilt's GTI: good time above the threshold, or the exposure is fully flared
+        (lambda p: _write(p, _gti([(0, 100), (200, 250)])), DEFAULT.flare_gti(), None),
+        (lambda p: _write(p, _gti([])), DEFAULT.flare_gti(), "fully flared (0 s of GTI"),
+        (lambda p: _write(p, _gti([(5, 5)])), DEFAULT.flare_gti(), "fully flared"),
+        (lambda p: _write(p, _events(3)), DEFAULT.flare_gti(), "(no GTI table"),
+        (lambda p: _write(p, _gti([(0, 100)])), QualityConfig(min_flare_gti="100 s").flare_gti(),
+         "too little good time left after flare filtering (100 s of GTI; needs more than 100 s, quality.min_flare_gti)"),
+        # a cleaned list: events, and good time
+        (lambda p: _write(p, _events(5), _gti([(0, 10)], "STDGTI01", 1)), DEFAULT.cleaned_events(), None),
+        (lambda p: _write(p, _events(0), _gti([(0, 10)], "STDGTI01", 1)), DEFAULT.cleaned_events(),
+         "no events left after cleaning (0 in EVENTS; needs more than 0, quality.min_clean_events)"),
+        (lambda p: _write(p, _events(5), _gti([], "STDGTI01", 1)), DEFAULT.cleaned_events(), "no good time (0 s of GTI"),
+        # the filter's GTI of a CCD bounds its good time, as the chain's STDGTInn does
+        (lambda p: _write(p, _events(5), _gti([(0, 10)], "STDGTI01", 1), _gti([], "GTI00006", 1)),
+         DEFAULT.cleaned_events(), "no good time"),
+        (lambda p: _write(p, _events(5), _gti([], "STDGTI01", 1), _gti([(0, 10)], "STDGTI02", 2)),
+         DEFAULT.cleaned_events(), None),  # the list has good time on its best CCD
+        (lambda p: _write(p, _events(5), _gti([(0, 10)], "STDGTI01", 1)), QualityConfig(min_clean_events=5).cleaned_events(),
+         "too few events left after cleaning (5 in EVENTS; needs more than 5, quality.min_clean_events)"),
+        # a count image: its celestial WCS
+        (lambda p: _write(p, image=np.ones((4, 4)), **SAMPLE_WCS), DEFAULT.image(), None),
+        (lambda p: _write(p, image=np.ones((4, 4))), DEFAULT.image(), "no celestial WCS (CTYPE1/CTYPE2 none/none"),
+        (lambda p: _write(p, image=np.ones((4, 4)), **{**SAMPLE_WCS, "CTYPE1": "X", "CTYPE2": "Y"}), DEFAULT.image(),
+         "no celestial WCS (CTYPE1/CTYPE2 X/Y"),
+        (lambda p: _write(p, image=np.ones((4, 4)), **{**SAMPLE_WCS, "CRVAL2": -91.0}), DEFAULT.image(), "not on the sky"),
+        (lambda p: _write(p, image=np.ones((4, 4)), **{**SAMPLE_WCS, "CDELT1": 0.0}), DEFAULT.image(), "without a pixel size"),
+        (lambda p: _write(p, image=np.ones((4, 4)), **{**SAMPLE_WCS, "CDELT1": 0.0, "CD1_1": -1e-3, "CD2_2": 1e-3}),
+         DEFAULT.image(), None),  # a CD matrix gives the pixel size instead
+        # an exposure map: the WCS, and exposure in the field of view
+        (lambda p: _write(p, image=np.pad(np.full((2, 2), 9000.0), 1), **SAMPLE_WCS), DEFAULT.exposure_map(), None),
+        (lambda p: _write(p, image=np.zeros((4, 4), dtype=np.float32), **SAMPLE_WCS), DEFAULT.exposure_map(),
+         "no exposure in the field of view (the map is all zero; needs more than 0 s, quality.min_expmap_exposure)"),
+        (lambda p: _write(p, image=np.full((4, 4), np.nan), **SAMPLE_WCS), DEFAULT.exposure_map(), "no finite value"),
+        (lambda p: _write(p, image=np.ones((4, 4))), DEFAULT.exposure_map(), "no celestial WCS"),
+        (lambda p: _write(p, image=np.full((4, 4), 50.0), **SAMPLE_WCS), QualityConfig(min_expmap_exposure="1 ks").exposure_map(),
+         "too little exposure in the field of view (the map is at most 50 s; needs more than 1000 s"),
+    ],
+)
+def test_each_check_on_synthetic_products(tmp_path: Path, make, quality: Quality, problem: str | None) -> None:
+    path = make(tmp_path / "product.fits")
+    got = quality_problem(path, quality)
+    assert (got is None) if problem is None else (got is not None and got.startswith("product.fits: ") and problem in got), got
+
+
+def test_the_largest_value_applies_bscale_and_bzero(tmp_path: Path) -> None:
+    path = tmp_path / "scaled.fits"
+    hdu = fits.PrimaryHDU(np.array([[0, 3], [1, 2]], dtype=np.int16))
+    hdu.header["BSCALE"], hdu.header["BZERO"] = 0.5, 10.0
+    fits.HDUList([hdu]).writeto(path, output_verify="ignore")
+    with open(path, "rb") as fh:  # astropy stores the scaling as given: the raw maximum is 3
+        assert b"BSCALE  =                  0.5" in fh.read(2880)
+    assert largest_value(path, read_hdus(path)[0]) == 11.5
+
+
+# --------------------------------------------------------------------------- the real samples pass
+def test_the_real_cleaned_lists_pass_and_their_good_time_is_what_sas_wrote(xmm_samples: Path) -> None:
+    for path in sorted((xmm_samples / "events").glob("*_clean_evts.fits")):
+        hdus = read_hdus(path)
+        events = next(h for h in hdus if h.name == "EVENTS")
+        # the filter's GTI00n06 tables are smaller than the chain's STDGTInn: SAS's ONTIME is their total
+        assert good_time_s(path, hdus) == pytest.approx(events.cards["ONTIME"], abs=1e-6), path.name
+        assert quality_problem(path, DEFAULT.cleaned_events()) is None, path.name
+
+
+def test_the_real_image_passes_and_its_wcs_is_what_the_check_asks_for(xmm_samples: Path) -> None:
+    image = xmm_samples / "images" / "0201903501_mos1_exp1-0.50-2.00keVimg.fits"
+    cards = read_hdus(image)[0].cards
+    words = [k for k, v in SAMPLE_WCS.items() if isinstance(v, str)]  # the synthetic tests' WCS is the sample's
+    assert [cards[k] for k in words] == [SAMPLE_WCS[k] for k in words]
+    assert [cards[k] for k in SAMPLE_WCS if k not in words] == pytest.approx([v for k, v in SAMPLE_WCS.items() if k not in words])
+    assert wcs_problem(cards) is None and quality_problem(image, DEFAULT.image()) is None
+    # no real exposure map is in the samples; eexpmap's map is on its input image's grid, with its WCS
+    assert quality_problem(image, DEFAULT.exposure_map()) is None
