@@ -1,5 +1,5 @@
 """Data-quality checks of products (issue 33.3): each check on synthetic FITS, failing and
-passing, and on the real SAS samples, which must pass."""
+passing, and on the real SAS samples, which must pass; and the runner's data-quality outcome."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import pytest
 from astropy.io import fits
 
 from daxa_xmm.odf.fitsread import read_hdus
+from daxa_xmm.sas.calls import OutputSpec
 from daxa_xmm.sas.quality import Quality, good_time_s, largest_value, quality_problem, wcs_problem
+from daxa_xmm.sas.runner import raise_for_result, run_sas
 from daxa_xmm.steps.quality import QualityConfig
+from tests.fake_sas import fake_task, sas_call
 
 DEFAULT = QualityConfig()
 #: The image keywords of the real sample image (xmm-samples/images), as evselect wrote them.
@@ -120,3 +123,21 @@ def test_the_real_image_passes_and_its_wcs_is_what_the_check_asks_for(xmm_sample
     assert wcs_problem(cards) is None and quality_problem(image, DEFAULT.image()) is None
     # no real exposure map is in the samples; eexpmap's map is on its input image's grid, with its WCS
     assert quality_problem(image, DEFAULT.exposure_map()) is None
+
+
+# --------------------------------------------------------------------------- the runner's outcome
+def test_a_product_failing_its_check_is_a_data_quality_outcome_placed_not_failed(tmp_path: Path) -> None:
+    empty = _write(tmp_path / "flared.fits", _gti([]))
+    env = fake_task(tmp_path, "espfilt", f"import shutil\nshutil.copy({str(empty)!r}, 'pnS003-gti.fits')\n")
+    dest = tmp_path / "cleaning" / "pnS003-gti.fits"
+    call = sas_call(tmp_path, "espfilt", outputs=(OutputSpec("pnS003-gti.fits", dest, check="gti", quality=DEFAULT.flare_gti()),))
+    res = run_sas(call, extra_env=env)
+    assert (res.status, res.failure, res.exit_code, res.quality) == ("data_quality", None, 0, ("flare_gti",))
+    assert res.message.startswith("espfilt [0201903501PNS003]: data quality, not a SAS error: pnS003-gti.fits: ")
+    assert "fully flared" in res.message
+    assert res.products == (dest,) and dest.exists()  # placed, for the user to look at
+    raise_for_result(res)  # not an error: nothing to retry
+    # the same product under a check it passes is ok
+    _write(tmp_path / "good.fits", _gti([(0, 10)]))
+    env = fake_task(tmp_path, "espfilt", f"import shutil\nshutil.copy({str(tmp_path / 'good.fits')!r}, 'pnS003-gti.fits')\n")
+    assert run_sas(call, extra_env=env).status == "ok"
