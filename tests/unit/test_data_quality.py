@@ -1,5 +1,6 @@
 """Data-quality checks of products (issue 33.3): each check on synthetic FITS, failing and
-passing, and on the real SAS samples, which must pass; and the runner's data-quality outcome."""
+passing, and on the real SAS samples, which must pass; the runner's data-quality outcome; and
+their thresholds as settings of the run."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from astropy.io import fits
 
 from daxa_xmm.odf.fitsread import read_hdus
 from daxa_xmm.sas.calls import OutputSpec
-from daxa_xmm.sas.quality import Quality, good_time_s, largest_value, quality_problem, wcs_problem
+from daxa_xmm.sas.quality import Limit, Quality, good_time_s, largest_value, quality_problem, wcs_problem
 from daxa_xmm.sas.runner import raise_for_result, run_sas
 from daxa_xmm.steps.quality import QualityConfig
 from tests.fake_sas import fake_task, sas_call
@@ -141,3 +142,15 @@ def test_a_product_failing_its_check_is_a_data_quality_outcome_placed_not_failed
     _write(tmp_path / "good.fits", _gti([(0, 10)]))
     env = fake_task(tmp_path, "espfilt", f"import shutil\nshutil.copy({str(tmp_path / 'good.fits')!r}, 'pnS003-gti.fits')\n")
     assert run_sas(call, extra_env=env).status == "ok"
+
+
+# --------------------------------------------------------------------------- settings
+def test_the_thresholds_are_settings_of_the_run() -> None:
+    from daxa_xmm.config import ProcessingConfig
+
+    cfg = ProcessingConfig(archive=Path("/a"), out=Path("/b"), quality={"min_flare_gti": "2 ks", "min_clean_events": 10})
+    quality = cfg.section(QualityConfig)
+    assert quality.flare_gti().good_time == Limit(2000.0, "quality.min_flare_gti")
+    assert quality.cleaned_events().events == Limit(10.0, "quality.min_clean_events")
+    with pytest.raises(ValueError, match="min_flare_gti"):
+        QualityConfig(min_flare_gti="-1 s")
