@@ -6,7 +6,7 @@ once) -> per instrument: merge -> images and exposure maps per band.
 Each chain is a plain coroutine awaiting its calls in order, so a unit waits only for what
 it reads: no barrier between units or instruments. A failed step stops only its own chain;
 what depended on it is recorded as ``upstream_failed`` and the rest of the observation goes
-on.
+on. A data-quality outcome (daxa_xmm.sas.quality) stops its chain but fails nothing: what it feeds is ``skipped``.
 
 Nothing here imports Prefect: a :class:`Driver` says how a call runs. The archive flow's
 subflow (flows/process_observation.py) runs each call as a Prefect task; a local run's head
@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel
 
 from daxa_xmm.config import ProcessingConfig
-from daxa_xmm.errors import is_disk_full
+from daxa_xmm.errors import DataQualityStop, is_disk_full
 from daxa_xmm.odf.models import Unit
 from daxa_xmm.odf.summary import read_observation_record
 from daxa_xmm.odf.unpack import repoint_summary, unpack_odf
@@ -179,6 +179,9 @@ class Chain:
                 self.driver.watch.finished(self.ctx.obsid, call)
             made.append(out.token)
             produced.extend(out.products)
+            if out.quality:  # a data-quality outcome: nothing it feeds can be made
+                self.fail_rest(calls[i + 1 :], stop := DataQualityStop(out.quality))
+                raise stop
             i += 1
         self.tokens = base + made
         return produced
@@ -235,14 +238,14 @@ class Chain:
             await self.run(pending)
 
     def fail_rest(self, calls: Sequence[SasCall], cause: BaseException) -> None:
-        """Record the calls that cannot run because something they read failed (or was not selected)."""
+        """Record the calls that cannot run because something they read failed (or was not selected, or is unusable)."""
         store = self.ctx.store()
-        status: StepStatus = ("skipped" if isinstance(cause, StepSkipped)
+        status: StepStatus = ("skipped" if isinstance(cause, (StepSkipped, DataQualityStop))
                   else "interrupted" if isinstance(cause, interrupt.Interrupted) else "upstream_failed")
         try:
             for call in calls:
                 # a partial run (--steps) leaves what it did not select: older products are stale
-                if status == "skipped" and store.mark_stale(call, STALE_MESSAGE) is not None:
+                if isinstance(cause, StepSkipped) and store.mark_stale(call, STALE_MESSAGE) is not None:
                     continue
                 store.mark(call, status, f"not run: {short(cause)}", sas_version=self.ctx.sas_version)
         except OSError as exc:  # a full disk: what did not run has no record, and runs next time
@@ -251,16 +254,17 @@ class Chain:
             log.warning("%s: %d call(s) not recorded as not run: %s", self.ctx.obsid, len(calls), short(exc))
 
 
-async def _unit(si: StageInput, ctx: ObsContext, driver: Driver, base: list[str]) -> list[str] | None:
+async def _unit(si: StageInput, ctx: ObsContext, driver: Driver, base: list[str]) -> list[str] | DataQualityStop | None:
     """One sub-exposure's chain: its unit stages of the table, in order.
 
-    Returns the identity tokens of what it made (the merge and images read them), or None
-    when the unit failed.
+    Returns the tokens of what it made (the merge and images read them), its data-quality stop, or None if it failed.
     """
     chain = Chain(ctx, driver, base)
     try:
         await chain.run_stages("unit", si)
         return chain.tokens
+    except DataQualityStop as stop:  # the runner logged why
+        return stop
     except Exception as exc:
         if _left_stale(exc):
             return chain.tokens
@@ -285,12 +289,12 @@ async def _instrument(si: StageInput, ctx: ObsContext, driver: Driver, base: lis
             raise
         results = await asyncio.gather(*(Chain(ctx, driver, chain.tokens).run_stages("band", b) for b in bands),
                                        return_exceptions=True)
-        bad = [r for r in results if isinstance(r, BaseException)]
+        bad = [r for r in results if isinstance(r, BaseException) and not isinstance(r, DataQualityStop)]
         if bad:
             raise bad[0]
         return True
     except Exception as exc:
-        if _left_stale(exc):
+        if _left_stale(exc) or isinstance(exc, DataQualityStop):
             return True
         log.warning("%s %s: %s stopped: %s", ctx.obsid, si.inst, "/".join(_after_units(si)), short(exc))
         return False
@@ -358,15 +362,17 @@ async def run_observation(obsid: str, config: ProcessingConfig, ctx: ObsContext,
             for u, tokens in zip(its_units, unit_tokens, strict=True):
                 if tokens is None:
                     failed.append(u.label)
-            good = tuple(u for u, tokens in zip(its_units, unit_tokens, strict=True) if tokens is not None)
-            made = [t for tokens in unit_tokens if tokens is not None for t in tokens]
+            good = tuple(u for u, tokens in zip(its_units, unit_tokens, strict=True) if isinstance(tokens, list))
+            made = [t for tokens in unit_tokens if isinstance(tokens, list) for t in tokens]
             its = replace(si, inst=inst, units=good or tuple(its_units))
             if good:
                 if not await _instrument(its, ctx, driver, made):
                     failed.append(f"{obsid}{inst}-{'/'.join(_after_units(its))}")
             else:  # record that what the instrument's units feed could not be made
                 not_made = planned_work("instrument", its) + [w for b in band_inputs(its) for w in planned_work("band", b)]
-                Chain(ctx, driver).fail_rest(calls_only(not_made), RuntimeError(f"no {inst} sub-exposure was processed"))
+                unusable = all(isinstance(t, DataQualityStop) for t in unit_tokens)
+                Chain(ctx, driver).fail_rest(calls_only(not_made), (DataQualityStop if unusable else RuntimeError)(
+                    f"no {inst} sub-exposure was {'usable' if unusable else 'processed'}"))
 
         by_inst: dict[str, tuple[list[Any], list[Unit]]] = {}
         for u, job in zip(launch, jobs, strict=True):
@@ -379,13 +385,14 @@ async def run_observation(obsid: str, config: ProcessingConfig, ctx: ObsContext,
             status = "interrupted"
         if not units:
             return ObservationOutcome(obsid=obsid, status="ok", message="no processable exposures", duration_s=time.time() - t0)
+        message = "" if not failed else (f"stopped: {len(failed)} unit(s) not finished; run again to resume"
+                                         if status == "interrupted" else f"{len(failed)} unit(s) failed")
         return ObservationOutcome(
             obsid=obsid,
             status=status,
             units=[u.label for u in units],
             failed=failed,
-            message="" if not failed else (f"stopped: {len(failed)} unit(s) not finished; run again to resume"
-                                            if status == "interrupted" else f"{len(failed)} unit(s) failed"),
+            message="; ".join(m for m in (message, ctx.store().quality_note()) if m),
             duration_s=time.time() - t0,
         )
     finally:
