@@ -1,19 +1,26 @@
 """Data-quality checks of products (issue 33.3): each check on synthetic FITS, failing and
-passing, and on the real SAS samples, which must pass; the runner's data-quality outcome; and
-their thresholds as settings of the run."""
+passing, and on the real SAS samples, which must pass; their thresholds as settings; the
+runner's data-quality outcome; and fingerprints unchanged at the default thresholds."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
+from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.fitsread import read_hdus
+from daxa_xmm.odf.models import Unit
 from daxa_xmm.sas.calls import OutputSpec
 from daxa_xmm.sas.quality import Limit, Quality, good_time_s, largest_value, quality_problem, wcs_problem
 from daxa_xmm.sas.runner import raise_for_result, run_sas
+from daxa_xmm.sas.version import SasVersion
+from daxa_xmm.steps.clean_events import CleanEventsConfig, clean_events_calls
+from daxa_xmm.steps.espfilt import EspfiltConfig, espfilt_calls
+from daxa_xmm.steps.images import image_expmap_calls
 from daxa_xmm.steps.quality import QualityConfig
 from tests.fake_sas import fake_task, sas_call
 
@@ -154,3 +161,34 @@ def test_the_thresholds_are_settings_of_the_run() -> None:
     assert quality.cleaned_events().events == Limit(10.0, "quality.min_clean_events")
     with pytest.raises(ValueError, match="min_flare_gti"):
         QualityConfig(min_flare_gti="-1 s")
+
+
+# --------------------------------------------------------------------------- the builders and fingerprints
+LAY = ArchiveLayout(Path("/archive"), Path("/out"))
+MOS = Unit(obsid="0201903501", inst="M1", exp_id="S001", ccds=(1, 2, 3))
+
+
+def _calls(quality: QualityConfig | None) -> list:
+    return [*espfilt_calls(LAY, MOS, EspfiltConfig(), SasVersion(22, 1, 0), quality=quality),
+            *clean_events_calls(LAY, MOS, CleanEventsConfig(), quality=quality),
+            *image_expmap_calls(LAY, "0201903501", "M1", 500, 2000, quality=quality)]
+
+
+def _without_quality(call):
+    return dataclasses.replace(call, outputs=tuple(dataclasses.replace(o, quality=None) for o in call.outputs))
+
+
+def test_the_builders_declare_each_check_on_its_product() -> None:
+    kinds = {c.step: [o.quality.kind for o in c.outputs if o.quality] for c in _calls(None)}
+    assert kinds == {"espfilt": ["flare_gti"], "cleaned_evt_lists": ["cleaned_events"], "image": ["image"],
+                     "expmap": ["exposure_map"]}
+
+
+def test_default_thresholds_leave_fingerprints_as_they_were_and_a_raised_one_changes_its_calls_only() -> None:
+    # at the defaults the checks add nothing to a call's fingerprint: archives made before them are not redone
+    for call in _calls(QualityConfig()):
+        assert call.fingerprint("22.1.0") == _without_quality(call).fingerprint("22.1.0"), call.step
+    raised = {c.step: c.fingerprint("22.1.0") for c in _calls(QualityConfig(min_clean_gti="1 ks"))}
+    default = {c.step: c.fingerprint("22.1.0") for c in _calls(None)}
+    assert {s for s in default if raised[s] != default[s]} == {"cleaned_evt_lists"}
+    assert QualityConfig(min_clean_gti="1 ks").cleaned_events().raised() == {"quality.min_clean_gti": 1000.0}
