@@ -43,7 +43,6 @@ from daxa_xmm.sas import interrupt
 from daxa_xmm.sas.calls import SasCall
 from daxa_xmm.sas.runner import is_transient
 from daxa_xmm.sas.version import parse_sas_version
-from daxa_xmm.steps.spec import Work
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +172,7 @@ class Chain:
         self.tokens = base + made
         return produced
 
-    async def run_work(self, work: Sequence[Work]) -> None:
+    async def run_work(self, work: Sequence[SasCall]) -> None:
         """Run a stage's work: each unit's part as one chain from what came before the stage,
         the units side by side (:func:`daxa_xmm.pipeline.stages.by_unit`); the tokens after it are
         theirs in the work's order. A failure stops its own chain, then the stage."""
