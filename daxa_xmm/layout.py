@@ -16,6 +16,9 @@ Layout of the output tree (one folder per ObsID)::
     <out>/<obsid>/logs/                         stdout/stderr of every SAS call
     <out>/<obsid>/work/<unit>-<step>/           SAS working directories (scratch)
     <out>/<obsid>/manifest.json                 what ran, with what, and what it made
+    <out>/<obsid>/report-cache.json             the report's numbers read from each product (a cache)
+    <out>/report.json, report.html              the archive report
+    <out>/exposures.csv                         the report's science summary, one row per exposure
 """
 
 from __future__ import annotations
@@ -243,6 +246,11 @@ class ArchiveLayout:
 
     def manifest(self, obsid: str) -> Path:
         return self.obs_dir(obsid) / "manifest.json"
+
+    def report_cache(self, obsid: str) -> Path:
+        """What the report read of each product of ``obsid``, keyed by the product's size and
+        time (:mod:`daxa_xmm.report.science`): a re-report reads only what changed."""
+        return self.obs_dir(obsid) / "report-cache.json"
 
     # --- product names (SAS's own names for chain outputs) ---------------------------------
     def attitude(self, obsid: str) -> Path:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import inspect
 import logging
@@ -33,21 +34,21 @@ from daxa_xmm.config import ProcessingConfig, load_config
 from daxa_xmm.daxa import plans as daxa_plans
 from daxa_xmm.daxa.archive import Archive
 from daxa_xmm.daxa.mission import XMMPointed
+from daxa_xmm.daxa.plan_support import stage_input
 from daxa_xmm.daxa.plans import NUM_CORES, parse_emanom_out, parse_odf_sum
 from daxa_xmm.daxa.records import check_prerequisite, daxa_key, save_step_info
-from daxa_xmm.daxa.step_inputs import UnitInputs, band_inputs, head_inputs, merge_inputs, unit_inputs
+from daxa_xmm.daxa.step_inputs import UnitInputs, step_inputs
 from daxa_xmm.errors import ConfigError, DaxaXmmError
-from daxa_xmm.odf.models import Unit
 from daxa_xmm.pipeline.locks import ObservationBusy, observation_lock
 from daxa_xmm.pipeline.manifest import Manifest
+from daxa_xmm.pipeline.observation_plan import ObservationPlan, observation_plan
 from daxa_xmm.pipeline.observation_run import Chain, Driver, short
 from daxa_xmm.pipeline.stages import DAXA_STEPS
 from daxa_xmm.pipeline.step_run import ObsContext, observation_context
-from daxa_xmm.pipeline.walk import unit_chain_steps
 from daxa_xmm.sas import interrupt
 from daxa_xmm.sas.calls import SasCall, StepPlan
 from daxa_xmm.sas.environment import detect_sas
-from daxa_xmm.steps.merge import place_single
+from daxa_xmm.steps.spec import StageInput
 from flows import api_retry
 from flows.cli import quiet_prefect
 from flows.process_archive import run_archive
@@ -67,34 +68,27 @@ class _Job:
 
 
 class _Inputs:
-    """Per observation: the manifest as it was before the step, and its units' chains."""
+    """Per observation: the manifest as it was before the step, and the observation's plan."""
 
     def __init__(self, archive: Archive, obsid: str) -> None:
         self.archive, self.obsid = archive, obsid
         self.manifest: Manifest = archive.manifest(obsid)
-        self._chains: dict[str, list[str]] = {}
-        self._units: dict[str, Unit] | None = None
+        self._plan: ObservationPlan | None = None
 
-    def units(self) -> dict[str, Unit]:
-        """The observation's units, selected once (every label of the step asks)."""
-        if self._units is None:
-            self._units = {u.label: u for u in self.archive.units(self.obsid)}
-        return self._units
+    def plan(self, step: str) -> ObservationPlan:
+        """The observation's plan, made once (its units only once odfingest has run)."""
+        if step in ("cif_build", "odf_ingest"):
+            return observation_plan(self._input())
+        if self._plan is None:
+            self._plan = observation_plan(self._input(), self.archive.units(self.obsid))
+        return self._plan
+
+    def _input(self) -> StageInput:
+        return dataclasses.replace(stage_input(self.archive, self.obsid, None), planning=True)
 
     def of(self, step: str, label: str) -> UnitInputs:
-        if step in ("cif_build", "odf_ingest"):
-            return head_inputs(self.manifest, self.obsid, step)
-        units = self.units()
-        if step in ("merge_subexposures", "generate_images_expmaps"):
-            inst = daxa_key(label)[len(self.obsid):]
-            if step == "merge_subexposures":
-                return merge_inputs(self.manifest, self.obsid, inst, list(units.values()))
-            return band_inputs(self.manifest, self.archive.layout, self.obsid, inst, list(units.values()))
-        unit = units[label]
-        if unit.inst not in self._chains:
-            self._chains[unit.inst] = unit_chain_steps(self.archive.layout, unit, self.archive.sas_version,
-                                                       self.archive.summary(self.obsid).observation)
-        return unit_inputs(self.manifest, unit, step, self._chains[unit.inst])
+        inst = daxa_key(label)[len(self.obsid):] if step in ("merge_subexposures", "generate_images_expmaps") else None
+        return step_inputs(self.plan(step), self.manifest, self.archive.layout, step, label, inst)
 
 
 def _extra_key(label: str) -> tuple[str, str | None]:
@@ -144,8 +138,6 @@ def _prepare_observation(archive: Archive, step: str, plan: StepPlan, ctx: ObsCo
             plan_errors.setdefault(key, f"not run: {needs.why}")
             for call in calls:
                 ctx.store().mark(call, "upstream_failed", f"not run: {needs.why}", sas_version=ctx.sas_version)
-        elif "single_source" in info:  # one sub-exposure: copied, not merged
-            place_single(info["single_source"], info["dest"])
         else:
             # an instrument's merged lists are one job each, side by side as in the archive flow,
             # reported under the instrument's key

@@ -4,7 +4,7 @@
 ``obs_concurrency`` at a time on threads (or on a Dask cluster), so a slow observation never
 holds the others back. The number of SAS processes at once is capped at ``num_cores`` per
 machine by slot files shared by every flow run on the machine. At the end it writes the
-report (report.json, report.html, quick-look PNGs) and Prefect artifacts.
+report (report.json, report.html, exposures.csv, quick-look PNGs) and Prefect artifacts.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from daxa_xmm.report.archive_report import (
     summary_markdown,
     write_archive_report,
 )
+from daxa_xmm.report.science import exposure_rows, observation_exposures
 from daxa_xmm.sas import interrupt
 from daxa_xmm.sas.environment import detect_sas
 from flows import api_retry
@@ -82,8 +83,11 @@ async def observation_task(obsid: str, config: ProcessingConfig, ctx: ObsContext
 
 def _publish_observation(layout: ArchiveLayout, outcome: dict[str, Any], finished: list[dict[str, Any]],
                          total: int) -> None:
-    """As soon as an observation ends: its ``obs-<ObsID>`` table, and the archive summary so
-    far, on the current flow run (a long run shows its progress observation by observation)."""
+    """As soon as an observation ends: its ``obs-<ObsID>`` table, its ``exposures-<ObsID>``
+    table (the science summary of each exposure), and the archive summary so far, on the
+    current flow run (a long run shows its progress observation by observation). Reading
+    the exposures' products here also fills their cache, so the report at the end reads
+    none of them again."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     obsid = outcome["obsid"]
@@ -95,6 +99,10 @@ def _publish_observation(layout: ArchiveLayout, outcome: dict[str, Any], finishe
     if rows:
         create_table_artifact(key=f"obs-{obsid}", table=[{k: v for k, v in r.items() if k != "products"} for r in rows],
                               description=f"{obsid}: {outcome['status']} {outcome.get('message', '')}".strip())
+    exposures = observation_exposures(layout, obsid)  # (never raises: a problem leaves it empty)
+    if exposures:
+        create_table_artifact(key=f"exposures-{obsid}", table=exposure_rows([(obsid, exposures)]),
+                              description=f"{obsid}: the science summary of each exposure (the report's exposures.csv)")
     markdown = summary_markdown(f"daxa-xmm: {len(finished)} of {total} observations finished",
                                 ((o["obsid"], o["status"], o.get("message", "")) for o in finished))
     create_markdown_artifact(key="archive-summary", markdown=markdown, description="daxa-xmm archive summary")
@@ -211,7 +219,10 @@ def plan_archive(config: ProcessingConfig, sas_version: str) -> str:
         for note, call in plan_observation(layout, obsid, config, version):
             if note:
                 lines.append(f"#   {note}")
-            if call is not None:
+            if call is not None and call.placed_from is not None:
+                lines.append(f"[{call.step} {call.unit}] one sub-exposure, copied not merged:")
+                lines.append(f"    {call.placed_from} -> {call.products[0]}")
+            elif call is not None:
                 lines.append(f"[{call.step} {call.unit}]")
                 lines.append(f"    $ {shlex.join(call.argv)}")
                 lines.append(f"      cwd: {call.cwd}")

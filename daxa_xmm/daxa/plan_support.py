@@ -6,7 +6,7 @@ of time) and builds its :class:`~daxa_xmm.sas.calls.StepPlan` the same way: one 
 one unit, whose planning fails gets no calls and an ``error`` in its ``extra_info`` while
 the others are planned. Every plan is built by the pipeline's own table
 (:mod:`daxa_xmm.pipeline.stages`), so a seed function's calls are the archive flow's calls, byte for
-byte: :func:`_stage_input` gives a stage what the flow would, with DAXA's knobs as the
+byte: :func:`stage_input` gives a stage what the flow would, with DAXA's knobs as the
 step's settings. Those pieces live here, apart from the steps themselves
 (:mod:`daxa_xmm.daxa.plans` for the preprocessing steps, :mod:`daxa_xmm.daxa.product_plans` for
 flare filtering, cleaning, merging and images).
@@ -17,6 +17,7 @@ from __future__ import annotations
 __all__ = [
     "NUM_CORES",
     "UnitPlans",
+    "stage_input",
 ]
 
 import logging
@@ -33,7 +34,7 @@ from daxa_xmm.daxa.archive import Archive
 from daxa_xmm.errors import ConfigError, DaxaXmmError
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import Unit
-from daxa_xmm.pipeline.stages import calls_only, stage_named, unit_input
+from daxa_xmm.pipeline.stages import stage_named, unit_input
 from daxa_xmm.sas.calls import SasCall, StepPlan
 from daxa_xmm.steps.spec import Stage, StageInput
 from daxa_xmm.units import TIMEOUT
@@ -101,12 +102,12 @@ def _plan(
             continue
         for unit, (calls, extra) in plans.items():
             commands[obsid][unit] = calls
-            final_paths[obsid][unit] = [p for c in calls for p in c.products] + list(extra.pop("_products", []))
+            final_paths[obsid][unit] = [p for c in calls for p in c.products]
             extra_info[obsid][unit] = extra
     return StepPlan(commands, final_paths, extra_info, message, _cores(num_cores), bool(disable_progress), timeout)
 
 
-def _stage_input(archive: Archive, obsid: str, timeout_s: float | None, **sections: Any) -> StageInput:
+def stage_input(archive: Archive, obsid: str, timeout_s: float | None, **sections: Any) -> StageInput:
     """What the pipeline's stages get for ``obsid``, as in the archive flow: its OBSERVATION
     record, and the run's settings with DAXA's knobs as the steps' ``sections`` (each
     already checked by its own model). The run-level checks (archive roots, where ``out``
@@ -133,11 +134,11 @@ def _unit_plans(
     given), for the units the stage runs for (its own rule: instrument, SAS release). A unit
     whose build fails gets no calls and an error; the others are planned."""
     units = archive.units(obsid, process_unscheduled=process_unscheduled)  # first: no summary, no units
-    si = _stage_input(archive, obsid, timeout_s, **sections)
+    si = stage_input(archive, obsid, timeout_s, **sections)
     out: UnitPlans = {}
     for un in [un for un in units if stage.applies(unit_input(si, un))]:
         try:
-            calls = [c for c in calls_only(stage.build(unit_input(si, un))) if part is None or c.step == part]
+            calls = [c for c in stage.build(unit_input(si, un)) if part is None or c.step == part]
         except _OBS_ERRORS as exc:
             out[un.label] = ([], {"error": f"{type(exc).__name__}: {exc}"})
             continue

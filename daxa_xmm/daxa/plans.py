@@ -42,11 +42,11 @@ from typing import Any
 from astropy.units import Quantity
 
 from daxa_xmm.daxa.archive import Archive
-from daxa_xmm.daxa.plan_support import NUM_CORES, UnitPlans, _archive, _per_unit_plan, _plan, _stage_input, _timeout_s
+from daxa_xmm.daxa.plan_support import NUM_CORES, UnitPlans, _archive, _per_unit_plan, _plan, _timeout_s, stage_input
 from daxa_xmm.daxa.product_plans import cleaned_evt_lists, espfilt, generate_images_expmaps, merge_subexposures
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import Unit
-from daxa_xmm.pipeline.stages import calls_only, stage_named
+from daxa_xmm.pipeline.stages import stage_named
 from daxa_xmm.sas.calls import StepPlan
 from daxa_xmm.steps._common import make_config
 from daxa_xmm.steps.cifbuild import CifBuildConfig
@@ -92,9 +92,9 @@ def cif_build(
     t = _timeout_s(timeout)
 
     def per_obs(obsid: str) -> UnitPlans:
-        si = _stage_input(archive, obsid, t, analysis_date=date)
+        si = stage_input(archive, obsid, t, analysis_date=date)
         info = {"observation_date": si.record.start.strftime("%Y-%m-%d"), "analysis_date": date}
-        return {obsid: (calls_only(stage_named("cif_build").build(si)), info)}
+        return {obsid: (list(stage_named("cif_build").build(si)), info)}
 
     return _plan(archive, per_obs, "Generating calibration files", num_cores, disable_progress, timeout)
 
@@ -107,8 +107,8 @@ def odf_ingest(
     t = _timeout_s(timeout)
 
     def per_obs(obsid: str) -> UnitPlans:
-        si = _stage_input(archive, obsid, t)
-        return {obsid: (calls_only(stage_named("odf_ingest").build(si)), {"revolution": si.record.revolution})}
+        si = stage_input(archive, obsid, t)
+        return {obsid: (list(stage_named("odf_ingest").build(si)), {"revolution": si.record.revolution})}
 
     return _plan(archive, per_obs, "Generating ODF summary files", num_cores, disable_progress, timeout)
 

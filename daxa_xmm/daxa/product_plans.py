@@ -32,22 +32,22 @@ from daxa_xmm.daxa.plan_support import (
     _per_unit_plan,
     _plan,
     _seconds_knob,
-    _stage_input,
     _timeout_s,
+    stage_input,
 )
 from daxa_xmm.daxa.step_inputs import cleaned_units
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import Unit
 from daxa_xmm.odf.selection import UNIT_INSTRUMENTS
-from daxa_xmm.pipeline.stages import band_inputs, calls_only, daxa_function, stage_named
+from daxa_xmm.pipeline.stages import band_inputs, daxa_function, stage_named
 from daxa_xmm.sas.calls import StepPlan
 from daxa_xmm.steps._common import make_config
 from daxa_xmm.steps.clean_events import CleanEventsConfig
 from daxa_xmm.steps.emanom import EMANOM_MIN_SAS
 from daxa_xmm.steps.espfilt import EspfiltConfig
 from daxa_xmm.steps.images import ImageConfig
-from daxa_xmm.steps.spec import Copy, Stage, StageInput
+from daxa_xmm.steps.spec import Stage, StageInput
 
 logger = logging.getLogger(__name__)
 
@@ -166,9 +166,8 @@ def merge_subexposures(
     """Plan the per-instrument merge of cleaned and espfilt all-good lists (PN also its OOT lists).
 
     Once cleaning has run, only the sub-exposures it cleaned are merged (as in DAXA). An
-    instrument with one sub-exposure gets no calls; its ``extra_info`` holds
-    ``single_source`` and ``dest``, and the runner copies it with
-    :func:`daxa_xmm.steps.merge.place_single`.
+    instrument with one sub-exposure gets one placement, a copy (its ``extra_info`` holds
+    ``single_source`` and ``dest``).
     """
     archive = _archive(obs_archive)
     t = _timeout_s(timeout)
@@ -176,22 +175,20 @@ def merge_subexposures(
 
     def per_obs(obsid: str) -> UnitPlans:
         units = archive.units(obsid)  # first: without a summary there are no units
-        si = _stage_input(archive, obsid, t)
+        si = stage_input(archive, obsid, t)
         manifest = archive.manifest(obsid)
         if any(daxa_function(r.step) == "cleaned_evt_lists" for r in manifest.records.values()):
             units = cleaned_units(manifest, units)  # as DAXA: merge what was cleaned
         out: UnitPlans = {}
         for its in _instrument_inputs(si, units, stage):
-            for work in stage.build(its):  # labelled <obsid><inst>-<kind>: a merge chain or a copy
-                calls, info = out.setdefault(work.unit, ([], {"inst": its.the_inst, "kind": work.unit.split("-", 1)[1]}))
-                if isinstance(work, Copy):
-                    info.update(sources=[str(work.source)], dest=str(work.dest), single_source=str(work.source),
-                                _products=[work.dest])
-                    continue
-                calls.append(work)
-                info["sources"] = list(work.extra["sources"])
-                if work.outputs[0].dest is not None:  # the last link makes the merged list
-                    info["dest"] = str(work.outputs[0].dest)
+            for call in stage.build(its):  # labelled <obsid><inst>-<kind>: a merge chain or a copy
+                calls, info = out.setdefault(call.unit, ([], {"inst": its.the_inst, "kind": call.unit.split("-", 1)[1]}))
+                calls.append(call)
+                info["sources"] = list(call.extra["sources"])
+                if call.placed_from is not None:
+                    info["single_source"] = str(call.placed_from)
+                if call.outputs[0].dest is not None:  # the last link (or the copy) makes the merged list
+                    info["dest"] = str(call.outputs[0].dest)
         return out
 
     return _plan(archive, per_obs, "Merging sub-exposure event lists", num_cores, disable_progress, timeout)
@@ -238,11 +235,11 @@ def generate_images_expmaps(
 
     def per_obs(obsid: str) -> UnitPlans:
         units = archive.units(obsid)  # first: without a summary there are no units
-        si = _stage_input(archive, obsid, t, images=cfg)
+        si = stage_input(archive, obsid, t, images=cfg)
         out: UnitPlans = {}
         for its in _instrument_inputs(si, units, stage):
             for band in band_inputs(its):
-                calls = calls_only(stage.build(band))
+                calls = list(stage.build(band))
                 out[calls[0].unit] = (calls, {"inst": its.the_inst, "band_ev": list(band.band or ())})
         return out
 

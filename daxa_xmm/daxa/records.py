@@ -50,7 +50,6 @@ from typing import Any
 from daxa_xmm.atomic import atomic_write_json
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.odf.models import EPIC
 from daxa_xmm.pipeline.manifest import StepRecord, load_manifest
 from daxa_xmm.pipeline.stages import DAXA_PREREQUISITES, DAXA_STEPS, daxa_function
 from daxa_xmm.sas.stderr import SasRecord
@@ -262,7 +261,6 @@ def read_records(layout: ArchiveLayout, obsids: list[str], *, logs: bool = False
                 out._put(step, key, False, [message], [], "")
             for key, extra in noted.get("extra_info", {}).items():
                 _note_extra(out, step, key, extra)
-        _merged_by_copy(layout, obsid, out)
         merges = out.success[MISSION].get("merge_subexposures", {})
         if "merge_subexposures" in info or any(k.startswith(obsid) for k in merges):
             out.final[MISSION][obsid] = any(ok for k, ok in merges.items() if k.startswith(obsid))
@@ -270,19 +268,6 @@ def read_records(layout: ArchiveLayout, obsids: list[str], *, logs: bool = False
     out.configurations[MISSION] = [{step: configured[step][1]} for step in sorted(configured, key=lambda s: rank.get(s, len(rank)))]
     out.in_step_order()
     return out
-
-
-def _merged_by_copy(layout: ArchiveLayout, obsid: str, out: DaxaRecords) -> None:
-    """An instrument with one sub-exposure is copied, not merged (no SAS call, no record):
-    its merge succeeded when the merged list is there."""
-    merges = out.success[MISSION].get("merge_subexposures", {})
-    for inst in EPIC:
-        key = f"{obsid}{inst}"
-        if key not in merges and layout.merged_events(obsid, inst, "clean").exists():
-            from daxa_xmm.daxa.extra_info import daxa_extra_info
-
-            out._put("merge_subexposures", key, True, [], [], "")
-            _note_extra(out, "merge_subexposures", key, daxa_extra_info(layout, "merge_subexposures", key, {}))
 
 
 def check_prerequisite(layout: ArchiveLayout, obsids: list[str], step: str) -> None:

@@ -1,16 +1,16 @@
 """What one DAXA step function's unit reads: whether its prerequisite succeeded, and the
-identity tokens of everything before it in the archive flow's chain.
+identity tokens of everything before it in the observation's plan.
 
-The archive flow carries tokens along each unit's chain as it runs
-(flows.process_observation). A step function runs one step at a time, so it takes the same
-tokens from the manifest records of the calls that came before: with the same tokens the
-calls get the same fingerprints, so the flow skips what the step functions made and the
-step functions skip what the flow made.
+The archive flow carries tokens from job to job as it runs the observation's plan
+(:mod:`daxa_xmm.pipeline.observation_plan`). A step function runs one step at a time, so it
+takes the same tokens from the manifest records of the calls of the jobs its job reads, in
+the same plan: with the same tokens the calls get the same fingerprints, so the flow skips
+what the step functions made and the step functions skip what the flow made.
 """
 
 from __future__ import annotations
 
-__all__ = ["UnitInputs", "cleaned_units", "unit_inputs", "merge_inputs", "band_inputs", "head_inputs"]
+__all__ = ["UnitInputs", "cleaned_units", "step_inputs"]
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,7 +19,9 @@ from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import Unit
 from daxa_xmm.pipeline.identity import record_token
 from daxa_xmm.pipeline.manifest import Manifest, StepRecord
+from daxa_xmm.pipeline.observation_plan import ObservationPlan
 from daxa_xmm.pipeline.stages import DAXA_PREREQUISITES, daxa_function
+from daxa_xmm.sas.calls import SasCall
 
 
 @dataclass(frozen=True)
@@ -32,45 +34,6 @@ class UnitInputs:
     why: str = ""
 
 
-def _ok(records: Iterable[StepRecord | None]) -> list[StepRecord]:
-    return [r for r in records if r is not None and r.status == "ok"]
-
-
-def _tokens(records: Iterable[StepRecord]) -> tuple[str, ...]:
-    return tuple(record_token(r) for r in records)
-
-
-def _head(manifest: Manifest, obsid: str) -> list[StepRecord | None]:
-    return [manifest.get(obsid, "cif_build"), manifest.get(obsid, "odf_ingest")]
-
-
-def head_inputs(manifest: Manifest, obsid: str, step: str) -> UnitInputs:
-    """cif_build reads nothing of ours; odf_ingest reads cifbuild's calibration index."""
-    if step == "cif_build":
-        return UnitInputs(True)
-    cif = manifest.get(obsid, "cif_build")
-    if cif is None or cif.status != "ok":
-        return UnitInputs(False, why=f"{obsid}: cif_build did not succeed")
-    return UnitInputs(True, _tokens([cif]))
-
-
-def unit_inputs(manifest: Manifest, unit: Unit, step: str, chain: Sequence[str]) -> UnitInputs:
-    """A chain step of one sub-exposure: the head and every earlier step of its chain.
-
-    Ready when every record of the step it needs (DAXA_PREREQUISITES) is ok; an earlier step a
-    DAXA user may leave out (emanom) adds its token only when it ran.
-    """
-    first = next(i for i, s in enumerate(chain) if daxa_function(s) == step)
-    keys = [(unit.obsid, "cif_build"), (unit.obsid, "odf_ingest")] + [(unit.label, s) for s in chain[:first]]
-    before = [manifest.get(label, s) for label, s in keys]
-    needs = DAXA_PREREQUISITES[step]
-    needed = [(daxa_function(s), r) for (_, s), r in zip(keys, before, strict=True) if daxa_function(s) in needs]
-    failed = list(dict.fromkeys(s for s, r in needed if r is None or r.status != "ok"))
-    if failed or not needed:
-        return UnitInputs(False, why=f"{unit.label}: {' and '.join(failed) or ' or '.join(needs)} did not succeed")
-    return UnitInputs(True, _tokens(_ok(before)))
-
-
 def cleaned_units(manifest: Manifest, units: Sequence[Unit]) -> list[Unit]:
     """The sub-exposures whose cleaned event lists were made (what a merge may read)."""
     return [u for u in units if _cleaned(manifest, u)]
@@ -81,25 +44,60 @@ def _cleaned(manifest: Manifest, unit: Unit) -> bool:
     return bool(records) and all(r.status == "ok" for r in records)
 
 
-def _units_records(manifest: Manifest, units: Sequence[Unit]) -> list[StepRecord]:
-    labels = {u.label for u in units}
-    return [r for r in manifest.records.values() if r.unit in labels]
+def _tokens(records: Iterable[StepRecord | None]) -> tuple[str, ...]:
+    """The tokens of the calls that ran: a step a DAXA user may leave out (emanom) adds
+    its token only when it ran, as its absence changes what the next one reads."""
+    return tuple(record_token(r) for r in records if r is not None and r.status == "ok")
 
 
-def merge_inputs(manifest: Manifest, obsid: str, inst: str, units: Sequence[Unit]) -> UnitInputs:
-    """An instrument's merges read every call of the sub-exposures they merge, and the head."""
-    good = cleaned_units(manifest, [u for u in units if u.inst == inst])
-    if not good:
-        return UnitInputs(False, why=f"{obsid}{inst}: no cleaned event list to merge (cleaned_evt_lists did not succeed)")
-    return UnitInputs(True, _tokens(_ok([*_head(manifest, obsid), *_units_records(manifest, good)])))
+def _job_of(plan: ObservationPlan, step: str, label: str, inst: str | None) -> int:
+    """The job that makes ``label``'s calls of DAXA function ``step``. An instrument's jobs
+    are found by their instrument (DAXA's bands may be other than the run's: every band
+    reads the same)."""
+    for i, job in enumerate(plan.jobs):
+        if job.scope in ("instrument", "band"):
+            if inst is not None and job.input.inst == inst and step in {f.name for f in job.stage.daxa}:
+                return i
+        elif any(c.unit == label and daxa_function(c.step) == step for c in job.planned()):
+            return i
+    raise KeyError(f"{label}: no {step} in the observation's plan")
 
 
-def band_inputs(manifest: Manifest, layout: ArchiveLayout, obsid: str, inst: str, units: Sequence[Unit]) -> UnitInputs:
-    """An instrument's band products read its merged lists (and all they were made of)."""
-    merged = layout.merged_events(obsid, inst, "clean")
-    if not merged.exists():
-        return UnitInputs(False, why=f"{obsid}{inst}: no merged event list (merge_subexposures did not succeed)")
-    base = merge_inputs(manifest, obsid, inst, units)
-    merges = _ok(r for r in manifest.records.values()
-                 if r.unit.startswith(f"{obsid}{inst}-") and daxa_function(r.step) == "merge_subexposures")
-    return UnitInputs(True, base.tokens + _tokens(merges))
+def step_inputs(plan: ObservationPlan, manifest: Manifest, layout: ArchiveLayout, step: str, label: str,
+                inst: str | None = None) -> UnitInputs:
+    """What ``label``'s calls of DAXA function ``step`` read (``inst``: the instrument of an
+    instrument's or band's label), from the records of the calls before them in ``plan``.
+
+    A unit's step is ready when every record of the step it needs (DAXA_PREREQUISITES) is
+    ok. An instrument's merge reads the sub-exposures that were cleaned (as DAXA merges
+    them), its images the merged list.
+    """
+    i = _job_of(plan, step, label, inst)
+    job, obsid = plan.jobs[i], plan.jobs[i].input.obsid
+    upstream = plan.upstream(i)
+    if job.scope in ("instrument", "band"):
+        good = cleaned_units(manifest, job.input.units)
+        if not good:
+            return UnitInputs(False, why=f"{obsid}{inst}: no cleaned event list to merge (cleaned_evt_lists did not succeed)")
+        if job.scope == "band" and not layout.merged_events(obsid, job.input.the_inst, "clean").exists():
+            return UnitInputs(False, why=f"{obsid}{inst}: no merged event list (merge_subexposures did not succeed)")
+        # as the flow runs them: with the units whose chains finished (here: were cleaned)
+        kept = [plan.jobs[k].with_units(good) if plan.jobs[k].scope == "instrument" else plan.jobs[k]
+                for k in upstream if plan.jobs[k].input.unit is None or plan.jobs[k].input.unit in good]
+        return UnitInputs(True, _tokens(_records(manifest, (c for j in kept for c in j.planned()))))
+    own = job.planned()
+    first = next(n for n, c in enumerate(own) if c.unit == label and daxa_function(c.step) == step)
+    before = [c for k in upstream for c in plan.jobs[k].planned()] + own[:first]
+    records = _records(manifest, before)
+    needs = DAXA_PREREQUISITES.get(step, ())
+    if not needs:
+        return UnitInputs(True, _tokens(records))
+    needed = [(daxa_function(c.step), r) for c, r in zip(before, records, strict=True) if daxa_function(c.step) in needs]
+    failed = list(dict.fromkeys(s for s, r in needed if r is None or r.status != "ok"))
+    if failed or not needed:
+        return UnitInputs(False, why=f"{label}: {' and '.join(failed) or ' or '.join(needs)} did not succeed")
+    return UnitInputs(True, _tokens(records))
+
+
+def _records(manifest: Manifest, calls: Iterable[SasCall]) -> list[StepRecord | None]:
+    return [manifest.get(c.unit, c.step) for c in calls]

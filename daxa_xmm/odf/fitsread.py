@@ -13,7 +13,7 @@ against astropy on the real SAS files of xmm-samples and on synthetic ODFs.
 
 from __future__ import annotations
 
-__all__ = ["Hdu", "find", "primary_header", "read_hdus", "table_columns"]
+__all__ = ["Hdu", "column_chunks", "find", "primary_header", "read_hdus", "table_columns"]
 
 import math
 import os
@@ -24,6 +24,7 @@ import re
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import gzip
+    from collections.abc import Iterator
     from typing import Any, BinaryIO
 
 _BLOCK = 2880
@@ -160,12 +161,12 @@ def _value(text: str) -> object:
     return float(text.replace("D", "E").replace("d", "e"))
 
 
-def table_columns(path: str | os.PathLike[str], hdu: Hdu, names: tuple[str, ...]) -> dict[str, list[Any]]:
-    """The named columns of a binary table HDU, as Python values (strings stripped of trailing
-    blanks; TSCAL and TZERO applied).
+def _row_dtype(hdu: Hdu) -> tuple[Any, dict[str, int]]:
+    """The numpy dtype of one row of a binary table HDU, and each column's number by name.
 
     Raises:
-        ValueError: not a binary table, a column missing, or a TFORM this reader does not know.
+        ValueError: not a binary table, or a TFORM this reader does not know, or TFORMs that
+            do not add up to NAXIS1.
     """
     import numpy as np
 
@@ -187,27 +188,78 @@ def table_columns(path: str | os.PathLike[str], hdu: Hdu, names: tuple[str, ...]
         else:
             fields.append((f"c{i}", _TYPES[code], (repeat,)) if repeat != 1 else (f"c{i}", _TYPES[code]))
         index[str(cards.get(f"TTYPE{i}", ""))] = i
-    width, rows = hdu.integer("NAXIS1"), hdu.integer("NAXIS2")
     dtype = np.dtype(fields)
+    width = hdu.integer("NAXIS1")
     if dtype.itemsize != width:
         raise ValueError(f"{hdu.name}: the columns' TFORMs make {dtype.itemsize} bytes a row, NAXIS1 says {width}")
+    return dtype, index
+
+
+def _scaled(hdu: Hdu, i: int, col: Any) -> Any:
+    """A numeric column's values with its TSCALn and TZEROn applied (unchanged without them)."""
+    cards = hdu.cards
+    scale, zero = float(str(cards.get(f"TSCAL{i}", 1))), float(str(cards.get(f"TZERO{i}", 0)))
+    return col * scale + zero if (scale, zero) != (1.0, 0.0) else col
+
+
+def _column_numbers(hdu: Hdu, index: dict[str, int], names: tuple[str, ...]) -> list[int]:
     missing = [n for n in names if n not in index]
     if missing:
         raise ValueError(f"{hdu.name}: no column {', '.join(missing)}")
+    return [index[n] for n in names]
+
+
+def table_columns(path: str | os.PathLike[str], hdu: Hdu, names: tuple[str, ...]) -> dict[str, list[Any]]:
+    """The named columns of a binary table HDU, as Python values (strings stripped of trailing
+    blanks; TSCAL and TZERO applied).
+
+    Raises:
+        ValueError: not a binary table, a column missing, or a TFORM this reader does not know.
+    """
+    import numpy as np
+
+    dtype, index = _row_dtype(hdu)
+    numbers = _column_numbers(hdu, index, names)
+    rows = hdu.integer("NAXIS2")
     with open(path, "rb") as fh:
         fh.seek(hdu.data_offset)
-        table = np.frombuffer(fh.read(width * rows), dtype=dtype, count=rows)
+        table = np.frombuffer(fh.read(dtype.itemsize * rows), dtype=dtype, count=rows)
     out: dict[str, list[Any]] = {}
-    for name in names:
-        i = index[name]
+    for name, i in zip(names, numbers, strict=True):
         col = table[f"c{i}"]
         if col.dtype.kind == "S":
             out[name] = [v.decode("ascii", errors="replace").rstrip() for v in col]
             continue
-        scale, zero = float(str(cards.get(f"TSCAL{i}", 1))), float(str(cards.get(f"TZERO{i}", 0)))
-        values = col * scale + zero if (scale, zero) != (1.0, 0.0) else col
-        out[name] = values.tolist()
+        out[name] = _scaled(hdu, i, col).tolist()
     return out
+
+
+def column_chunks(path: str | os.PathLike[str], hdu: Hdu, name: str, rows_per_chunk: int = 1 << 20) -> Iterator[Any]:
+    """One numeric column of a binary table HDU, as numpy arrays of at most ``rows_per_chunk``
+    rows each (TSCAL and TZERO applied), read chunk by chunk.
+
+    For event lists of millions of rows: memory stays at one chunk of whole rows (a FITS
+    table is stored row after row, so every byte of the table is read, but only this column
+    is kept), and no Python list of every value is made.
+
+    Raises:
+        ValueError: not a binary table, no such column, a text column, or a TFORM this
+            reader does not know.
+    """
+    import numpy as np
+
+    dtype, index = _row_dtype(hdu)
+    (i,) = _column_numbers(hdu, index, (name,))
+    if dtype[f"c{i}"].kind in "SV":
+        raise ValueError(f"{hdu.name}: column {name} is not numeric")
+    rows, width = hdu.integer("NAXIS2"), dtype.itemsize
+    step = max(1, rows_per_chunk)
+    with open(path, "rb") as fh:
+        fh.seek(hdu.data_offset)
+        for start in range(0, rows, step):
+            count = min(step, rows - start)
+            chunk = np.frombuffer(fh.read(width * count), dtype=dtype, count=count)
+            yield _scaled(hdu, i, chunk[f"c{i}"])
 
 
 def find(hdus: list[Hdu], name: str) -> Hdu:

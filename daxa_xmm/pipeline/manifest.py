@@ -229,6 +229,7 @@ def call_fingerprint(manifest: Manifest, call: SasCall, sas_version: str) -> str
         env={k: _moved_text(v, here, old) for k, v in call.env.items()},
         outputs=tuple(dataclasses.replace(o, name=_moved_text(o.name, here, old), dest=_moved_path(o.dest, here, old))
                       for o in call.outputs),
+        placed_from=_moved_path(call.placed_from, here, old),
     )
     return moved.fingerprint(sas_version)
 

@@ -3,10 +3,12 @@
 cifbuild -> odfingest -> summary -> (PN, MOS and RGS chains, one per sub-exposure, all at
 once) -> per instrument: merge -> images and exposure maps per band.
 
-Each chain is a plain coroutine awaiting its calls in order, so a unit waits only for what
-it reads: no barrier between units or instruments. A failed step stops only its own chain;
-what depended on it is recorded as ``upstream_failed`` and the rest of the observation goes
-on. A data-quality outcome (daxa_xmm.sas.quality) stops its chain but fails nothing: what it feeds is ``skipped``.
+The jobs are those of the observation's plan (:mod:`daxa_xmm.pipeline.observation_plan`),
+each a plain coroutine that awaits the jobs it reads, then its calls in order: a unit waits
+only for what it reads, with no barrier between units or instruments. A failed step stops
+only what reads it; that is recorded as ``upstream_failed`` and the rest of the observation
+goes on. A data-quality outcome (daxa_xmm.sas.quality) stops what reads it too but fails
+nothing: what it feeds is ``skipped``, an instrument's merge goes on with its other units.
 
 Nothing here imports Prefect: a :class:`Driver` says how a call runs. The archive flow's
 subflow (flows/process_observation.py) runs each call as a Prefect task; a local run's head
@@ -23,37 +25,25 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
 from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.errors import DataQualityStop, is_disk_full
-from daxa_xmm.odf.models import Unit
 from daxa_xmm.odf.summary import read_observation_record
 from daxa_xmm.odf.unpack import repoint_summary, unpack_odf
 from daxa_xmm.pipeline.identity import with_upstream
 from daxa_xmm.pipeline.manifest import StepStatus
-from daxa_xmm.pipeline.stages import (
-    band_inputs,
-    by_unit,
-    call_priorities,
-    calls_only,
-    longest_first,
-    pipeline_step,
-    planned_work,
-    stages_for,
-    unit_input,
-)
+from daxa_xmm.pipeline.observation_plan import Job, ObservationPlan, observation_plan
+from daxa_xmm.pipeline.stages import by_unit, call_priorities, longest_first, pipeline_step, stages_for
 from daxa_xmm.pipeline.step_run import STALE_MESSAGE, CallOutcome, LeftoversGone, ObsContext, StepSkipped, run_call_blocking
 from daxa_xmm.pipeline.walk import observation_input, select_observation_units
 from daxa_xmm.sas import interrupt
 from daxa_xmm.sas.calls import SasCall
 from daxa_xmm.sas.runner import is_transient
 from daxa_xmm.sas.version import parse_sas_version
-from daxa_xmm.steps.merge import place_single
-from daxa_xmm.steps.spec import Copy, Scope, StageInput, Work
 
 log = logging.getLogger(__name__)
 
@@ -186,56 +176,23 @@ class Chain:
         self.tokens = base + made
         return produced
 
-    async def run_stages(self, scope: Scope, si: StageInput) -> None:
-        """Run the table's ``scope`` stages for ``si`` in order, each built just before it
-        runs (the cleaning reads emanom's verdict). On a failure the later stages' calls are
-        recorded as not run, and the exception goes on."""
-        todo = stages_for(scope, si)
-        plan = replace(si, planning=True)
-        for k, stage in enumerate(todo):
-            try:
-                try:
-                    work = stage.build(si)
-                except Exception as exc:  # what it reads of the calls before it is unusable
-                    self.fail_rest(calls_only(stage.build(plan)), exc)
-                    raise
-                self.priority.update(call_priorities(scope, si, k, calls_only(work)))
-                await self.run_work(work)
-            except Exception as exc:
-                self.fail_rest(calls_only([w for later in todo[k + 1:] for w in later.build(plan)]), exc)
-                raise
-
-    async def run_work(self, work: Sequence[Work]) -> None:
+    async def run_work(self, work: Sequence[SasCall]) -> None:
         """Run a stage's work: each unit's part as one chain from what came before the stage,
         the units side by side (:func:`daxa_xmm.pipeline.stages.by_unit`); the tokens after it are
         theirs in the work's order. A failure stops its own chain, then the stage."""
         groups = by_unit(work)
         if len(groups) == 1:
-            return await self._run_in_order(work)
+            await self.run(work)
+            return
         base, subs = list(self.tokens), [Chain(self.ctx, self.driver, self.tokens) for _ in groups]
         for sub in subs:
             sub.priority = self.priority
-        results = await asyncio.gather(*(sub._run_in_order(g) for sub, g in zip(subs, groups, strict=True)),
+        results = await asyncio.gather(*(sub.run(g) for sub, g in zip(subs, groups, strict=True)),
                                        return_exceptions=True)
         self.tokens = base + [t for sub in subs for t in sub.tokens[len(base):]]
         bad = [r for r in results if isinstance(r, BaseException)]
         if bad:
             raise bad[0]
-
-    async def _run_in_order(self, work: Sequence[Work]) -> None:
-        """Run ``work``'s calls in order as one chain; a placement (a single sub-exposure as
-        the merged list) is done where it stands."""
-        pending: list[SasCall] = []
-        for item in work:
-            if isinstance(item, Copy):
-                if pending:
-                    await self.run(pending)
-                    pending = []
-                await asyncio.to_thread(place_single, item.source, item.dest)
-            else:
-                pending.append(item)
-        if pending:
-            await self.run(pending)
 
     def fail_rest(self, calls: Sequence[SasCall], cause: BaseException) -> None:
         """Record the calls that cannot run because something they read failed (or was not selected, or is unusable)."""
@@ -254,55 +211,75 @@ class Chain:
             log.warning("%s: %d call(s) not recorded as not run: %s", self.ctx.obsid, len(calls), short(exc))
 
 
-async def _unit(si: StageInput, ctx: ObsContext, driver: Driver, base: list[str]) -> list[str] | DataQualityStop | None:
-    """One sub-exposure's chain: its unit stages of the table, in order.
+@dataclass(frozen=True)
+class _Done:
+    """What a job of the plan left: the tokens of what it and all it read made (None when it
+    did not finish), and the exception that stopped it (``own``: its own failure, not one of
+    what it reads; with tokens: a partial run left its products stale, which is no failure)."""
 
-    Returns the tokens of what it made (the merge and images read them), its data-quality stop, or None if it failed.
-    """
-    chain = Chain(ctx, driver, base)
-    try:
-        await chain.run_stages("unit", si)
-        return chain.tokens
-    except DataQualityStop as stop:  # the runner logged why
-        return stop
-    except Exception as exc:
-        if _left_stale(exc):
-            return chain.tokens
-        log.warning("%s: chain stopped: %s", si.the_unit.label, short(exc))
-        return None
+    tokens: list[str] | None
+    error: BaseException | None = None
+    own: bool = False
 
 
-async def _instrument(si: StageInput, ctx: ObsContext, driver: Driver, base: list[str]) -> bool:
-    """One instrument's stages (its merges), then its band stages (images and exposure
-    maps), the bands side by side.
+class _PlanRun:
+    """Runs the jobs of one observation's plan (:mod:`daxa_xmm.pipeline.observation_plan`),
+    each as soon as what it reads is done: no barrier between units or instruments. A job
+    whose input failed records its calls as not run, with the failure that stopped it."""
 
-    ``base`` holds the tokens of every unit merged, so a re-made sub-exposure list re-makes
-    the merged list and the images even though their argv are unchanged.
-    """
-    chain = Chain(ctx, driver, base)
-    bands = band_inputs(si)
-    try:
+    def __init__(self, ctx: ObsContext, driver: Driver) -> None:
+        self.ctx, self.driver = ctx, driver
+        self.done: list[asyncio.Task[_Done]] = []
+
+    async def run(self, plan: ObservationPlan) -> list[_Done]:
+        """Run the jobs of ``plan`` not run yet (a plan grows from its observation's stages)."""
+        for i in range(len(self.done), len(plan.jobs)):
+            self.done.append(asyncio.ensure_future(self._job(plan, i)))
+        return list(await asyncio.gather(*self.done))
+
+    async def _job(self, plan: ObservationPlan, i: int) -> _Done:
+        job = plan.jobs[i]
+        got = [await self.done[r] for r in job.reads]
+        lost = [(plan.jobs[r], d) for r, d in zip(job.reads, got, strict=True) if d.tokens is None]
+        chain = Chain(self.ctx, self.driver)
+        if lost and (not job.over_units or len(lost) == len(got)):
+            cause = lost[0][1].error or RuntimeError("not run")
+            if job.over_units:  # none of its units is usable, or some failed
+                unusable = all(isinstance(d.error, DataQualityStop) for _, d in lost)
+                cause = (DataQualityStop if unusable else RuntimeError)(
+                    f"no {job.input.the_inst} sub-exposure was {'usable' if unusable else 'processed'}")
+            chain.fail_rest(job.planned(), cause)
+            return _Done(None, cause)
+        if lost:  # an instrument's stage goes on with the units whose chains finished
+            gone = {j.input.unit for j, _ in lost}
+            job = job.with_units([u for u in job.input.units if u not in gone])
+        chain.tokens = [t for d in got for t in d.tokens or ()]
         try:
-            await chain.run_stages("instrument", si)
-        except Exception as exc:  # no band can be made from a merge that failed
-            chain.fail_rest(calls_only([w for b in bands for w in planned_work("band", b)]), exc)
-            raise
-        results = await asyncio.gather(*(Chain(ctx, driver, chain.tokens).run_stages("band", b) for b in bands),
-                                       return_exceptions=True)
-        bad = [r for r in results if isinstance(r, BaseException) and not isinstance(r, DataQualityStop)]
-        if bad:
-            raise bad[0]
-        return True
-    except Exception as exc:
-        if _left_stale(exc) or isinstance(exc, DataQualityStop):
-            return True
-        log.warning("%s %s: %s stopped: %s", ctx.obsid, si.inst, "/".join(_after_units(si)), short(exc))
-        return False
+            try:
+                calls = job.build()
+            except Exception as exc:  # what it reads of the calls before it is unusable
+                chain.fail_rest(job.planned(), exc)
+                raise
+            chain.priority.update(call_priorities(job.scope, job.input, job.position, calls))
+            await chain.run_work(calls)
+        except Exception as exc:
+            if _left_stale(exc):
+                return _Done(chain.tokens, exc)
+            if isinstance(exc, DataQualityStop):  # no failure (the runner logged why); what reads it is not run
+                return _Done(None, exc)
+            log.warning("%s: %s stopped: %s", _group(job), job.stage.name, short(exc))
+            return _Done(None, exc, own=True)
+        return _Done(chain.tokens)
 
 
-def _after_units(si: StageInput) -> list[str]:
-    """The names of the instrument's and bands' stages, for messages."""
-    return [s.name for scope in ("instrument", "band") for s in stages_for(scope, si)]
+def _group(job: Job) -> str:
+    """What the report names as failed for a job: its unit, or its instrument's stages."""
+    si = job.input
+    if job.scope == "unit":
+        return si.the_unit.label
+    if job.scope == "observation":
+        return si.obsid
+    return f"{si.obsid}{si.the_inst}-{'/'.join(s.name for scope in ('instrument', 'band') for s in stages_for(scope, si))}"
 
 
 def _left_stale(exc: BaseException) -> bool:
@@ -333,7 +310,6 @@ async def run_observation(obsid: str, config: ProcessingConfig, ctx: ObsContext,
     """
     t0 = time.time()
     layout = ctx.layout
-    failed: list[str] = []
     if interrupt.stop_requested():  # Ctrl-C or SIGTERM before this observation started
         return ObservationOutcome(obsid=obsid, status="interrupted", message="not started: the run was stopped")
     driver.watch.observation_started(obsid)
@@ -344,42 +320,19 @@ async def run_observation(obsid: str, config: ProcessingConfig, ctx: ObsContext,
             # a moved products folder took the unpacked constituents with it
             await asyncio.to_thread(repoint_summary, layout.summary(obsid, record.revolution), odf_dir)
             si = observation_input(layout, record, config, parse_sas_version(ctx.sas_version))
-            head = Chain(ctx, driver)
-            await head.run_stages("observation", si)
+            run = _PlanRun(ctx, driver)
+            stopped = next((d.error for d in await run.run(observation_plan(si)) if d.error is not None), None)
+            if stopped is not None:
+                raise stopped
             units = select_observation_units(si)
         except Exception as exc:  # a bad ODF or summary, or cifbuild/odfingest failed for good
             status = "interrupted" if isinstance(exc, interrupt.Interrupted) else "failed"
             return ObservationOutcome(obsid=obsid, status=status, message=short(exc), duration_s=time.time() - t0)
 
-        base = head.tokens
         # the longest chains start first: free SAS slots go to whoever asks first
-        launch = longest_first(si, units)
-        jobs = [_unit(unit_input(si, u), ctx, driver, base) for u in launch]
-
-        # Each instrument's stages wait for that instrument's units only.
-        async def instrument_after(inst: str, unit_jobs: list[Any], its_units: list[Unit]) -> None:
-            unit_tokens = await asyncio.gather(*unit_jobs)
-            for u, tokens in zip(its_units, unit_tokens, strict=True):
-                if tokens is None:
-                    failed.append(u.label)
-            good = tuple(u for u, tokens in zip(its_units, unit_tokens, strict=True) if isinstance(tokens, list))
-            made = [t for tokens in unit_tokens if isinstance(tokens, list) for t in tokens]
-            its = replace(si, inst=inst, units=good or tuple(its_units))
-            if good:
-                if not await _instrument(its, ctx, driver, made):
-                    failed.append(f"{obsid}{inst}-{'/'.join(_after_units(its))}")
-            else:  # record that what the instrument's units feed could not be made
-                not_made = planned_work("instrument", its) + [w for b in band_inputs(its) for w in planned_work("band", b)]
-                unusable = all(isinstance(t, DataQualityStop) for t in unit_tokens)
-                Chain(ctx, driver).fail_rest(calls_only(not_made), (DataQualityStop if unusable else RuntimeError)(
-                    f"no {inst} sub-exposure was {'usable' if unusable else 'processed'}"))
-
-        by_inst: dict[str, tuple[list[Any], list[Unit]]] = {}
-        for u, job in zip(launch, jobs, strict=True):
-            by_inst.setdefault(u.inst, ([], []))
-            by_inst[u.inst][0].append(job)
-            by_inst[u.inst][1].append(u)
-        await asyncio.gather(*(instrument_after(i, js, us) for i, (js, us) in by_inst.items()))
+        plan = observation_plan(si, longest_first(si, units))
+        done = await run.run(plan)
+        failed = list(dict.fromkeys(_group(job) for job, d in zip(plan.jobs, done, strict=True) if d.own))
         status = "ok" if not failed else ("failed" if len(failed) >= len(units) and units else "partial")
         if failed and interrupt.stop_requested():
             status = "interrupted"

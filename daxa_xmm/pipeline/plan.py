@@ -46,15 +46,16 @@ def format_plan(plans: list[tuple[str, StepPlan]]) -> str:
             for unit, calls in units.items():
                 info = plan.extra_info.get(obsid, {}).get(unit, {})
                 if not calls:
-                    if "single_source" in info:
-                        lines.append(f"  [{unit}] single sub-exposure, copied not merged:")
-                        lines.append(f"      {info['single_source']} -> {info['dest']}")
-                    elif "error" in info:
+                    if "error" in info:
                         lines.append(f"  [{unit}] NOT PLANNED: {info['error']}")
                     else:
                         lines.append(f"  [{unit}] no call")
                     continue
                 for call in calls:
+                    if call.placed_from is not None:
+                        lines.append(f"  [{unit}] {call.step}: single sub-exposure, copied not merged:")
+                        lines.append(f"      {call.placed_from} -> {call.products[0]}")
+                        continue
                     lines.append(f"  [{unit}] {call.step}")
                     lines.append(f"      $ {shlex.join(call.argv)}")
                     lines.append(f"      cwd: {call.cwd}{'' if call.clean_cwd else '  (reused, not cleaned)'}")

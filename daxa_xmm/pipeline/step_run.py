@@ -42,6 +42,7 @@ from daxa_xmm.pipeline.stages import pipeline_step
 from daxa_xmm.sas import interrupt
 from daxa_xmm.sas.calindex import ccf_stale_reason
 from daxa_xmm.sas.calls import SasCall, SasResult
+from daxa_xmm.sas.placement import place
 from daxa_xmm.sas.runner import raise_for_result, run_sas
 from daxa_xmm.sas.slots import FileSlots
 from daxa_xmm.steps.cifbuild import analysis_date_used
@@ -243,7 +244,10 @@ def _run_call(call: SasCall, ctx: ObsContext, attempt: int) -> CallOutcome:
     if gone:
         raise LeftoversGone(f"{call.step} [{call.unit}]: {call.reads_cwd_of} must be redone first; "
                             f"{', '.join(gone[:3])}{' ...' if len(gone) > 3 else ''} gone from {call.cwd}")
-    result = run_sas(call, log_dir=ctx.layout.logs_dir(ctx.obsid), extra_env=ctx.extra_env, slot=ctx.slots())
+    if call.placed_from is not None:  # no SAS task: a copy, which holds no SAS slot
+        result = place(call)
+    else:
+        result = run_sas(call, log_dir=ctx.layout.logs_dir(ctx.obsid), extra_env=ctx.extra_env, slot=ctx.slots())
     store.update(lambda m: _record(m, result, ctx, attempt))
     raise_for_result(result)
     unusable = result.message if result.status == "data_quality" else ""

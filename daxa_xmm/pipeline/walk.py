@@ -1,17 +1,16 @@
-"""Walking the pipeline's table (:mod:`daxa_xmm.pipeline.stages`) for one observation, without running it.
+"""Walking one observation's plan (:mod:`daxa_xmm.pipeline.observation_plan`) without running it.
 
 The plan-first check (:mod:`daxa_xmm.pipeline.uptodate`) and ``--dry-run`` (:func:`plan_observation`)
-visit the calls here in the order the archive flow (``flows.process_observation``) runs
-them, chain by chain, so all three agree on what an observation needs. Pure apart from
-reading the observation's summary files.
+visit its jobs here, each with what it reads, as the run
+(:mod:`daxa_xmm.pipeline.observation_run`) runs them: all three read one plan, so they agree
+on what an observation needs. Pure apart from reading the observation's summary files.
 """
 
 from __future__ import annotations
 
-__all__ = ["ChainVisitor", "observation_input", "walk_observation", "select_observation_units", "plan_observation", "unit_chain_steps"]
+__all__ = ["ChainVisitor", "observation_input", "walk_observation", "select_observation_units", "plan_observation"]
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.errors import DaxaXmmError
@@ -19,14 +18,14 @@ from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import ObservationRecord, Unit
 from daxa_xmm.odf.selection import select_units
 from daxa_xmm.odf.summary import read_observation_record, read_odf_summary
-from daxa_xmm.pipeline.stages import band_inputs, stages_for, unit_input
+from daxa_xmm.pipeline.observation_plan import ObservationPlan, observation_plan
 from daxa_xmm.sas.calls import SasCall
 from daxa_xmm.sas.version import SasVersion
-from daxa_xmm.steps.spec import Copy, Scope, StageInput, Work
+from daxa_xmm.steps.spec import StageInput
 
 #: Called with each stage's work and the identity tokens of what it reads; returns the
 #: tokens after it (the plan-first check folds tokens; a plan only lists the work).
-ChainVisitor = Callable[[Sequence[Work], list[str]], list[str]]
+ChainVisitor = Callable[[Sequence[SasCall], list[str]], list[str]]
 
 
 def observation_input(layout: ArchiveLayout, record: ObservationRecord, config: ProcessingConfig,
@@ -35,30 +34,23 @@ def observation_input(layout: ArchiveLayout, record: ObservationRecord, config: 
                       timeout_s=config.timeout_s(), planning=planning)
 
 
-def _stages(visit: ChainVisitor, scope: Scope, si: StageInput, tokens: list[str]) -> list[str]:
-    for stage in stages_for(scope, si):
-        tokens = visit(stage.build(si), tokens)  # built only now: a stage may read what the last one wrote
-    return tokens
-
-
 def walk_observation(si: StageInput, select: Callable[[], Sequence[Unit]], visit: ChainVisitor) -> None:
-    """Visit every stage of the observation as the flow chains them: the observation's
-    stages, then each unit's chain from their tokens, then per instrument its stages from
-    all its units' tokens, then each band from the instrument's tokens.
+    """Visit every job of the observation's plan (:mod:`daxa_xmm.pipeline.observation_plan`)
+    in its order, each with the tokens of every job it reads, each built only when visited
+    (a stage may read what the one before wrote).
 
     ``select`` gives the units once the observation's stages were visited (their summary
     exists only then).
     """
-    base = _stages(visit, "observation", si, [])
-    units = list(select())
-    made: dict[str, list[str]] = {}
-    for unit in units:
-        made.setdefault(unit.inst, []).extend(_stages(visit, "unit", unit_input(si, unit), base))
-    for inst, tokens in made.items():
-        its = replace(si, inst=inst, units=tuple(u for u in units if u.inst == inst))
-        after = _stages(visit, "instrument", its, tokens)
-        for band in band_inputs(its):
-            _stages(visit, "band", band, after)
+    head = observation_plan(si)
+    tokens: list[list[str]] = []
+
+    def fold(plan: ObservationPlan, start: int) -> None:
+        for job in plan.jobs[start:]:
+            tokens.append(visit(job.build(), [t for r in job.reads for t in tokens[r]]))
+
+    fold(head, 0)
+    fold(observation_plan(si, select()), len(head.jobs))
 
 
 def select_observation_units(si: StageInput) -> list[Unit]:
@@ -77,12 +69,8 @@ def plan_observation(
     """
     out: list[tuple[str, SasCall | None]] = []
 
-    def listed(work: Sequence[Work], tokens: list[str]) -> list[str]:
-        for w in work:
-            if isinstance(w, Copy):
-                out.append((f"{w.unit}: one sub-exposure, copied not merged: {w.source} -> {w.dest}", None))
-            else:
-                out.append(("", w))
+    def listed(work: Sequence[SasCall], tokens: list[str]) -> list[str]:
+        out.extend(("", w) for w in work)
         return tokens
 
     class _Stop(Exception):
@@ -108,12 +96,3 @@ def plan_observation(
     except _Stop:
         pass
     return out
-
-
-def unit_chain_steps(layout: ArchiveLayout, unit: Unit, sas_version: SasVersion, record: ObservationRecord) -> list[str]:
-    """The call steps of ``unit``'s chain in the order the archive flow runs them."""
-    config = ProcessingConfig(archive=layout.raw_root, out=layout.out_root)
-    si = unit_input(observation_input(layout, record, config, sas_version, planning=True), unit)
-    return [w.step for stage in stages_for("unit", si) for w in stage.build(si) if isinstance(w, SasCall)]
-
-

@@ -2,7 +2,8 @@
 
 Built from the per-observation manifests (the record users trust), never from in-memory
 state, so a report after a resumed or partly failed run tells the whole truth. Written as
-``report.json`` for programs and ``report.html`` for people, atomically.
+``report.json`` for programs and ``report.html`` for people, atomically, with the science
+summary of every exposure (:mod:`daxa_xmm.report.science`) in both and in ``exposures.csv``.
 
 Data-quality outcomes (a fully flared exposure, an empty cleaned list, an image without WCS,
 an exposure map without exposure: daxa_xmm.sas.quality) are no failures: they leave an
@@ -28,6 +29,7 @@ from pydantic import BaseModel, Field
 from daxa_xmm.atomic import atomic_write_json, atomic_write_text
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.pipeline.manifest import load_manifest
+from daxa_xmm.report.science import CSV_NAME, ExposureSummary, exposures_html, observation_exposures, write_exposures_csv
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ class ObservationSummary(BaseModel):
     products: list[str] = Field(default_factory=list)
     data_quality: list[dict[str, Any]] = Field(
         default_factory=list, description="its data-quality outcomes (not failures): unit, step, checks, message")
+    exposures: list[ExposureSummary] = Field(
+        default_factory=list, description="science summary of each EPIC sub-exposure (daxa_xmm.report.science)")
 
 
 class ArchiveReport(BaseModel):
@@ -133,6 +137,7 @@ def build_report(
                 products=products,
                 data_quality=[{k: r.get(k) for k in ("unit", "step", "quality", "message", "products")}
                               for r in rows if r["status"] == "data_quality"],
+                exposures=observation_exposures(layout, obsid),
             )
         )
     counts = count_statuses(o.status for o in observations)
@@ -165,7 +170,8 @@ def _html(report: ArchiveReport) -> str:
         f"SAS {e(report.sas_version)} &middot; {e(report.created.isoformat(timespec='seconds'))} &middot; ",
         ", ".join(f"<span class='{e(k)}'>{v} {e(k)}</span>" for k, v in sorted(report.counts.items())),
         _quality_line(report),
-        "</p><table><tr><th>ObsID</th><th>status</th><th>message</th></tr>",
+        f"</p><p>Every exposure's numbers, one row each: <a href='{CSV_NAME}'>{CSV_NAME}</a></p>",
+        "<table><tr><th>ObsID</th><th>status</th><th>message</th></tr>",
     ]
     for o in report.observations:
         parts.append(
@@ -180,6 +186,7 @@ def _html(report: ArchiveReport) -> str:
             parts.append(f"<p>{e(o.message)}</p>")
         for pic in o.pictures:
             parts.append(f"<a href='{e(pic)}'><img src='{e(pic)}' alt='{e(Path(pic).name)}'></a>")
+        parts.append(exposures_html(o.exposures))
         heads = ("unit", "step", "status", "s", "tries", "SAS errors", "warnings", "message")
         parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in heads) + "</tr>")
         for r in o.rows:
@@ -219,10 +226,11 @@ def _quality_table(report: ArchiveReport) -> list[str]:
 
 
 def write_report(report: ArchiveReport, out_root: Path) -> tuple[Path, Path]:
-    """Write ``report.json`` and ``report.html`` into ``out_root`` atomically."""
+    """Write ``report.json``, ``report.html`` and ``exposures.csv`` into ``out_root`` atomically."""
     out_root.mkdir(parents=True, exist_ok=True)
     js = atomic_write_json(out_root / "report.json", report.model_dump(mode="json"))
     page = atomic_write_text(out_root / "report.html", _html(report))
+    write_exposures_csv(out_root / CSV_NAME, ((o.obsid, o.exposures) for o in report.observations))
     return js, page
 
 
@@ -250,7 +258,8 @@ def markdown_summary(report: ArchiveReport) -> str:
     return summary_markdown(f"daxa-xmm: {len(report.observations)} observations",
                             ((o.obsid, o.status, o.message) for o in report.observations),
                             (f"Data-quality outcomes (not failures): {quality}\n\n" if quality else "")
-                            + f"Report: `{Path(report.out) / 'report.html'}`")
+                            + f"Report: `{Path(report.out) / 'report.html'}`; every exposure's numbers: "
+                            f"`{Path(report.out) / CSV_NAME}`")
 
 
 def write_archive_report(layout: ArchiveLayout, outcomes: list[dict[str, Any]], sas_version: str) -> tuple[ArchiveReport, Path]:

@@ -113,7 +113,8 @@ class SasCall:
         obsid: 10-digit ObsID.
         unit: unit label, e.g. ``0201903501PNS003`` (a sub-exposure), ``0201903501`` (the
             observation) or ``0201903501PN-500-2000`` (an instrument and band).
-        argv: the exact argv; ``argv[0]`` is the SAS task name.
+        argv: the exact argv; ``argv[0]`` is the SAS task name. Empty for a placement
+            (``placed_from``).
         cwd: working directory; SAS writes its outputs here.
         env: variables added to the inherited environment (SAS_CCF, SAS_ODF...).
         outputs: files that must exist after the call, and where they go.
@@ -125,6 +126,11 @@ class SasCall:
             those files are gone (scratch cleaned, a crash), the earlier call is redone
             first instead of this one failing.
         extra: JSON-ready facts for the plan and manifest (exposure, CCDs, band...).
+        placed_from: set for a product the pipeline places itself instead of a SAS task
+            making it: an instrument's only sub-exposure list is its merged list. No process
+            runs: the file is checked and copied to the one output's ``dest``, atomically
+            (:func:`daxa_xmm.sas.placement.place`), and recorded, skipped and reported as
+            any call is.
     """
 
     step: str
@@ -138,11 +144,12 @@ class SasCall:
     clean_cwd: bool = True
     reads_cwd_of: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    placed_from: Path | None = None
 
     @property
     def task(self) -> str:
-        """The SAS task name."""
-        return self.argv[0]
+        """The SAS task name (``copy`` for a placement, which runs none)."""
+        return self.argv[0] if self.argv else "copy"
 
     @property
     def products(self) -> tuple[Path, ...]:
@@ -164,6 +171,8 @@ class SasCall:
             "outputs": [[o.name, str(o.dest) if o.dest else None] for o in self.outputs],
             "sas": sas_version,
         }
+        if self.placed_from is not None:  # only then: every other call keeps its fingerprint
+            payload["placed_from"] = str(self.placed_from)
         # data-quality thresholds above zero (the defaults) judge this call's products anew;
         # none at the defaults, so the fingerprints of runs made before the checks still hold
         raised = {o.name: r for o in self.outputs if o.quality is not None and (r := o.quality.raised())}
@@ -176,6 +185,8 @@ class SasCall:
         """One line a user can read (and paste into a shell with SAS set up)."""
         import shlex
 
+        if self.placed_from is not None:
+            return f"copy {shlex.quote(str(self.placed_from))} to {shlex.quote(str(self.products[0]))} (by daxa-xmm, no SAS task)"
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.env.items()))
         cmd = " ".join(shlex.quote(a) for a in self.argv)
         return f"(cd {shlex.quote(str(self.cwd))} && {env + ' ' if env else ''}{cmd})"

@@ -2,10 +2,11 @@
 
 ``merge set1=A set2=B outset=C`` merges two lists, so N lists take N-1 chained calls in
 one working folder: ``merge_1.fits = A+B``, ``merge_2.fits = merge_1+C``, ..., the last
-outset being the product. A single sub-exposure is not merged at all: the plan says so
-explicitly (:class:`MergePlan` with ``single_source`` set and no calls) and
-:func:`place_single` copies it to its destination atomically; the cleaned per-exposure
-list stays where it was, since later re-runs and users may still read it.
+outset being the product. A single sub-exposure is not merged at all: its one call is a
+placement (:attr:`~daxa_xmm.sas.calls.SasCall.placed_from`, :class:`MergePlan` says so with
+``single_source``), which copies it to its destination atomically and is recorded as the
+merge; the cleaned per-exposure list stays where it was, since later re-runs and users may
+still read it.
 
 Per instrument four streams are merged, as DAXA 0.3.7 does: the cleaned lists and espfilt's
 all-good lists (``-allevc``, into ``background/``), and for PN also the out-of-time ones.
@@ -16,20 +17,18 @@ runner removes before the call, so a retried link never meets its own partial ou
 
 from __future__ import annotations
 
-__all__ = ["STAGE", "MergePlan", "merge_calls", "merge_streams", "place_single"]
+__all__ = ["STAGE", "MergePlan", "merge_calls", "merge_streams"]
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from daxa_xmm.atomic import copy_into_place
 from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout, check_obsid
 from daxa_xmm.odf.models import EPIC
 from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.steps._common import work_dir
-from daxa_xmm.steps.spec import Copy, DaxaFunction, Stage, StageInput, Work, on_instruments
+from daxa_xmm.steps.spec import DaxaFunction, Stage, StageInput, on_instruments
 
 
 @dataclass(frozen=True)
@@ -37,8 +36,8 @@ class MergePlan:
     """How one instrument's list is made.
 
     Attributes:
-        calls: chained merge calls (empty when there is a single source).
-        single_source: the only sub-exposure list, to be copied (not merged), else None.
+        calls: chained merge calls, or the one placement of a single source.
+        single_source: the only sub-exposure list, copied (not merged), else None.
         dest: the merged list's final path.
     """
 
@@ -91,9 +90,13 @@ def merge_calls(
     check_obsid(obsid)
     if not sources:
         raise ConfigError(f"{unit_label}: no event lists to merge")
-    if len(sources) == 1:
-        return MergePlan(calls=(), single_source=Path(sources[0]), dest=Path(dest))
     cwd = work_dir(layout, obsid, unit_label, "merge")
+    if len(sources) == 1:
+        single = Path(sources[0])
+        placement = SasCall(step="merge_subexposures", obsid=obsid, unit=unit_label, argv=(), cwd=cwd,
+                            outputs=(OutputSpec(Path(dest).name, Path(dest), check="events"),), timeout_s=timeout_s,
+                            clean_cwd=False, extra={"sources": [str(single)]}, placed_from=single)
+        return MergePlan(calls=(placement,), single_source=single, dest=Path(dest))
     calls = []
     current: Path | str = sources[0]
     n = len(sources) - 1
@@ -120,27 +123,14 @@ def merge_calls(
     return MergePlan(calls=tuple(calls), single_source=None, dest=Path(dest))
 
 
-def place_single(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
-    """Copy the only sub-exposure list to the merged name, atomically.
-
-    The copy is written beside ``dest`` under a temporary name, fsync'ed, then renamed over
-    ``dest``: a reader sees the old file or the complete new one. ``source`` is left in
-    place.
-
-    Returns:
-        ``dest``.
-    """
-    return copy_into_place(source, dest)
-
-
-def _build(si: StageInput) -> list[Work]:
+def _build(si: StageInput) -> list[SasCall]:
     """The instrument's merged lists (cleaned, all-good, PN's out-of-time ones)."""
-    inst, work = si.the_inst, list[Work]()
+    inst, work = si.the_inst, list[SasCall]()
     streams = merge_streams(si.layout, si.obsid, inst, [u.exp_id for u in si.units], oot_allevc=si.sas_version >= (20, 0, 0))
     for kind, sources in streams:
         label = f"{si.obsid}{inst}-{kind}"
         plan = merge_calls(si.layout, si.obsid, label, sources, si.layout.merged_events(si.obsid, inst, kind), si.timeout_s)
-        work += [Copy(plan.single_source, plan.dest, label)] if plan.single_source is not None else list(plan.calls)
+        work += plan.calls
     return work
 
 

@@ -1,14 +1,15 @@
 """What a step declares: its scope, its builder, when it applies (a line of the pipeline's table).
 
 A step's builder is given a :class:`StageInput` (the observation, and the unit, instrument
-or band it builds for) and returns its :data:`Work`: SAS calls, in the order they run, and
-files to place. The pipeline's table (:mod:`daxa_xmm.pipeline.stages`) is the list of these
-lines; this module imports no step, so each step module can declare its own line.
+or band it builds for) and returns its calls, in the order they run (a
+file the pipeline places itself is a call too: :attr:`~daxa_xmm.sas.calls.SasCall.placed_from`).
+The pipeline's table (:mod:`daxa_xmm.pipeline.stages`) is the list of these lines; this
+module imports no step, so each step module can declare its own line.
 """
 
 from __future__ import annotations
 
-__all__ = ["Scope", "Copy", "Work", "RunSettings", "StageInput", "Section", "DaxaFunction", "Stage", "on_instruments"]
+__all__ = ["Scope", "RunSettings", "StageInput", "Section", "DaxaFunction", "Stage", "on_instruments"]
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,18 +27,6 @@ M = TypeVar("M", bound=BaseModel)
 
 Scope = Literal["observation", "unit", "instrument", "band"]
 
-
-@dataclass(frozen=True)
-class Copy:
-    """A product placed rather than made by SAS: one sub-exposure's list is the merged list."""
-
-    source: Path
-    dest: Path
-    unit: str
-
-
-#: What a stage runs: SAS calls, in order, and files to place.
-Work = SasCall | Copy
 
 
 class RunSettings(Protocol):
@@ -154,7 +143,7 @@ class Stage:
 
     name: str
     scope: Scope
-    build: Callable[[StageInput], Sequence[Work]]
+    build: Callable[[StageInput], Sequence[SasCall]]
     applies: Callable[[StageInput], bool] = _always
     typical_s: float = 1.0
     calls: tuple[str, ...] = ()

@@ -108,6 +108,7 @@ def run_barrier(archive: Path, out: Path, cap: int, instruments: list[str] = INS
     from daxa_xmm.odf.selection import select_units
     from daxa_xmm.odf.summary import read_observation_record, read_odf_summary
     from daxa_xmm.sas.environment import detect_sas
+    from daxa_xmm.sas.placement import place
     from daxa_xmm.sas.runner import raise_for_result, run_sas
     from daxa_xmm.steps.cifbuild import CifBuildConfig, cifbuild_calls
     from daxa_xmm.steps.clean_events import clean_events_calls
@@ -116,7 +117,7 @@ def run_barrier(archive: Path, out: Path, cap: int, instruments: list[str] = INS
     from daxa_xmm.steps.epchain import epchain_calls
     from daxa_xmm.steps.espfilt import espfilt_calls
     from daxa_xmm.steps.images import image_expmap_calls
-    from daxa_xmm.steps.merge import merge_calls, place_single
+    from daxa_xmm.steps.merge import merge_calls
 
     if out.exists():
         shutil.rmtree(out)
@@ -135,7 +136,7 @@ def run_barrier(archive: Path, out: Path, cap: int, instruments: list[str] = INS
 
         def one(calls: list[Any]) -> None:
             for c in calls:
-                raise_for_result(run_sas(c, log_dir=layout.logs_dir(c.obsid)))
+                raise_for_result(place(c) if c.placed_from else run_sas(c, log_dir=layout.logs_dir(c.obsid)))
 
         with ThreadPoolExecutor(max_workers=cap) as pool:
             list(pool.map(one, jobs))
@@ -167,10 +168,7 @@ def run_barrier(archive: Path, out: Path, cap: int, instruments: list[str] = INS
                     continue
                 plan = merge_calls(layout, o, f"{o}{inst}-{kind}", [layout.clean_events(o, inst, u.exp_id, oot=oot) for u in us],
                                    layout.merged_events(o, inst, kind), timeout)
-                if plan.single_source is not None:
-                    place_single(plan.single_source, plan.dest)
-                else:
-                    merges.append(list(plan.calls))
+                merges.append(list(plan.calls))
     run_jobs("merge_subexposures", merges)
     images = []
     for o in obsids:

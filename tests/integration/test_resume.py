@@ -54,7 +54,9 @@ def test_failed_unit_then_rerun_runs_only_that_unit_and_its_dependants(tmp_path:
     # MOS1 was merged and imaged from the good sub-exposure, MOS2 from its only one
     assert recs[f"{A}M1-0.50-2.00keV/image"]["status"] == "ok"
     assert recs[f"{A}M2-0.50-2.00keV/image"]["status"] == "ok"
-    assert f"{A}M1-clean/merge_subexposures" not in recs  # one good source: placed, not merged
+    placed = recs[f"{A}M1-clean/merge_subexposures"]  # one good source: placed (a copy), not merged
+    assert placed["status"] == "ok" and placed["argv"] == [] and len(placed["facts"]["sources"]) == 1
+    assert "M1U002" in placed["facts"]["sources"][0] or "U002" in placed["facts"]["sources"][0]
     assert len(calls_of(standin.calls(), "espfilt", f"{failing}-espfilt")) == 1
 
     standin.no_faults()
@@ -178,11 +180,17 @@ def test_a_partial_run_does_what_was_asked_and_marks_later_products_stale(tmp_pa
     assert recs[f"{obsid}M1S001/espfilt"]["status"] == "ok"
     assert recs[f"{obsid}M1S001/cleaned_evt_lists"]["status"] == "ok"
     stale = {k for k, r in recs.items() if r["status"] == "stale"}
-    assert stale == {f"{obsid}M1-0.50-2.00keV/image", f"{obsid}M1-0.50-2.00keV/expmap"}, stale
+    # M1's one sub-exposure is copied as its merged lists: a merge not asked for, so stale too
+    placed = {f"{obsid}M1-clean/merge_subexposures", f"{obsid}M1-allevc/merge_subexposures"}
+    assert stale == {f"{obsid}M1-0.50-2.00keV/image", f"{obsid}M1-0.50-2.00keV/expmap"} | placed, stale
     assert all(Path(p).is_file() for k in stale for p in recs[k]["products"])  # kept for the user to see
     standin.reset_log()
     assert run_archive(config(tmp_path, instruments=["M1"], espfilt={"allowed_sigma": 4.0}))["observations"][0]["status"] == "ok"
-    assert set(call_keys(standin.calls(), out)) == stale  # the full run remakes exactly those
+    assert set(call_keys(standin.calls(), out)) == stale - placed  # the full run remakes exactly those (SAS's)
+    again = manifest_records(out, obsid)
+    assert all(again[k]["ended"] > recs[k]["ended"] for k in placed)  # and copies the lists anew
+    run_archive(config(tmp_path, instruments=["M1"], espfilt={"allowed_sigma": 4.0}))
+    assert all(manifest_records(out, obsid)[k]["ended"] == again[k]["ended"] for k in placed)  # up to date: kept
     assert all(r["status"] == "ok" for r in manifest_records(out, obsid).values())
 
 

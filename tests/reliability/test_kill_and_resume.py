@@ -74,13 +74,14 @@ def _signalled_when_busy(run: subprocess.Popen[bytes], busy_log: Path, log: Path
 
 
 def _ok_argvs(out: Path, obsids: list[str]) -> set[tuple[str, ...]]:
-    """(cwd, argv) of every call the manifests record as ok: argv alone does not name an
-    observation (the ODF is in SAS_ODF, as SAS's documentation has it)."""
+    """(cwd, argv) of every SAS call the manifests record as ok: argv alone does not name an
+    observation (the ODF is in SAS_ODF, as SAS's documentation has it). A placement (one
+    sub-exposure copied as the merged list) runs no SAS task: it has no argv."""
     done = set()
     for obsid in obsids:
         if (out / obsid / "manifest.json").exists():
             for rec in manifest(out, obsid)["records"].values():
-                if rec["status"] == "ok":
+                if rec["status"] == "ok" and rec["argv"]:
                     done.add((rec["cwd"], *rec["argv"]))
     return done
 

@@ -78,9 +78,9 @@ def test_process_unscheduled_false_drops_u_exposures(archive: Archive) -> None:
 def test_merge_single_and_multiple(archive: Archive) -> None:
     plan = daxa_plans.merge_subexposures(archive)
     assert len(plan.commands[GOOD][f"{GOOD}PN-clean"]) == 1  # S003 + U002
-    assert plan.commands[GOOD][f"{GOOD}M1-clean"] == []
+    (copy,) = plan.commands[GOOD][f"{GOOD}M1-clean"]  # a placement: one call, no SAS task
     info = plan.extra_info[GOOD][f"{GOOD}M1-clean"]
-    assert info["single_source"].endswith("_mos1_S001_clean_evts.fits")
+    assert info["single_source"].endswith("_mos1_S001_clean_evts.fits") and copy.placed_from == Path(info["single_source"])
     assert plan.final_paths[GOOD][f"{GOOD}M1-clean"] == [Path(info["dest"])]
 
 

@@ -16,9 +16,7 @@ from daxa_xmm.daxa.records import (
     read_records,
     save_step_info,
 )
-from daxa_xmm.daxa.step_inputs import unit_inputs
 from daxa_xmm.layout import ArchiveLayout
-from daxa_xmm.odf.models import Unit
 from daxa_xmm.pipeline.manifest import Manifest, StepRecord, save_manifest
 from daxa_xmm.pipeline.stages import daxa_function
 
@@ -95,21 +93,6 @@ def test_a_step_before_its_prerequisite_names_the_missing_step(tmp_path: Path) -
         check_prerequisite(layout, [OBS], "epchain")
     with pytest.raises(MissingStepError, match="espfilt needs epchain or emchain"):
         check_prerequisite(layout, [OBS], "espfilt")
-
-
-def test_a_units_inputs_are_its_prerequisite_and_the_tokens_before_it(tmp_path: Path) -> None:
-    unit = Unit(obsid=OBS, inst="PN", exp_id="S003", ccds=list(range(1, 13)))
-    chain = ["epchain_oot", "epchain", "espfilt", "cleaned_evt_lists"]
-    manifest = Manifest(obsid=OBS)
-    for r in (_rec(OBS, "cif_build"), _rec(OBS, "odf_ingest"), _rec(PN, "epchain_oot"), _rec(PN, "epchain")):
-        manifest.put(r)
-    ready = unit_inputs(manifest, unit, "espfilt", chain)
-    assert ready.ready and ready.tokens == tuple(f"fp-{u}-{s}@2026-12-01T00:00:00+00:00" for u, s in
-                                                 [(OBS, "cif_build"), (OBS, "odf_ingest"), (PN, "epchain_oot"), (PN, "epchain")])
-    manifest.put(_rec(PN, "epchain", "failed"))
-    stopped = unit_inputs(manifest, unit, "espfilt", chain)
-    assert not stopped.ready and "epchain did not succeed" in stopped.why
-    assert not unit_inputs(manifest, unit, "cleaned_evt_lists", chain).ready  # espfilt never ran
 
 
 def test_every_step_that_ran_has_a_dict_in_every_table_and_failures_keep_their_stderr(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from daxa_xmm.odf.fitsread import find, read_hdus, table_columns
+from daxa_xmm.odf.fitsread import column_chunks, find, read_hdus, table_columns
 from daxa_xmm.sas.calindex import calindex_dates, listed_ccfs
 from daxa_xmm.sas.product_checks import check_product
 
@@ -63,6 +63,31 @@ def test_scaled_and_vector_columns_and_errors(tmp_path: Path) -> None:
         table_columns(path, hdu, ("NOPE",))
     with pytest.raises(KeyError, match="no CALINDEX"):
         find(read_hdus(path), "CALINDEX")
+
+
+def test_a_column_read_in_chunks_is_the_column_astropy_reads(xmm_samples: Path, tmp_path: Path) -> None:
+    # the report counts events per band from PI, read chunk by chunk (daxa_xmm.report.science)
+    path = xmm_samples / "events/0201903501_mos1_S001_clean_evts.fits"
+    hdu = find(read_hdus(path), "EVENTS")
+    chunks = list(column_chunks(path, hdu, "PI", rows_per_chunk=10_000))
+    assert [len(c) for c in chunks] == [10_000, 10_000, 10_000, 1607]
+    with fits.open(path) as hdul:
+        assert np.array_equal(np.concatenate(chunks), hdul["EVENTS"].data["PI"])
+    # scaled (an unsigned column is TZERO-shifted), empty, and refused columns
+    small = tmp_path / "u.fits"
+    cols = [fits.Column("U", "J", bzero=2**31, array=np.array([0, 7, 2**32 - 1], dtype=np.uint32)),
+            fits.Column("T", "2A", array=np.array(["a", "b", "c"]))]
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols, name="T")]).writeto(small)
+    table = find(read_hdus(small), "T")
+    assert np.concatenate(list(column_chunks(small, table, "U", rows_per_chunk=2))).tolist() == [0, 7, 2**32 - 1]
+    with pytest.raises(ValueError, match="not numeric"):
+        list(column_chunks(small, table, "T"))
+    with pytest.raises(ValueError, match="no column PI"):
+        list(column_chunks(small, table, "PI"))
+    empty = tmp_path / "e.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("PI", "I", array=np.array([], np.int16))],
+                                                                   name="EVENTS")]).writeto(empty)
+    assert list(column_chunks(empty, find(read_hdus(empty), "EVENTS"), "PI")) == []
 
 
 def test_the_standins_calibration_index_is_read_as_astropy_reads_it(tmp_path: Path, standin) -> None:

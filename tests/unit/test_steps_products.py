@@ -1,16 +1,20 @@
-"""Builders of merge_subexposures and generate_images_expmaps; place_single's atomic copy."""
+"""Builders of merge_subexposures and generate_images_expmaps; the one-sub-exposure placement's atomic copy."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from astropy.io import fits
 
-from daxa_xmm.errors import ConfigError
+from daxa_xmm.errors import ConfigError, SasInputMissing, SasOutputMissing
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.sas.filters import MOS_DEFAULT, PN_DEFAULT
+from daxa_xmm.sas.placement import place
+from daxa_xmm.sas.runner import raise_for_result
 from daxa_xmm.steps.images import image_expmap_calls
-from daxa_xmm.steps.merge import merge_calls, place_single
+from daxa_xmm.steps.merge import merge_calls
 
 OBS = "0123456789"
 LAY = ArchiveLayout(Path("/raw"), Path("/out"))
@@ -32,28 +36,52 @@ def test_merge_chain_of_three() -> None:
 
 def test_merge_single_source_is_a_copy_not_a_merge() -> None:
     plan = merge_calls(LAY, OBS, "0123456789M1-clean", [Path("/e/a.fits")], Path("/d/m.fits"))
-    assert plan.calls == () and plan.single_source == Path("/e/a.fits")
+    assert plan.single_source == Path("/e/a.fits")
+    (call,) = plan.calls  # one call, recorded as the merge, that runs no SAS task
+    assert call.step == "merge_subexposures" and call.argv == () and call.placed_from == Path("/e/a.fits")
+    assert call.products == (Path("/d/m.fits"),) and call.task == "copy"
+    other = merge_calls(LAY, OBS, "0123456789M1-clean", [Path("/e/b.fits")], Path("/d/m.fits")).calls[0]
+    assert other.fingerprint("22.1.0") != call.fingerprint("22.1.0")  # another source is another product
     with pytest.raises(ConfigError):
         merge_calls(LAY, OBS, "x", [], Path("/d/m.fits"))
 
 
-def test_place_single_copies_atomically(tmp_path: Path) -> None:
-    src = tmp_path / "a.fits"
-    src.write_bytes(b"SIMPLE  = T" * 100)
+def _events(path: Path) -> Path:
+    cols = [fits.Column(c, "D", array=np.arange(3.0)) for c in ("TIME", "PI")]
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols, name="EVENTS")]).writeto(path)
+    return path
+
+
+def _placement(tmp_path: Path, source: Path) -> tuple[Path, object]:
     dest = tmp_path / "out" / "m.fits"
-    dest.parent.mkdir()
+    dest.parent.mkdir(exist_ok=True)
     dest.write_bytes(b"old")
-    assert place_single(src, dest) == dest
+    return dest, merge_calls(LAY, OBS, "0123456789M1-clean", [source], dest).calls[0]
+
+
+def test_placement_copies_atomically(tmp_path: Path) -> None:
+    src = _events(tmp_path / "a.fits")
+    dest, call = _placement(tmp_path, src)
+    result = place(call)  # type: ignore[arg-type]
+    assert result.ok and result.products == (dest,)
     assert dest.read_bytes() == src.read_bytes() and src.exists()
     assert [p.name for p in dest.parent.iterdir()] == ["m.fits"]  # no temp file left
 
 
-def test_place_single_missing_source_leaves_dest(tmp_path: Path) -> None:
-    dest = tmp_path / "m.fits"
-    dest.write_bytes(b"old")
-    with pytest.raises(FileNotFoundError):
-        place_single(tmp_path / "nope.fits", dest)
-    assert dest.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["m.fits"]
+def test_placement_of_a_missing_or_broken_source_fails_and_leaves_dest(tmp_path: Path) -> None:
+    dest, call = _placement(tmp_path, tmp_path / "nope.fits")
+    missing = place(call)  # type: ignore[arg-type]
+    assert missing.failure == "missing_input" and "nope.fits" in missing.message
+    with pytest.raises(SasInputMissing):
+        raise_for_result(missing)
+    broken = tmp_path / "broken.fits"
+    broken.write_bytes(b"SIMPLE  = T" * 10)
+    dest, call = _placement(tmp_path, broken)
+    corrupt = place(call)  # type: ignore[arg-type]
+    assert corrupt.failure == "corrupt_output" and "broken.fits" in corrupt.message
+    with pytest.raises(SasOutputMissing):
+        raise_for_result(corrupt)
+    assert dest.read_bytes() == b"old" and sorted(p.name for p in dest.parent.iterdir()) == ["m.fits"]
 
 
 @pytest.mark.parametrize(
