@@ -1,7 +1,7 @@
-"""What the plan-first check remembers (BENCHMARKS.md section 5b) never hides a change.
+"""What the plan-first check remembers (BENCHMARKS.md section 9) never hides a change.
 
-The parsed summaries (keyed by size, mtime and inode), the expressions already checked,
-and one observation's folder lookups (:mod:`daxa_xmm.pipeline.snapshot`).
+The parsed summaries (keyed by their bytes), the expressions already checked, and one
+observation's folder lookups (:mod:`daxa_xmm.pipeline.snapshot`).
 """
 
 from __future__ import annotations
@@ -56,6 +56,32 @@ def test_a_replaced_summary_is_parsed_again_even_with_its_old_size_and_mtime(tmp
     os.replace(other, path)  # another file (inode) of the same size and time
     assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
     assert set(read_odf_summary(path).instruments) == {"M2"}
+
+
+def test_a_summary_rewritten_in_place_with_its_size_mtime_and_inode_is_parsed_again(tmp_path: Path) -> None:
+    # what a size+mtime+inode key misses: a rewrite within one mtime tick (coarse clocks,
+    # network file systems) that keeps the length
+    path = write_summary(tmp_path / "s.SAS", [Inst("M1", [Exp("003")])])
+    stat = path.stat()
+    assert set(read_odf_summary(path).instruments) == {"M1"}
+    with path.open("r+b") as f:  # the same file (inode), rewritten in place
+        data = f.read()
+        f.seek(0)
+        f.write(data.replace(b"M1", b"M2"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    assert set(read_odf_summary(path).instruments) == {"M2"}
+
+
+def test_a_summary_copied_elsewhere_names_its_own_path(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    path = write_summary(tmp_path / "a" / "s.SAS", [Inst("PN", [Exp("003")])])
+    copy = tmp_path / "b" / "s.SAS"
+    copy.parent.mkdir()
+    copy.write_bytes(path.read_bytes())
+    assert read_odf_summary(path).path == str(path)
+    assert read_odf_summary(copy).path == str(copy)
 
 
 def test_a_checked_expression_is_remembered_and_a_bad_one_always_refused() -> None:
