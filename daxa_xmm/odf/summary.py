@@ -50,7 +50,7 @@ from pydantic import ValidationError
 
 from daxa_xmm.errors import SummaryParseError
 from daxa_xmm.odf.models import ExposureInfo, InstrumentInfo, ObservationRecord, OdfSummary
-from daxa_xmm.odf.summary_records import MAX_SUMMARY_BYTES, _KV, SummaryRecord, _int, _key_value, _read_text, _split_records, _time, _value, _yes_no
+from daxa_xmm.odf.summary_records import _KV, MAX_SUMMARY_BYTES, SummaryRecord, _int, _key_value, _read_text, _split_records, _time, _value, _yes_no
 
 logger = logging.getLogger(__name__)
 
