@@ -18,11 +18,12 @@ from __future__ import annotations
 
 __all__ = ["SnapshotLayout", "snapshot"]
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.layout import ODF_SUFFIXES, ArchiveLayout
 
 T = TypeVar("T")
 
@@ -50,7 +51,29 @@ class SnapshotLayout(ArchiveLayout):
         return self._once(("odf_dir", obsid), super().odf_dir, obsid)
 
     def odf_files(self, obsid: str) -> list[Path]:
-        return list(self._once(("odf_files", obsid), super().odf_files, obsid))
+        return list(self._once(("odf_files", obsid), self._odf_listing, obsid))
+
+    def _odf_listing(self, obsid: str) -> list[Path]:
+        """:meth:`ArchiveLayout.odf_files`, the same list, from one ``scandir`` of the folder
+        (no stat per file, names sorted as strings: in one folder that is the order of their
+        paths). A folder with a linked constituent, or one that cannot be listed, is left to
+        the base class, which resolves each link (and refuses one leading out) or says why."""
+        folder = self.odf_dir(obsid)
+        names: list[str] = []
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if f"_{obsid}_" not in name or not name.endswith(ODF_SUFFIXES):
+                        continue
+                    if entry.is_symlink():
+                        return super().odf_files(obsid)
+                    if entry.is_file():
+                        names.append(name)
+        except OSError:
+            return super().odf_files(obsid)
+        names.sort()
+        return [folder / name for name in names]
 
     def odf_is_gzipped(self, obsid: str) -> bool:
         return self._once(("odf_is_gzipped", obsid), super().odf_is_gzipped, obsid)

@@ -122,3 +122,35 @@ def test_a_snapshot_answers_as_the_layout_did_when_first_asked(tmp_path: Path) -
         layout.obs_dir("0201903501")
     with pytest.raises(LayoutError):
         snapshot(layout).obs_dir("0201903501")
+
+
+def test_a_snapshot_lists_an_odf_folder_as_the_layout_does(tmp_path: Path) -> None:
+    obsid = "0201903501"
+    odf = tmp_path / "raw" / obsid
+    odf.mkdir(parents=True)
+    (tmp_path / "out").mkdir()
+    names = ["0828_0201903501_SCX00000SUM.ASC", "0828_0201903501_PNS00301IME.FIT", "0828_0201903501_M1S00100.FIT.gz",
+             "0828_0201903501_a.fit", "0828_0201903501_Z.asc", "0828_0201903501_b.txt", "0828_0000000001_c.FIT",
+             "notes.ASC", "0828_0201903501_B.FIT"]
+    for name in names:
+        (odf / name).write_text("x")
+    (odf / "0828_0201903501_dir.FIT").mkdir()  # a folder named as a constituent is none
+    layout = ArchiveLayout(tmp_path / "raw", tmp_path / "out")
+    listed = layout.odf_files(obsid)
+    assert [p.name for p in listed] == sorted(n for n in names if "_0201903501_" in n and not n.endswith(".txt"))
+    assert snapshot(layout).odf_files(obsid) == listed
+
+    (odf / "0828_0201903501_L.FIT").symlink_to(odf / "0828_0201903501_B.FIT")  # a link inside: listed
+    (odf / "0828_0201903501_broken.FIT").symlink_to(odf / "gone")  # a broken link: not a file
+    assert snapshot(layout).odf_files(obsid) == layout.odf_files(obsid)
+    assert odf / "0828_0201903501_L.FIT" in layout.odf_files(obsid)
+
+    outside = tmp_path / "elsewhere.FIT"
+    outside.write_text("x")
+    (odf / "0828_0201903501_out.FIT").symlink_to(outside)  # a link leading out: refused by both
+    with pytest.raises(LayoutError):
+        layout.odf_files(obsid)
+    with pytest.raises(LayoutError):
+        snapshot(layout).odf_files(obsid)
+    with pytest.raises(LayoutError):  # no folder at all
+        snapshot(layout).odf_files("0000000002")
