@@ -19,9 +19,10 @@ new ObsIDs:
 Before any copy, the same restamping is applied to the source observation itself and must
 leave every fingerprint and upstream list as the run recorded them: that checks the
 restamping reproduces what the flow writes. Run:
-``python -m tests.benchmarks.replicate --work DIR --n 15000 [--source OBSID] [--instruments PN]``
+``python -m tests.benchmarks.replicate --work DIR --n 15000 [--source OBSID] [--instruments PN] [--out DIR]``
 (``DIR`` holds ``archive/``, ``out/`` and ``config.yaml`` (noop's, made if absent); the
-copies get the ObsIDs after the highest in ``archive/``, until the archive holds ``n``).
+copies get the ObsIDs after the highest in ``archive/``, until the archive holds ``n``; what was
+made is recorded in ``<out>/replicate-<n>.json``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.benchmarks._common import setup_env
+from tests.benchmarks._common import machine_info, setup_env, write_result
 
 #: Files never copied: another run's lock of the source observation.
 _SKIP = {".lock", "manifest.json.lock"}
@@ -97,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--n", type=int, required=True, help="observations the archive should hold")
     ap.add_argument("--source", help="the finished observation to copy (default: the first in archive/)")
     ap.add_argument("--instruments", nargs="+", default=["PN"], help="the run's instruments (default PN)")
+    ap.add_argument("--out", type=Path, default=Path("bench-results"))
     ns = ap.parse_args(argv)
     setup_env(ns.work, fast=True)
     from daxa_xmm.config import load_config
@@ -130,7 +132,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         made += 1
         if made % 500 == 0:
             print(f"{made} copies of {source} ({time.time() - t:.0f} s)", flush=True)
-    print(f"archive holds {len(have) + made} observations: {made} copies of {source} made in {time.time() - t:.0f} s")
+    took = time.time() - t
+    print(f"archive holds {len(have) + made} observations: {made} copies of {source} made in {took:.0f} s")
+    write_result(ns.out / f"replicate-{ns.n}.json", {
+        "benchmark": "replicate", "machine": machine_info(),
+        "command": " ".join(["python -m tests.benchmarks.replicate", *(argv if argv is not None else sys.argv[1:])]),
+        "n_observations": len(have) + made, "processed_by_the_flow": len(have), "copies": made, "source": source,
+        "copy_s": took})
     return 0
 
 
