@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
 
 from pydantic import BaseModel
@@ -37,7 +38,15 @@ from daxa_xmm.pipeline.identity import with_upstream
 from daxa_xmm.pipeline.manifest import StepStatus
 from daxa_xmm.pipeline.observation_plan import Job, ObservationPlan, observation_plan
 from daxa_xmm.pipeline.stages import by_unit, call_priorities, longest_first, pipeline_step, stages_for
-from daxa_xmm.pipeline.step_run import STALE_MESSAGE, CallOutcome, LeftoversGone, ObsContext, StepSkipped, run_call_blocking
+from daxa_xmm.pipeline.step_run import (
+    STALE_MESSAGE,
+    CallOutcome,
+    InputsRemoved,
+    LeftoversGone,
+    ObsContext,
+    StepSkipped,
+    run_call_blocking,
+)
 from daxa_xmm.pipeline.walk import observation_input, select_observation_units
 from daxa_xmm.sas import interrupt
 from daxa_xmm.sas.calls import SasCall
@@ -161,6 +170,8 @@ class Chain:
                 forced_until, i = i, start
                 del made[start:]
                 continue
+            except InputsRemoved:  # nothing ran: the job is run again once they are remade
+                raise
             except Exception as exc:
                 self.fail_rest(calls[i + 1 :], exc)
                 raise
@@ -247,7 +258,8 @@ class _PlanRun:
         if lost:  # an instrument's stage goes on with the units whose chains finished
             gone = {j.input.unit for j, _ in lost}
             job = job.with_units([u for u in job.input.units if u not in gone])
-        chain.tokens = [t for d in got for t in d.tokens or ()]
+        tokens = [t for d in got for t in d.tokens or ()]
+        chain.tokens = list(tokens)
         try:
             try:
                 calls = job.build()
@@ -255,13 +267,33 @@ class _PlanRun:
                 chain.fail_rest(job.planned(), exc)
                 raise
             chain.priority.update(call_priorities(job.scope, job.input, job.position, calls))
-            await chain.run_work(calls)
+            try:
+                await chain.run_work(calls)
+            except InputsRemoved as exc:  # the storage policy removed what it reads: remade, then again
+                await self._remake(plan, i, exc.paths)
+                chain = Chain(self.ctx, self.driver, tokens)
+                await chain.run_work(calls)
         except Exception as exc:
             if _left_stale(exc):
                 return _Done(chain.tokens, exc)
             log.warning("%s: %s stopped: %s", _group(job), job.stage.name, short(exc))
             return _Done(None, exc, own=True)
         return _Done(chain.tokens)
+
+
+    async def _remake(self, plan: ObservationPlan, i: int, paths: Sequence[Path]) -> None:
+        """Remake ``paths`` for job ``i``: run again, forced and keeping their identity
+        (:attr:`ObsContext.remaking`), the jobs before it that made them or modified them."""
+        wanted = {str(p) for p in paths}
+        for k in plan.upstream(i):
+            job = plan.jobs[k]
+            calls = job.planned()
+            if not any(str(o.dest) in wanted or (o.kind == "modify" and o.name in wanted) for c in calls for o in c.outputs):
+                continue
+            log.info("%s: remaking %s for %s", self.ctx.obsid, job.stage.name, plan.jobs[i].stage.name)
+            ctx = dataclasses.replace(self.ctx, force=self.ctx.force | {job.stage.name}, remaking=True)
+            before = [t for r in job.reads for t in (self.done[r].result().tokens or ())]
+            await Chain(ctx, self.driver, before).run_work(job.build())
 
 
 def _group(job: Job) -> str:
