@@ -43,6 +43,7 @@ from daxa_xmm.pipeline.storage import StoragePolicy
 from daxa_xmm.sas.filters import gti_files
 from daxa_xmm.steps.cifbuild import CifBuildConfig
 from daxa_xmm.steps.clean_events import CleanEventsConfig
+from daxa_xmm.steps.quality import QualityConfig
 from daxa_xmm.units import Time, Timeout
 
 M = TypeVar("M", bound=BaseModel)
@@ -119,6 +120,11 @@ class ProcessingFields(BaseModel):
         "unpacked ODFs); 'final' (nor the chains' raw event lists)")
     task_runner: Literal["threads", "dask"] = Field("threads", description="where observations run")
     dask_address: str | None = Field(None, description="existing Dask scheduler address")
+    # not a step's section: several steps' products are judged by it (daxa_xmm/steps/quality.py)
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig,
+        description="data-quality thresholds: a product at or below one is recorded as unusable (not a SAS error) "
+                    "and what it feeds is not run")
 
     @field_validator("archive", "out")
     @classmethod
