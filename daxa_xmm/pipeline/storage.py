@@ -12,9 +12,10 @@ reads on the way (DAXA's users asked for a storage-saving mode: DAXA issues #80 
   what users analyse (cleaned and merged lists, images, exposure maps, RGS products, the
   flare filtering's good time, the calibration index, logs, manifest and report).
 
-Nothing is removed from an observation until every one of its records is ``ok``: what
-reads a file is made before the file goes, and a partial or failed observation keeps all
-it needs to resume. A removed product's record stays ``ok`` and says so (``removed``), so
+Nothing is removed from an observation until every one of its records is ``ok`` (or a
+data-quality outcome, with what it fed): what reads a file is made before the file goes,
+and a partial or failed observation, or one a partial run (``--steps``) left unfinished,
+keeps all it needs to resume. A removed product's record stays ``ok`` and says so (``removed``), so
 a re-run with a leaner policy frees space without redoing anything, and a call that must
 run later (a forced step, new settings) and reads a removed product has it remade first,
 with its identity kept (:mod:`daxa_xmm.pipeline.observation_run`). The archive's own ODFs
@@ -93,7 +94,7 @@ def apply_storage(layout: ArchiveLayout, obsid: str, policy: StoragePolicy) -> S
     obs_dir = layout.obs_dir(obsid)
     store = ManifestStore(layout.manifest(obsid), obsid)
     manifest = store.snapshot()
-    not_ok = sorted({r.status for r in manifest.records.values() if r.status != "ok"})
+    not_ok = _unfinished(manifest)
     if not manifest.records or not_ok:
         return StorageOutcome(obsid, kept_because=f"not finished ({', '.join(not_ok) or 'no records'})")
     drop = [p for p in _scratch(layout, obsid) if _inside(obs_dir, p)]
@@ -111,12 +112,15 @@ def apply_storage(layout: ArchiveLayout, obsid: str, policy: StoragePolicy) -> S
             store.update(mark)
         drop += [p for paths in chosen.values() for p in paths if p.exists()]
     freed = 0
-    for path in drop:
-        freed += _size(path)
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+    for path in dict.fromkeys(drop):  # two records may name one file (the chain's attitude list)
+        try:
+            freed += _size(path)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:  # gone already: what the policy wants
+            continue
     if freed:
         log.info("%s: --storage %s freed %.1f MB", obsid, policy, freed / 1e6)
     return StorageOutcome(obsid, freed)
@@ -145,6 +149,19 @@ def apply_storage_all(layout: ArchiveLayout, obsids: Sequence[str], policy: Stor
         log.warning("--storage %s: %.1f MB freed over %d observation(s)", policy, freed / 1e6,
                     sum(1 for o in out if o.freed_bytes))
     return out
+
+
+def _unfinished(manifest: Manifest) -> list[str]:
+    """Why ``manifest``'s observation is not finished (empty when it is): a record that is
+    not ok. A data-quality outcome is finished, and so is what it fed (``skipped``: never to
+    run with these data); a step a partial run did not select (``skipped`` too) is not."""
+    why = set()
+    for rec in manifest.records.values():
+        if rec.status == "skipped" and "not selected" in rec.message:
+            why.add("steps not selected")
+        elif rec.status not in ("ok", "data_quality", "skipped"):
+            why.add(rec.status)
+    return sorted(why)
 
 
 def _intermediates(manifest: Manifest, obs_dir: Path) -> dict[str, list[Path]]:

@@ -49,8 +49,10 @@ def test_each_policy_keeps_what_it_says_and_never_touches_the_archive(tmp_path: 
     assert all(p.is_file() for p in _kept(layout)) and len(_kept(layout)) > 7
     work, unpacked = layout.obs_dir(A) / "work", layout.odf_unpacked_dir(A)
     assert work.is_dir() == (policy == "all")
-    assert sorted(p.name for p in unpacked.iterdir()) == (sorted(p.name[:-3] for p in odf) if policy == "all"
-                                                           else [next(unpacked.glob("*SUM.ASC")).name])
+    # the unpacked copy: every constituent (the plain ones linked) under ``all``, the summary alone otherwise
+    every = sorted(p.name.removesuffix(".gz") for p in odf)
+    assert sorted(p.name for p in unpacked.iterdir()) == (every if policy == "all"
+                                                           else [n for n in every if n.endswith("SUM.ASC")])
     assert all(p.is_file() for p in _chain_lists(layout)) == (policy != "final")
     recs = manifest_records(layout.out_root, A)
     assert {r["status"] for r in recs.values()} == {"ok"}
@@ -88,13 +90,34 @@ def test_a_rerun_that_needs_a_removed_list_remakes_exactly_it(tmp_path: Path, st
     assert redo["observations"][0]["status"] == "ok", redo
     keys = Counter(k.split("/", 1)[1] for k in call_keys(standin.calls(), layout.out_root))
     # the lists are remade (with emanom, which writes into MOS's), then what the forced step
-    # remakes as always; espfilt, which read the same lists, is not redone
+    # remakes as always (each one-sub-exposure merge is a copy, recorded but not a SAS call);
+    # espfilt, which read the same lists, is not redone
     assert keys == Counter({"epchain_oot": 1, "epchain": 1, "emchain": 1, "emanom": 1, "cleaned_evt_lists": 2,
-                            "cleaned_evt_lists_oot": 1, "merge_subexposures": 2, "image": 2, "expmap": 2}), keys
+                            "cleaned_evt_lists_oot": 1, "image": 2, "expmap": 2}), keys
     after = manifest_records(layout.out_root, A)
+    assert after[f"{A}PN-clean/merge_subexposures"]["ended"] != before[f"{A}PN-clean/merge_subexposures"]["ended"]
     assert {r["status"] for r in after.values()} == {"ok"}  # nothing made from the lists went stale
     for key in (f"{A}PNS003/espfilt", f"{A}M1S001/espfilt", f"{A}/odf_ingest"):
         assert after[key]["ended"] == before[key]["ended"], key
     # the remade lists kept their identity, and were removed again at the end
     assert after[f"{A}PNS003/epchain"]["identity"] and after[f"{A}PNS003/epchain"]["removed"]
     assert not any(p.exists() for p in _chain_lists(layout))
+
+
+def test_a_flared_exposure_is_finished_but_a_partial_run_is_not(tmp_path: Path, standin) -> None:
+    layout, _ = _archive(tmp_path)
+    assert run_archive(config(tmp_path))["observations"][0]["status"] == "ok"
+    # a partial run after a change: what it did not select is stale, and needs remaking from the lists
+    sigma = {"allowed_sigma": 4.0}
+    part = run_archive(config(tmp_path, storage="final", steps=["espfilt", "cleaned_evt_lists"], espfilt=sigma))
+    assert part["observations"][0]["status"] == "ok", part
+    assert "stale" in {r["status"] for r in manifest_records(layout.out_root, A).values()}
+    assert all(p.is_file() for p in _chain_lists(layout)) and (layout.obs_dir(A) / "work").is_dir()
+    # the full run, with PN fully flared (a data-quality outcome, what it feeds skipped): finished, so freed
+    standin.faults([{"task": "espfilt", "match": f"{A}PNS003-espfilt", "action": "no_good_time"}])
+    full = run_archive(config(tmp_path, storage="final", espfilt=sigma, force=["espfilt"]))
+    assert full["observations"][0]["status"] == "ok", full
+    statuses = {k: r["status"] for k, r in manifest_records(layout.out_root, A).items()}
+    assert statuses[f"{A}PNS003/espfilt"] == "data_quality" and statuses[f"{A}PNS003/cleaned_evt_lists"] == "skipped"
+    assert not any(p.exists() for p in _chain_lists(layout)) and not (layout.obs_dir(A) / "work").exists()
+    assert layout.clean_events(A, "M1", "S001").is_file()
