@@ -8,8 +8,8 @@ reads on the way (DAXA's users asked for a storage-saving mode: DAXA issues #80 
   and the ODF constituents unpacked from gzipped archives (their summary ``*SUM.ASC``
   stays, so the plan-first check still reads the observation); every product stays;
 - ``final`` also removes the products of the table's intermediate steps
-  (:attr:`~daxa_xmm.steps.spec.Stage.intermediate`: the chains' raw event lists), keeping
-  what users analyse (cleaned and merged lists, images, exposure maps, RGS products, the
+  (:attr:`~daxa_xmm.steps.spec.Stage.intermediate`: the chains' raw event lists, but the
+  attitude file), keeping what users analyse (cleaned and merged lists, images, exposure maps, RGS products, the
   flare filtering's good time, the calibration index, logs, manifest and report).
 
 Nothing is removed from an observation until every one of its records is ``ok`` (or a
@@ -99,7 +99,7 @@ def apply_storage(layout: ArchiveLayout, obsid: str, policy: StoragePolicy) -> S
         return StorageOutcome(obsid, kept_because=f"not finished ({', '.join(not_ok) or 'no records'})")
     drop = [p for p in _scratch(layout, obsid) if _inside(obs_dir, p)]
     if policy == "final":
-        chosen = _intermediates(manifest, obs_dir)
+        chosen = _intermediates(manifest, obs_dir, keep={str(layout.attitude(obsid))})
 
         def mark(m: Manifest) -> None:
             for key, paths in chosen.items():
@@ -164,12 +164,13 @@ def _unfinished(manifest: Manifest) -> list[str]:
     return sorted(why)
 
 
-def _intermediates(manifest: Manifest, obs_dir: Path) -> dict[str, list[Path]]:
-    """The products of intermediate steps not removed yet, by record key."""
+def _intermediates(manifest: Manifest, obs_dir: Path, keep: set[str]) -> dict[str, list[Path]]:
+    """The products of intermediate steps not removed yet, by record key, but ``keep``
+    (the attitude file the chains write: small, and eexpmap reads it for every new band)."""
     out: dict[str, list[Path]] = {}
     for key, rec in manifest.records.items():
         if pipeline_step(rec.step) in _INTERMEDIATE:
-            gone = {str(p) for p in rec.removed}
+            gone = {str(p) for p in rec.removed} | keep
             paths = [Path(p) for p in rec.products if str(p) not in gone and _inside(obs_dir, Path(p))]
             if paths:
                 out[key] = paths

@@ -54,6 +54,7 @@ def test_each_policy_keeps_what_it_says_and_never_touches_the_archive(tmp_path: 
     assert sorted(p.name for p in unpacked.iterdir()) == (every if policy == "all"
                                                            else [n for n in every if n.endswith("SUM.ASC")])
     assert all(p.is_file() for p in _chain_lists(layout)) == (policy != "final")
+    assert layout.attitude(A).is_file()  # eexpmap reads it for any new band: kept by every policy
     recs = manifest_records(layout.out_root, A)
     assert {r["status"] for r in recs.values()} == {"ok"}
     removed = {k for k, r in recs.items() if r.get("removed")}
