@@ -27,15 +27,14 @@ from __future__ import annotations
 __all__ = ["StoragePolicy", "StorageOutcome", "apply_storage", "apply_storage_all", "removed_inputs"]
 
 import logging
-import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from daxa_xmm.errors import is_disk_full
-from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.errors import LayoutError, is_disk_full
+from daxa_xmm.layout import ArchiveLayout, real_path
 from daxa_xmm.pipeline.locks import ObservationBusy, observation_lock
 from daxa_xmm.pipeline.manifest import Manifest
 from daxa_xmm.pipeline.manifest_store import ManifestStore
@@ -66,11 +65,13 @@ def _size(path: Path) -> int:
 
 
 def _inside(obs_dir: Path, path: Path) -> bool:
+    """True when removing ``path`` touches only ``obs_dir``: its folder, symlinks followed,
+    lies there (``path`` itself may be a link: removing it removes the link)."""
     try:
-        Path(os.path.abspath(path)).relative_to(os.path.abspath(obs_dir))
-    except ValueError:
+        real, folder = real_path(obs_dir, "products folder"), real_path(path.parent, "path")
+    except LayoutError:
         return False
-    return True
+    return folder == real or real in folder.parents
 
 
 def _scratch(layout: ArchiveLayout, obsid: str) -> list[Path]:
