@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.odf.fitsread import primary_header
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ def image_png(image: Path, out: Path, title: str) -> Path | None:
     """
     from astropy.io import fits
 
+    if _too_small(image):
+        return None
     try:
         data = np.asarray(fits.getdata(image), float)
     except Exception as exc:
@@ -116,6 +119,20 @@ def image_png(image: Path, out: Path, title: str) -> Path | None:
     ax.set_title(title, fontsize=8)
     ax.set_axis_off()
     return _save(plt, fig, out)
+
+
+def _too_small(image: Path) -> bool:
+    """Whether the primary header says the image is too small to show, read from the header
+    alone. Such an image leaves no picture, so every report would load it again to find that
+    out (a millisecond of astropy each, a quarter of a re-run's report at 1,000
+    observations). False when the header cannot tell (no primary image: astropy's ``getdata``
+    then looks in the extensions, and decides as before)."""
+    try:
+        cards = primary_header(image)
+    except (OSError, ValueError):
+        return False
+    dims = [d for d in (cards.get("NAXIS1"), cards.get("NAXIS2")) if type(d) is int]
+    return cards.get("NAXIS") == 2 and len(dims) == 2 and 1 <= min(dims) < _MIN_PIXELS
 
 
 def _drawn(out: Path, *sources: Path) -> bool:

@@ -129,3 +129,32 @@ def test_data_quality_outcomes_are_counted_and_listed_apart_from_failures(tmp_pa
     _record(layout, "cleaned_evt_lists", "failed")  # a failure still counts as one
     assert build_report(layout, [{"obsid": OBSID, "from_manifest": "x"}], "22.1.0").counts == {"partial": 1}
 
+
+
+def test_an_image_too_small_to_show_is_judged_from_its_header_alone(tmp_path: Path, monkeypatch) -> None:
+    # a re-run's report must not load every such image again to find it shows nothing
+    from daxa_xmm.report import quicklook
+
+    fits.PrimaryHDU(np.ones((1, 1), np.uint8)).writeto(tmp_path / "tiny.fits")
+    image = np.zeros((16, 16))
+    image[4:12, 4:12] = 3.0
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(image)]).writeto(tmp_path / "in_ext.fits")
+    real, loaded = fits.getdata, []
+    monkeypatch.setattr(fits, "getdata", lambda path, *a, **k: loaded.append(Path(path).name) or real(path, *a, **k))
+    assert quicklook.image_png(tmp_path / "tiny.fits", tmp_path / "tiny.png", "PN") is None
+    assert loaded == [] and not (tmp_path / "tiny.png").exists()
+    # no image in the primary HDU: the header cannot tell, astropy finds the extension's
+    assert quicklook.image_png(tmp_path / "in_ext.fits", tmp_path / "ext.png", "PN") == tmp_path / "ext.png"
+    assert loaded == ["in_ext.fits"]
+
+
+def test_report_json_is_the_report_as_json_and_an_infinite_number_is_null(tmp_path: Path) -> None:
+    layout = _layout(tmp_path)
+    _record(layout, "epchain", "ok")
+    report = build_report(layout, [{"obsid": OBSID, "status": "ok"}], "22.1.0")
+    js, _ = write_report(report, layout.out_root)
+    assert json.loads(js.read_text()) == report.model_dump(mode="json")
+    assert js.read_text().startswith('{\n  "created": ') and js.read_text().endswith("}\n")
+    report.observations[0].rows[0]["duration_s"] = float("inf")
+    js, _ = write_report(report, layout.out_root)
+    assert json.loads(js.read_text())["observations"][0]["rows"][0]["duration_s"] is None
