@@ -42,7 +42,7 @@ from daxa_xmm.pipeline.manifest_store import ManifestStore
 from daxa_xmm.pipeline.stages import pipeline_step
 from daxa_xmm.pipeline.storage import removed_inputs
 from daxa_xmm.sas import interrupt
-from daxa_xmm.sas.calindex import ccf_stale_reason
+from daxa_xmm.sas.calindex import CcfListing, ccf_stale_reason
 from daxa_xmm.sas.calls import SasCall, SasResult
 from daxa_xmm.sas.placement import place
 from daxa_xmm.sas.runner import raise_for_result, run_sas
@@ -169,13 +169,15 @@ def ccf_paths(*envs: Mapping[str, str]) -> list[Path]:
     return [Path(p) for p in paths.split(os.pathsep) if p]
 
 
-def calibration_stale(layout: ArchiveLayout, cifbuild: SasCall, folders: list[Path]) -> str | None:
+def calibration_stale(layout: ArchiveLayout, cifbuild: SasCall, folders: list[Path],
+                      available: CcfListing | None = None) -> str | None:
     """Why the observation's ccf.cif must be rebuilt (a vanished CCF, newer calibration), or None.
 
     When the rebuilt index lists another calibration set, its token changes and everything
-    downstream is reprocessed too.
+    downstream is reprocessed too. ``available``: the folders' listing, when the caller
+    made it already (:func:`daxa_xmm.sas.calindex.ccf_stale_reason`).
     """
-    return ccf_stale_reason(layout.ccf(cifbuild.obsid), folders,
+    return ccf_stale_reason(layout.ccf(cifbuild.obsid), folders, available=available,
                             analysis_now=cifbuild.extra.get("analysis_date", "now") == "now")
 
 

@@ -24,12 +24,12 @@ valid: the index is then called stale and the reason names the file.
 from __future__ import annotations
 
 __all__ = ["CcfAttributes", "calindex_dates", "ccf_attributes", "ccf_stale_reason", "listed_ccfs",
-           "available_ccfs", "parse_ccf_date"]
+           "available_ccfs", "CcfListing", "parse_ccf_date"]
 
 import functools
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -151,6 +151,10 @@ def calindex_dates(cif: Path) -> tuple[datetime | None, datetime | None]:
     return parse_ccf_date(header["OBSVDATE"]), parse_ccf_date(header["ANALDATE"])
 
 
+#: :func:`available_ccfs`'s answer: (scope, type) -> issue -> file.
+CcfListing = Mapping[tuple[str, str], Mapping[int, Path]]
+
+
 def available_ccfs(ccfpaths: Iterable[Path]) -> dict[tuple[str, str], dict[int, Path]]:
     """Every issue of each (scope, type) found in the CCF folders, with its file.
 
@@ -170,7 +174,7 @@ def available_ccfs(ccfpaths: Iterable[Path]) -> dict[tuple[str, str], dict[int, 
     return found
 
 
-def _select(issues: dict[int, Path], obsdate: datetime,
+def _select(issues: Mapping[int, Path], obsdate: datetime,
             analdate: datetime | None) -> tuple[int, Path, str | None] | None:
     """The issue cifbuild would choose among ``issues``: (issue, file, problem) or None.
 
@@ -197,7 +201,8 @@ def _iso(date: datetime) -> str:
     return date.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def ccf_stale_reason(cif: Path, ccfpaths: Iterable[Path], *, analysis_now: bool = True) -> str | None:
+def ccf_stale_reason(cif: Path, ccfpaths: Iterable[Path], *, analysis_now: bool = True,
+                     available: CcfListing | None = None) -> str | None:
     """Why ``cif`` must be rebuilt, or None when it can be trusted.
 
     Args:
@@ -207,6 +212,9 @@ def ccf_stale_reason(cif: Path, ccfpaths: Iterable[Path], *, analysis_now: bool 
             since counts. Otherwise only files submitted by the index's ANALDATE count (a
             fixed analysis date reproduces an older set on purpose); an index without
             ANALDATE is then only checked for vanished files.
+        available: :func:`available_ccfs` of ``ccfpaths``, when the caller listed them
+            already: a check of many observations lists the folders once, not once per
+            observation (a real ``SAS_CCFPATH`` holds thousands of files). Default: listed now.
 
     Returns:
         A sentence naming the file at fault, or None. The index is stale when a file it
@@ -235,7 +243,8 @@ def ccf_stale_reason(cif: Path, ccfpaths: Iterable[Path], *, analysis_now: bool 
         if analdate is None:
             return None
     have = {(s, t): i for s, t, i, _ in listed}
-    available = available_ccfs(folders)
+    if available is None:
+        available = available_ccfs(folders)
     if obsdate is None:
         if not analysis_now:
             return None

@@ -8,12 +8,15 @@ observation to its subflow.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from daxa_xmm.layout import ArchiveLayout
+from daxa_xmm.pipeline import uptodate
 from daxa_xmm.pipeline.uptodate import UP_TO_DATE, finished_observations
 from daxa_xmm.sas.environment import detect_sas
 from daxa_xmm.standin.synth import write_archive
@@ -60,3 +63,15 @@ def test_finished_observations_get_no_subflow_and_changed_ones_do(tmp_path: Path
     assert finished_observations(layout, [a, b], cfg.model_copy(update={"force": ["espfilt"]}), sas) == []
     # an instrument left out needs nothing more of what was made
     assert finished_observations(layout, [a, b], config(tmp_path, instruments=["M1"], clean={"filt_mos_anom_state": True}), sas) == [a, b]
+
+    # newer calibration in SAS_CCFPATH: every observation's index is stale; the folders are
+    # listed once for the whole check, not once per observation
+    listings = []
+    real_listing = uptodate.available_ccfs
+    monkeypatch.setattr(uptodate, "available_ccfs", lambda folders: listings.append(folders) or real_listing(folders))
+    assert finished_observations(layout, [a, b], cfg, sas) == [a, b] and len(listings) == 1
+    ccfdir = Path(os.environ["SAS_CCFPATH"].split(os.pathsep)[0])
+    newest = max(ccfdir.glob("XMM_BORESIGHT_*.CCF"))
+    issue = int(newest.stem.rsplit("_", 1)[1])
+    shutil.copy(newest, ccfdir / f"XMM_BORESIGHT_{issue + 1:04d}.CCF")  # its header: valid since before both
+    assert finished_observations(layout, [a, b], cfg, sas) == [] and len(listings) == 2

@@ -216,3 +216,18 @@ def test_an_index_rewritten_in_place_is_read_again(tmp_path: Path, ccfdir: Path)
     write_cif(cif, ccfdir, [f"{ADU}_0082.CCF"])  # same size
     os.utime(cif, ns=(stamp + 1_000_000_000, stamp + 1_000_000_000))
     assert [issue for _, _, issue, _ in listed_ccfs(cif)] == [82]
+
+
+def test_a_listing_made_once_decides_as_a_fresh_one(tmp_path: Path, ccfdir: Path) -> None:
+    # the plan-first check lists SAS_CCFPATH once for many observations (available=)
+    cif = write_cif(tmp_path / "ccf.cif", ccfdir, [f"{ADU}_0079.CCF", "XRT1_XPSF_0017.CCF"], OBS_2006)
+    listing = available_ccfs([ccfdir])
+    fresh = ccf_stale_reason(cif, [ccfdir])
+    assert fresh is not None and f"{ADU}_0082.CCF" in fresh
+    assert ccf_stale_reason(cif, [ccfdir], available=listing) == fresh
+    # the listing is what the folders held when it was made: 0082 gone since, it still
+    # counts (unreadable now, so "possibly valid": stale, the safe side)
+    (ccfdir / f"{ADU}_0082.CCF").unlink()
+    assert ccf_stale_reason(cif, [ccfdir]) is None
+    late = ccf_stale_reason(cif, [ccfdir], available=listing)
+    assert late is not None and f"{ADU}_0082.CCF: cannot be read" in late
