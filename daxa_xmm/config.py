@@ -43,6 +43,7 @@ from daxa_xmm.pipeline.stages import SECTIONS, STAGE_NAMES
 from daxa_xmm.sas.filters import gti_files
 from daxa_xmm.steps.cifbuild import CifBuildConfig
 from daxa_xmm.steps.clean_events import CleanEventsConfig
+from daxa_xmm.steps.quality import QualityConfig
 from daxa_xmm.units import Time, Timeout
 
 M = TypeVar("M", bound=BaseModel)
@@ -127,6 +128,11 @@ class ProcessingFields(BaseModel):
         "a dask config file (YAML) for the cluster: dask-jobqueue's jobqueue.<cluster> settings (cores, memory, "
         "walltime, queue, job-script-prologue...) and distributed.adaptive's minimum and maximum workers (default: "
         "dask's own config, e.g. ~/.config/dask/jobqueue.yaml)"))
+    # not a step's section: several steps' products are judged by it (daxa_xmm/steps/quality.py)
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig,
+        description="data-quality thresholds: a product at or below one is recorded as unusable (not a SAS error) "
+                    "and what it feeds is not run")
 
     @field_validator("archive", "out")
     @classmethod

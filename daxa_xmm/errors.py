@@ -22,6 +22,7 @@ __all__ = [
     "SasOutputMissing",
     "SasInputMissing",
     "DiskFull",
+    "DataQualityStop",
     "DISK_FULL_ERRNOS",
     "TRANSIENT_ERRNOS",
     "os_error_may_pass",
@@ -159,6 +160,15 @@ class DiskFull(SasTaskError):
 
     Every later call would fail the same way, each after its retries, so the run ends at
     once with one message; a re-run once space is freed resumes.
+    """
+
+
+class DataQualityStop(DaxaXmmError, RuntimeError):
+    """A unit's chain stopped at a data-quality outcome: a product SAS made holds nothing
+    usable (no good time, no events, no WCS, no exposure; daxa_xmm.sas.quality).
+
+    Not a failure: what it feeds is recorded ``skipped`` (not run), the other units and the
+    instrument's merge go on, and the observation is not counted failed for it.
     """
 
 

@@ -34,7 +34,7 @@ from daxa_xmm.daxa.archive import Archive
 from daxa_xmm.errors import ConfigError, DaxaXmmError
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import Unit
-from daxa_xmm.pipeline.stages import calls_only, stage_named, unit_input
+from daxa_xmm.pipeline.stages import stage_named, unit_input
 from daxa_xmm.sas.calls import SasCall, StepPlan
 from daxa_xmm.steps.spec import Stage, StageInput
 from daxa_xmm.units import TIMEOUT
@@ -138,7 +138,7 @@ def _unit_plans(
     out: UnitPlans = {}
     for un in [un for un in units if stage.applies(unit_input(si, un))]:
         try:
-            calls = [c for c in calls_only(stage.build(unit_input(si, un))) if part is None or c.step == part]
+            calls = [c for c in stage.build(unit_input(si, un)) if part is None or c.step == part]
         except _OBS_ERRORS as exc:
             out[un.label] = ([], {"error": f"{type(exc).__name__}: {exc}"})
             continue

@@ -46,7 +46,7 @@ from daxa_xmm.daxa.plan_support import NUM_CORES, UnitPlans, _archive, _per_unit
 from daxa_xmm.daxa.product_plans import cleaned_evt_lists, espfilt, generate_images_expmaps, merge_subexposures
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import Unit
-from daxa_xmm.pipeline.stages import calls_only, stage_named
+from daxa_xmm.pipeline.stages import stage_named
 from daxa_xmm.sas.calls import StepPlan
 from daxa_xmm.steps._common import make_config
 from daxa_xmm.steps.cifbuild import CifBuildConfig
@@ -94,7 +94,7 @@ def cif_build(
     def per_obs(obsid: str) -> UnitPlans:
         si = stage_input(archive, obsid, t, analysis_date=date)
         info = {"observation_date": si.record.start.strftime("%Y-%m-%d"), "analysis_date": date}
-        return {obsid: (calls_only(stage_named("cif_build").build(si)), info)}
+        return {obsid: (list(stage_named("cif_build").build(si)), info)}
 
     return _plan(archive, per_obs, "Generating calibration files", num_cores, disable_progress, timeout)
 
@@ -108,7 +108,7 @@ def odf_ingest(
 
     def per_obs(obsid: str) -> UnitPlans:
         si = stage_input(archive, obsid, t)
-        return {obsid: (calls_only(stage_named("odf_ingest").build(si)), {"revolution": si.record.revolution})}
+        return {obsid: (list(stage_named("odf_ingest").build(si)), {"revolution": si.record.revolution})}
 
     return _plan(archive, per_obs, "Generating ODF summary files", num_cores, disable_progress, timeout)
 

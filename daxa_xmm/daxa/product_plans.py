@@ -40,7 +40,7 @@ from daxa_xmm.errors import ConfigError
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import Unit
 from daxa_xmm.odf.selection import UNIT_INSTRUMENTS
-from daxa_xmm.pipeline.stages import band_inputs, calls_only, daxa_function, stage_named
+from daxa_xmm.pipeline.stages import band_inputs, daxa_function, stage_named
 from daxa_xmm.sas.calls import StepPlan
 from daxa_xmm.steps._common import make_config
 from daxa_xmm.steps.clean_events import CleanEventsConfig
@@ -239,7 +239,7 @@ def generate_images_expmaps(
         out: UnitPlans = {}
         for its in _instrument_inputs(si, units, stage):
             for band in band_inputs(its):
-                calls = calls_only(stage.build(band))
+                calls = list(stage.build(band))
                 out[calls[0].unit] = (calls, {"inst": its.the_inst, "band_ev": list(band.band or ())})
         return out
 

@@ -12,6 +12,13 @@ Keys are DAXA's: ``[mission][step][key]`` where ``key`` is the ObsID (cif_build,
 odf_ingest), ObsID+instrument+exposure (chains, emanom, espfilt, cleaning) or
 ObsID+instrument (merge, images). A key made by several SAS calls (epchain's out-of-time
 and normal runs, one image and exposure map per band) succeeded when all of them did.
+
+A data-quality outcome (a fully flared exposure, an empty cleaned list, an image without WCS,
+an exposure map without exposure: daxa_xmm.sas.quality) is no SAS error, and its records do
+not read like one: ``process_success`` False, since nothing downstream may use the product,
+and in ``process_errors`` the check's own words (:func:`daxa_quality`), never DAXA's
+``<name> raised by <task> - <message>`` of a SAS error record. What it would have fed is
+left out, as DAXA leaves out a unit whose prerequisite did not succeed.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ __all__ = [
     "DaxaRecords",
     "daxa_key",
     "daxa_error",
+    "daxa_quality",
     "daxa_warning",
     "read_records",
     "steps_run",
@@ -61,6 +69,13 @@ def daxa_error(record: SasRecord) -> str:
     """A parsed SAS error as DAXA words it in ``process_errors`` (``_common.parse_stderr``):
     ``noCounts raised by espfilt - All histo counts are zero!``."""
     return f"{record.name} raised by {record.task} - {record.message}"
+
+
+def daxa_quality(record: StepRecord) -> str:
+    """A data-quality outcome as ``process_errors`` holds it: what the check found, worded as
+    no SAS error is (``data quality, not a SAS error: pnS003-gti.fits: no good time left after
+    flare filtering: the exposure is fully flared (0 s of GTI; ...)``)."""
+    return record.message.split(": ", 1)[1] if record.message.startswith(f"{record.step} [") else record.message
 
 
 def daxa_warning(record: SasRecord) -> dict[str, str]:
@@ -198,6 +213,8 @@ def _derive_extra(layout: ArchiveLayout, out: DaxaRecords, rec: StepRecord) -> N
 def _errors(record: StepRecord) -> list[str]:
     if record.status == "ok":
         return []
+    if record.status == "data_quality":
+        return [daxa_quality(record)]
     parsed = [daxa_error(SasRecord.from_dict(e)) for e in record.errors]
     return parsed or [record.message or f"{record.step}: {record.status}"]
 
@@ -226,8 +243,11 @@ def read_records(layout: ArchiveLayout, obsids: list[str], *, logs: bool = False
                 configured[step] = (noted["ran"], noted["configuration"])
         manifest = layout.manifest(obsid)
         records = load_manifest(manifest, obsid).records.values() if manifest.exists() else []
+        unusable = {r.unit for r in records if r.status == "data_quality"}
         for rec in records:
-            if rec.status == "skipped":  # not selected by a partial run: never attempted
+            if rec.status == "skipped":  # not selected by a partial run, or after a data-quality outcome: never attempted
+                continue
+            if rec.status == "upstream_failed" and rec.unit in unusable:  # what an unusable product would feed
                 continue
             warnings = [daxa_warning(SasRecord.from_dict(w)) for w in rec.warnings]
             out._put(daxa_function(rec.step), daxa_key(rec.unit), rec.status == "ok", _errors(rec), warnings, _stdout(rec) if logs else "")

@@ -4,8 +4,9 @@ One ``manifest.json`` per ObsID, rewritten atomically after every change, holds 
 :class:`StepRecord` per unit and step: status, the exact argv, SAS version, the call's
 fingerprint (a hash of argv, environment, outputs, upstream fingerprints and SAS version),
 times, exit status, parsed SAS errors and warnings, log files and product paths. A re-run
-skips a call only when its last record is ``ok`` with the same fingerprint and every output
-still exists (:func:`is_up_to_date`); anything failed is run again (DAXA never retried).
+skips a call only when its last record is ``ok`` (or a data-quality outcome) with the same
+fingerprint and every output still exists (:func:`is_up_to_date`); anything failed is run
+again (DAXA never retried).
 
 A corrupt manifest never stops processing: it is kept aside as
 ``manifest.json.corrupt-<time>`` and the observation starts from an empty record.
@@ -47,7 +48,11 @@ from daxa_xmm.sas.product_checks import looks_intact
 
 log = logging.getLogger(__name__)
 
-StepStatus = Literal["ok", "stale", "failed", "timeout", "interrupted", "skipped", "upstream_failed", "running"]
+#: ``data_quality``: SAS did its work and a product holds nothing usable (daxa_xmm.sas.quality):
+#: not a failure; what it feeds is recorded ``skipped``, and a re-run with the same inputs and
+#: thresholds reuses the outcome (it is deterministic) instead of redoing it.
+StepStatus = Literal["ok", "stale", "failed", "timeout", "interrupted", "skipped", "upstream_failed", "running",
+                     "data_quality"]
 
 #: Bumped when a change would make older manifests mean something else.
 SCHEMA_VERSION = 1
@@ -98,6 +103,10 @@ class StepRecord(BaseModel):
     attempts: int = Field(default=0, description="How many runs this outcome took (retries included).")
     upstream: list[str] | None = Field(
         default=None, description="Identity tokens of the products the call read (daxa_xmm.pipeline.identity); None in records of older versions.")
+    quality: list[str] = Field(
+        default_factory=list,
+        description="The data-quality checks its products failed (status data_quality): flare_gti, cleaned_events, image, "
+                    "exposure_map.")
 
     @property
     def key(self) -> str:
@@ -302,6 +311,7 @@ def record_result(
         leftovers=list(result.leftovers) if result.ok else None,
         attempts=attempts,
         upstream=_upstream(call),
+        quality=list(result.quality),
     ))
 
 
@@ -350,7 +360,8 @@ def mark_stale(manifest: Manifest, call: SasCall, message: str) -> StepRecord | 
 def is_up_to_date(manifest: Manifest, call: SasCall, sas_version: str) -> bool:
     """True when ``call`` need not run again.
 
-    That is: its last record is ``ok``, was made with the same fingerprint (same argv,
+    That is: its last record is ``ok`` (or ``data_quality``: the same inputs would make the
+    same unusable product again), was made with the same fingerprint (same argv,
     environment, outputs, upstream fingerprints and SAS version), and every product still
     exists at its destination and still looks intact (:func:`~daxa_xmm.sas.product_checks.looks_intact`:
     a whole FITS file, a summary that parses). Files left in the working folder are not asked for: they
@@ -358,7 +369,7 @@ def is_up_to_date(manifest: Manifest, call: SasCall, sas_version: str) -> bool:
     so a run whose scratch was cleaned afterwards stays free to re-run.
     """
     rec = manifest.get(call.unit, call.step)
-    if rec is None or rec.status != "ok" or rec.fingerprint != call_fingerprint(manifest, call, sas_version):
+    if rec is None or rec.status not in ("ok", "data_quality") or rec.fingerprint != call_fingerprint(manifest, call, sas_version):
         return False
     # a product truncated or emptied since (a full disk, a crash) is redone, not trusted
     if not all(looks_intact(o.dest, o.check) for o in call.outputs if o.dest is not None):

@@ -112,3 +112,9 @@ class ManifestStore:
     def is_up_to_date(self, call: SasCall, sas_version: str) -> bool:
         """:func:`is_up_to_date` against the manifest as saved now."""
         return is_up_to_date(self.snapshot(), call, sas_version)
+
+    def quality_note(self) -> str:
+        """The observation's data-quality outcomes as its manifest records them, in one line
+        for its message ("" when there are none): they are not failures."""
+        found = [f"{r.step} [{r.unit}]" for r in self.snapshot().records.values() if r.status == "data_quality"]
+        return f"{len(found)} data-quality outcome(s), not failures: {', '.join(found)}" if found else ""

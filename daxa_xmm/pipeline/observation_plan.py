@@ -23,6 +23,7 @@ from __future__ import annotations
 __all__ = ["Job", "ObservationPlan", "observation_plan"]
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -62,7 +63,13 @@ class Job:
 
     def planned(self) -> list[SasCall]:
         """Its calls as a plan lists them (nothing of earlier calls' outputs read)."""
-        return list(self.stage.build(dataclasses.replace(self.input, planning=True)))
+        return list(self._planned)
+
+    @functools.cached_property
+    def _planned(self) -> tuple[SasCall, ...]:
+        # built once per job: a plan's calls read nothing on disk, and DAXA's step inputs ask
+        # for the calls of every job before each unit's
+        return tuple(self.stage.build(dataclasses.replace(self.input, planning=True)))
 
     def with_units(self, units: Sequence[Unit]) -> Job:
         """The job for these of its instrument's units only (those whose chains finished)."""

@@ -7,7 +7,8 @@ The jobs are those of the observation's plan (:mod:`daxa_xmm.pipeline.observatio
 each a plain coroutine that awaits the jobs it reads, then its calls in order: a unit waits
 only for what it reads, with no barrier between units or instruments. A failed step stops
 only what reads it; that is recorded as ``upstream_failed`` and the rest of the observation
-goes on.
+goes on. A data-quality outcome (daxa_xmm.sas.quality) stops what reads it too but fails
+nothing: what it feeds is ``skipped``, an instrument's merge goes on with its other units.
 
 Nothing here imports Prefect: a :class:`Driver` says how a call runs. The archive flow's
 subflow (flows/process_observation.py) runs each call as a Prefect task; a local run's head
@@ -30,7 +31,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel
 
 from daxa_xmm.config import ProcessingConfig
-from daxa_xmm.errors import is_disk_full
+from daxa_xmm.errors import DataQualityStop, is_disk_full
 from daxa_xmm.odf.summary import read_observation_record
 from daxa_xmm.odf.unpack import repoint_summary, unpack_odf
 from daxa_xmm.pipeline.identity import with_upstream
@@ -43,7 +44,6 @@ from daxa_xmm.sas import interrupt
 from daxa_xmm.sas.calls import SasCall
 from daxa_xmm.sas.runner import is_transient
 from daxa_xmm.sas.version import parse_sas_version
-from daxa_xmm.steps.spec import Work
 
 log = logging.getLogger(__name__)
 
@@ -169,11 +169,14 @@ class Chain:
                 self.driver.watch.finished(self.ctx.obsid, call)
             made.append(out.token)
             produced.extend(out.products)
+            if out.quality:  # a data-quality outcome: nothing it feeds can be made
+                self.fail_rest(calls[i + 1 :], stop := DataQualityStop(out.quality))
+                raise stop
             i += 1
         self.tokens = base + made
         return produced
 
-    async def run_work(self, work: Sequence[Work]) -> None:
+    async def run_work(self, work: Sequence[SasCall]) -> None:
         """Run a stage's work: each unit's part as one chain from what came before the stage,
         the units side by side (:func:`daxa_xmm.pipeline.stages.by_unit`); the tokens after it are
         theirs in the work's order. A failure stops its own chain, then the stage."""
@@ -192,14 +195,14 @@ class Chain:
             raise bad[0]
 
     def fail_rest(self, calls: Sequence[SasCall], cause: BaseException) -> None:
-        """Record the calls that cannot run because something they read failed (or was not selected)."""
+        """Record the calls that cannot run because something they read failed (or was not selected, or is unusable)."""
         store = self.ctx.store()
-        status: StepStatus = ("skipped" if isinstance(cause, StepSkipped)
+        status: StepStatus = ("skipped" if isinstance(cause, (StepSkipped, DataQualityStop))
                   else "interrupted" if isinstance(cause, interrupt.Interrupted) else "upstream_failed")
         try:
             for call in calls:
                 # a partial run (--steps) leaves what it did not select: older products are stale
-                if status == "skipped" and store.mark_stale(call, STALE_MESSAGE) is not None:
+                if isinstance(cause, StepSkipped) and store.mark_stale(call, STALE_MESSAGE) is not None:
                     continue
                 store.mark(call, status, f"not run: {short(cause)}", sas_version=self.ctx.sas_version)
         except OSError as exc:  # a full disk: what did not run has no record, and runs next time
@@ -241,8 +244,10 @@ class _PlanRun:
         chain = Chain(self.ctx, self.driver)
         if lost and (not job.over_units or len(lost) == len(got)):
             cause = lost[0][1].error or RuntimeError("not run")
-            if job.over_units:
-                cause = RuntimeError(f"no {job.input.the_inst} sub-exposure was processed")
+            if job.over_units:  # none of its units is usable, or some failed
+                unusable = all(isinstance(d.error, DataQualityStop) for _, d in lost)
+                cause = (DataQualityStop if unusable else RuntimeError)(
+                    f"no {job.input.the_inst} sub-exposure was {'usable' if unusable else 'processed'}")
             chain.fail_rest(job.planned(), cause)
             return _Done(None, cause)
         if lost:  # an instrument's stage goes on with the units whose chains finished
@@ -260,6 +265,8 @@ class _PlanRun:
         except Exception as exc:
             if _left_stale(exc):
                 return _Done(chain.tokens, exc)
+            if isinstance(exc, DataQualityStop):  # no failure (the runner logged why); what reads it is not run
+                return _Done(None, exc)
             log.warning("%s: %s stopped: %s", _group(job), job.stage.name, short(exc))
             return _Done(None, exc, own=True)
         return _Done(chain.tokens)
@@ -331,13 +338,14 @@ async def run_observation(obsid: str, config: ProcessingConfig, ctx: ObsContext,
             status = "interrupted"
         if not units:
             return ObservationOutcome(obsid=obsid, status="ok", message="no processable exposures", duration_s=time.time() - t0)
+        message = "" if not failed else (f"stopped: {len(failed)} unit(s) not finished; run again to resume"
+                                         if status == "interrupted" else f"{len(failed)} unit(s) failed")
         return ObservationOutcome(
             obsid=obsid,
             status=status,
             units=[u.label for u in units],
             failed=failed,
-            message="" if not failed else (f"stopped: {len(failed)} unit(s) not finished; run again to resume"
-                                            if status == "interrupted" else f"{len(failed)} unit(s) failed"),
+            message="; ".join(m for m in (message, ctx.store().quality_note()) if m),
             duration_s=time.time() - t0,
         )
     finally:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 __all__ = ["PIPELINE", "STAGE_NAMES", "SECTIONS", "DAXA_FUNCTIONS", "DAXA_STEPS", "DAXA_PREREQUISITES",
            "pipeline_step", "daxa_function", "stage_named", "stages_for", "planned_work",
-           "path_s", "call_priorities", "calls_only", "by_unit", "longest_first", "band_inputs", "unit_input"]
+           "path_s", "call_priorities", "by_unit", "longest_first", "band_inputs", "unit_input"]
 
 import dataclasses
 from collections.abc import Sequence
@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from daxa_xmm.odf.models import UNIT_INSTRUMENTS, Unit
 from daxa_xmm.sas.calls import SasCall
 from daxa_xmm.steps import cifbuild, clean_events, emanom, emchain, epchain, espfilt, images, merge, odfingest, rgsproc
-from daxa_xmm.steps.spec import DaxaFunction, Scope, Section, Stage, StageInput, Work
+from daxa_xmm.steps.spec import DaxaFunction, Scope, Section, Stage, StageInput
 
 #: The pipeline, in order: each step's line is declared in its module (its ``STAGE``). Unit
 #: stages of one unit form its chain in this order. The typical times are the relative costs
@@ -109,7 +109,7 @@ def stages_for(scope: Scope, si: StageInput, table: Sequence[Stage] | None = Non
     return [s for s in (PIPELINE if table is None else table) if s.scope == scope and s.applies(si)]
 
 
-def planned_work(scope: Scope, si: StageInput) -> list[Work]:
+def planned_work(scope: Scope, si: StageInput) -> list[SasCall]:
     """Everything ``scope``'s stages would run for ``si``, built as a plan."""
     plan = dataclasses.replace(si, planning=True)
     return [w for stage in stages_for(scope, plan) for w in stage.build(plan)]
@@ -148,18 +148,14 @@ def call_priorities(scope: Scope, si: StageInput, k: int, calls: Sequence[SasCal
     return {(c.unit, c.step): behind - each * j for j, c in enumerate(calls)}
 
 
-def by_unit(work: Sequence[Work]) -> list[list[Work]]:
+def by_unit(work: Sequence[SasCall]) -> list[list[SasCall]]:
     """A stage's work split by unit label, in order of first appearance, each unit's items in
     order. A stage's units read nothing of each other (an instrument's merged lists, one per
     kind, each in its own working folder), so each is one chain and they run side by side."""
-    groups: dict[str, list[Work]] = {}
+    groups: dict[str, list[SasCall]] = {}
     for item in work:
         groups.setdefault(item.unit, []).append(item)
     return list(groups.values())
-
-
-def calls_only(work: Sequence[Work]) -> list[SasCall]:
-    return [w for w in work if isinstance(w, SasCall)]
 
 
 def unit_input(si: StageInput, unit: Unit) -> StageInput:

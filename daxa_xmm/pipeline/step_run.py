@@ -55,11 +55,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CallOutcome:
-    """What a call that ran or was skipped left: its identity token and its products."""
+    """What a call that ran or was skipped left: its identity token and its products.
+
+    ``quality``: why its products hold nothing usable, when the call is a data-quality
+    outcome (made now or reused); the chain then runs nothing the call feeds."""
 
     token: str
     skipped: bool
     products: tuple[str, ...]
+    quality: str = ""
 
 
 class StepSkipped(DaxaXmmError, RuntimeError):
@@ -230,7 +234,8 @@ def _run_call(call: SasCall, ctx: ObsContext, attempt: int) -> CallOutcome:
     if not forced and store.is_up_to_date(call, ctx.sas_version):
         rec = store.get(call.unit, call.step)
         products = rec.products if rec is not None else []
-        return CallOutcome(_token(store, call), True, tuple(str(p) for p in products))
+        unusable = rec.message if rec is not None and rec.status == "data_quality" else ""
+        return CallOutcome(_token(store, call), True, tuple(str(p) for p in products), unusable)
     if not selected and not forced:
         if store.mark_stale(call, STALE_MESSAGE) is not None:
             raise StepSkipped(f"{call.step} [{call.unit}]: step not selected; its products are stale", stale=True)
@@ -245,7 +250,8 @@ def _run_call(call: SasCall, ctx: ObsContext, attempt: int) -> CallOutcome:
         result = run_sas(call, log_dir=ctx.layout.logs_dir(ctx.obsid), extra_env=ctx.extra_env, slot=ctx.slots())
     store.update(lambda m: _record(m, result, ctx, attempt))
     raise_for_result(result)
-    return CallOutcome(_token(store, call), False, tuple(str(p) for p in result.products))
+    unusable = result.message if result.status == "data_quality" else ""
+    return CallOutcome(_token(store, call), False, tuple(str(p) for p in result.products), unusable)
 
 
 #: Environment variables a SAS call needs that a Dask worker may not have: passed along.

@@ -26,8 +26,8 @@ from daxa_xmm.pipeline.manifest import Manifest, is_up_to_date, load_manifest
 from daxa_xmm.pipeline.stages import by_unit
 from daxa_xmm.pipeline.step_run import calibration_stale, ccf_paths
 from daxa_xmm.pipeline.walk import ChainVisitor, observation_input, select_observation_units, walk_observation
+from daxa_xmm.sas.calls import SasCall
 from daxa_xmm.sas.version import parse_sas_version
-from daxa_xmm.steps.spec import Work
 
 #: What the report says of an observation a re-run found finished (no subflow was started).
 UP_TO_DATE = "up to date: nothing to redo"
@@ -55,7 +55,7 @@ def _checker(layout: ArchiveLayout, manifest: Manifest, sas_version: str, ccf_fo
     a stage from the tokens before the stage), and stops at the first call that must run (a
     stale calibration index makes cifbuild one)."""
 
-    def check(work: Sequence[Work], base: list[str]) -> list[str]:
+    def check(work: Sequence[SasCall], base: list[str]) -> list[str]:
         made: list[str] = []
         for group in by_unit(work):
             mine: list[str] = []

@@ -21,11 +21,11 @@ from daxa_xmm.odf.summary import read_observation_record, read_odf_summary
 from daxa_xmm.pipeline.observation_plan import ObservationPlan, observation_plan
 from daxa_xmm.sas.calls import SasCall
 from daxa_xmm.sas.version import SasVersion
-from daxa_xmm.steps.spec import StageInput, Work
+from daxa_xmm.steps.spec import StageInput
 
 #: Called with each stage's work and the identity tokens of what it reads; returns the
 #: tokens after it (the plan-first check folds tokens; a plan only lists the work).
-ChainVisitor = Callable[[Sequence[Work], list[str]], list[str]]
+ChainVisitor = Callable[[Sequence[SasCall], list[str]], list[str]]
 
 
 def observation_input(layout: ArchiveLayout, record: ObservationRecord, config: ProcessingConfig,
@@ -69,7 +69,7 @@ def plan_observation(
     """
     out: list[tuple[str, SasCall | None]] = []
 
-    def listed(work: Sequence[Work], tokens: list[str]) -> list[str]:
+    def listed(work: Sequence[SasCall], tokens: list[str]) -> list[str]:
         out.extend(("", w) for w in work)
         return tokens
 

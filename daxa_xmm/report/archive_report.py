@@ -4,6 +4,12 @@ Built from the per-observation manifests (the record users trust), never from in
 state, so a report after a resumed or partly failed run tells the whole truth. Written as
 ``report.json`` for programs and ``report.html`` for people, atomically, with the science
 summary of every exposure (:mod:`daxa_xmm.report.science`) in both and in ``exposures.csv``.
+
+Data-quality outcomes (a fully flared exposure, an empty cleaned list, an image without WCS,
+an exposure map without exposure: daxa_xmm.sas.quality) are no failures: they leave an
+observation ``ok``, and are counted and listed apart (``data_quality``, by check, and each
+outcome under its observation), so that what SAS could not do and what the data do not hold
+are never mixed up.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ class ObservationSummary(BaseModel):
     rows: list[dict[str, Any]] = Field(default_factory=list)
     pictures: list[str] = Field(default_factory=list, description="quick-look PNGs, relative to the report")
     products: list[str] = Field(default_factory=list)
+    data_quality: list[dict[str, Any]] = Field(
+        default_factory=list, description="its data-quality outcomes (not failures): unit, step, checks, message")
     exposures: list[ExposureSummary] = Field(
         default_factory=list, description="science summary of each EPIC sub-exposure (daxa_xmm.report.science)")
 
@@ -50,6 +58,9 @@ class ArchiveReport(BaseModel):
     sas_version: str
     observations: list[ObservationSummary]
     counts: dict[str, int]
+    data_quality: dict[str, int] = Field(
+        default_factory=dict, description="data-quality outcomes of the archive by check (flare_gti, cleaned_events, "
+                                          "image, exposure_map): not failures, counted apart from the observations' statuses")
 
 
 def observation_rows(layout: ArchiveLayout, obsid: str) -> list[dict[str, Any]]:
@@ -68,6 +79,7 @@ def observation_rows(layout: ArchiveLayout, obsid: str) -> list[dict[str, Any]]:
                 "warnings": "; ".join(f"{w['task']}: {w['name']}" for w in rec.warnings),
                 "message": rec.message,
                 "products": [str(p) for p in rec.products],
+                "quality": list(rec.quality),
             }
         )
     return rows
@@ -76,7 +88,7 @@ def observation_rows(layout: ArchiveLayout, obsid: str) -> list[dict[str, Any]]:
 def status_from_rows(rows: list[dict[str, Any]]) -> str:
     """An observation's status as its manifest records it (for observations this run did
     not process): ok, partial, failed, interrupted or running."""
-    statuses = {r["status"] for r in rows}
+    statuses = {r["status"] for r in rows} - {"data_quality"}  # not a failure
     if not statuses or statuses <= {"ok", "skipped"}:
         return "ok"
     for state in ("running", "interrupted"):
@@ -113,7 +125,8 @@ def build_report(
         if "from_manifest" in outcome:
             status = status_from_rows(rows) if rows else "running"
             message = f"{outcome['from_manifest']}; as its manifest records it"
-        products = sorted({p for r in rows for p in r["products"]})
+        # an unusable product is listed with its data-quality outcome, not among the products
+        products = sorted({p for r in rows if r["status"] != "data_quality" for p in r["products"]})
         observations.append(
             ObservationSummary(
                 obsid=obsid,
@@ -122,6 +135,8 @@ def build_report(
                 rows=rows,
                 pictures=pictures.get(obsid, []),
                 products=products,
+                data_quality=[{k: r.get(k) for k in ("unit", "step", "quality", "message", "products")}
+                              for r in rows if r["status"] == "data_quality"],
                 exposures=observation_exposures(layout, obsid),
             )
         )
@@ -133,13 +148,14 @@ def build_report(
         sas_version=sas_version,
         observations=observations,
         counts=counts,
+        data_quality=count_statuses(kind for o in observations for q in o.data_quality for kind in (q["quality"] or ["?"])),
     )
 
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.2em .5em;font-size:90%}
-.ok{color:#176f2c}.failed,.timeout,.upstream_failed{color:#b00020}.partial,.skipped{color:#a05a00}
+.ok{color:#176f2c}.failed,.timeout,.upstream_failed{color:#b00020}.partial,.skipped{color:#a05a00}.data_quality{color:#3c4fa0}
 img{max-width:360px;margin:.3em;border:1px solid #ddd}
 """
 
@@ -153,6 +169,7 @@ def _html(report: ArchiveReport) -> str:
         f"<p>Archive <code>{e(report.archive)}</code> &rarr; <code>{e(report.out)}</code><br>",
         f"SAS {e(report.sas_version)} &middot; {e(report.created.isoformat(timespec='seconds'))} &middot; ",
         ", ".join(f"<span class='{e(k)}'>{v} {e(k)}</span>" for k, v in sorted(report.counts.items())),
+        _quality_line(report),
         f"</p><p>Every exposure's numbers, one row each: <a href='{CSV_NAME}'>{CSV_NAME}</a></p>",
         "<table><tr><th>ObsID</th><th>status</th><th>message</th></tr>",
     ]
@@ -162,6 +179,7 @@ def _html(report: ArchiveReport) -> str:
             f"<td>{e(o.message)}</td></tr>"
         )
     parts.append("</table>")
+    parts += _quality_table(report)
     for o in report.observations:
         parts.append(f"<h2 id='{e(o.obsid)}'>{e(o.obsid)} <small class='{e(o.status)}'>{e(o.status)}</small></h2>")
         if o.message:
@@ -181,6 +199,30 @@ def _html(report: ArchiveReport) -> str:
         parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _quality_line(report: ArchiveReport) -> str:
+    """The header's count of data-quality outcomes, by check, apart from the statuses."""
+    if not report.data_quality:
+        return ""
+    total = sum(report.data_quality.values())
+    kinds = ", ".join(f"{v} {html.escape(k)}" for k, v in sorted(report.data_quality.items()))
+    return f"<br><span class='data_quality'>{total} data-quality outcome(s), not failures</span> ({kinds})"
+
+
+def _quality_table(report: ArchiveReport) -> list[str]:
+    """Every data-quality outcome of the archive, in one table of its own."""
+    found = [(o.obsid, q) for o in report.observations for q in o.data_quality]
+    if not found:
+        return []
+    e = html.escape
+    parts = ["<h2>Data-quality outcomes</h2><p>Products SAS made that hold nothing usable: not failures; what "
+             "they would feed was not run.</p><table><tr><th>ObsID</th><th>unit</th><th>step</th><th>check</th>"
+             "<th>why</th></tr>"]
+    parts += [f"<tr><td><a href='#{e(obsid)}'>{e(obsid)}</a></td><td>{e(q['unit'])}</td><td>{e(q['step'])}</td>"
+              f"<td class='data_quality'>{e(', '.join(q['quality'] or []))}</td><td>{e(q['message'])}</td></tr>"
+              for obsid, q in found]
+    return [*parts, "</table>"]
 
 
 def write_report(report: ArchiveReport, out_root: Path) -> tuple[Path, Path]:
@@ -212,9 +254,11 @@ def summary_markdown(title: str, observations: Iterable[tuple[str, str, str]], f
 
 def markdown_summary(report: ArchiveReport) -> str:
     """The archive summary as markdown, for a Prefect artifact."""
+    quality = ", ".join(f"{v} {k}" for k, v in sorted(report.data_quality.items()))
     return summary_markdown(f"daxa-xmm: {len(report.observations)} observations",
                             ((o.obsid, o.status, o.message) for o in report.observations),
-                            f"Report: `{Path(report.out) / 'report.html'}`; every exposure's numbers: "
+                            (f"Data-quality outcomes (not failures): {quality}\n\n" if quality else "")
+                            + f"Report: `{Path(report.out) / 'report.html'}`; every exposure's numbers: "
                             f"`{Path(report.out) / CSV_NAME}`")
 
 

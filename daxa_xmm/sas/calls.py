@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from daxa_xmm.sas.quality import Quality
 from daxa_xmm.sas.stderr import SasRecord
 
 BoolStyle = Literal["yes/no", "Y/N", "true/false"]
@@ -82,6 +83,10 @@ class OutputSpec:
         check: what the next step needs of the file (a name of
             :data:`daxa_xmm.sas.product_checks.CHECKS`: ``events``, ``gti``, ``image``...), checked
             before the call is recorded ok; None for no check.
+        quality: what the product must hold for science downstream (events, good time, a
+            WCS, exposure: :class:`daxa_xmm.sas.quality.Quality`), checked after ``check``
+            passed; a product that fails it makes the call a data-quality outcome, not a
+            failure. None for no such check.
     """
 
     name: str
@@ -90,6 +95,7 @@ class OutputSpec:
     kind: OutputKind = "create"
     alt_names: tuple[str, ...] = ()
     check: str | None = None
+    quality: Quality | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -156,7 +162,7 @@ class SasCall:
         The manifest stores it; a re-run with the same fingerprint and products present is
         skipped, and any change in parameters, inputs or SAS version re-runs the call.
         """
-        payload = {
+        payload: dict[str, Any] = {
             "argv": list(self.argv),
             # fingerprints of the calls whose products this one reads: a changed parameter
             # upstream re-runs everything downstream even though their argv are unchanged
@@ -167,6 +173,11 @@ class SasCall:
         }
         if self.placed_from is not None:  # only then: every other call keeps its fingerprint
             payload["placed_from"] = str(self.placed_from)
+        # data-quality thresholds above zero (the defaults) judge this call's products anew;
+        # none at the defaults, so the fingerprints of runs made before the checks still hold
+        raised = {o.name: r for o in self.outputs if o.quality is not None and (r := o.quality.raised())}
+        if raised:
+            payload["quality"] = raised
         text = json.dumps(payload, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -188,10 +199,13 @@ class SasResult:
     Attributes:
         call: the call that ran.
         status: ``ok``, ``failed`` (exit status, error record or missing output),
-            ``timeout`` (killed at its limit) or ``interrupted`` (the run was asked to stop).
+            ``timeout`` (killed at its limit), ``interrupted`` (the run was asked to stop) or
+            ``data_quality`` (SAS did its work, and a product failed its data-quality check:
+            :attr:`OutputSpec.quality`; not a failure, and what it feeds is not run).
         exit_code: process exit status; negative for a signal; None if it never started.
         records: every ``** task: error|warning`` record parsed from stderr.
-        products: final paths of the outputs moved into place (empty unless ok).
+        products: final paths of the outputs moved into place (empty unless ok or
+            data_quality: an unusable product is placed too, for the user to look at).
         started, ended: UNIX times.
         stdout_log, stderr_log: where the SAS output was written.
         message: why it failed, for humans; empty when ok.
@@ -202,10 +216,12 @@ class SasResult:
             that reads them (``reads_cwd_of``) checks they are still there.
         os_errno: the errno of the OS error behind a ``start`` or ``move`` failure: whether
             a retry may help, or the disk is full.
+        quality: the kinds of the data-quality checks its products failed (``flare_gti``,
+            ``cleaned_events``...), when ``data_quality``.
     """
 
     call: SasCall
-    status: Literal["ok", "failed", "timeout", "interrupted"]
+    status: Literal["ok", "failed", "timeout", "interrupted", "data_quality"]
     exit_code: int | None
     records: tuple[SasRecord, ...]
     products: tuple[Path, ...]
@@ -218,6 +234,7 @@ class SasResult:
     modified: tuple[Path, ...] = ()
     leftovers: tuple[str, ...] = ()
     os_errno: int | None = None
+    quality: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -8,7 +8,10 @@ holds one of the machine's SAS slots while it runs (:mod:`daxa_xmm.sas.slots`).
 A call has failed when its exit status is non-zero, when SAS printed a ``** task: error``
 record, or when an expected output is missing: all three are checked. Outputs go to their
 product paths only after all three checks pass, by atomic moves, so a failed or killed call
-never leaves a half-written product where a later run would trust it.
+never leaves a half-written product where a later run would trust it. A product that is
+whole but holds nothing usable (no events, no good time, no WCS, no exposure:
+:mod:`daxa_xmm.sas.quality`) makes the call a data-quality outcome, ``data_quality``: not a
+failure, never retried.
 
 Example:
     >>> from daxa_xmm.sas.calls import SasCall, OutputSpec
@@ -53,6 +56,7 @@ from daxa_xmm.sas.calls import FailureKind, OutputSpec, SasCall, SasResult
 from daxa_xmm.sas.orphans import CALL_ENV, OWNER_ENV, ensure_watchdog
 from daxa_xmm.sas.process_group import wait_for_call
 from daxa_xmm.sas.product_checks import check_product
+from daxa_xmm.sas.quality import DATA_QUALITY, quality_problem
 from daxa_xmm.sas.slots import SlotLike, gate
 from daxa_xmm.sas.stderr import SasRecord, has_error, parse_sas_stderr
 
@@ -158,8 +162,9 @@ def run_sas(
     Returns:
         The result; ``status`` is ``ok`` only if the exit status is 0, stderr holds no
         ``** task: error`` record and every output exists, and then every output with a
-        ``dest`` has been moved there. Start-up failures (executable not found) come back as
-        ``failed`` with ``exit_code`` None rather than as exceptions.
+        ``dest`` has been moved there; ``data_quality`` when all that holds and a product
+        fails its data-quality check (placed all the same). Start-up failures (executable not
+        found) come back as ``failed`` with ``exit_code`` None rather than as exceptions.
 
     Raises:
         LayoutError: ``clean_cwd`` would empty ``/``, the home folder or the current folder.
@@ -244,6 +249,8 @@ def run_sas(
                       if o.check and (f := found[o.name]) is not None and (p := check_product(f, o.check))]:
         res = result("failed", code, records, f"corrupt output {'; '.join(corrupt)} (exit status 0)",
                      "corrupt_output")
+    elif isinstance(unfit := _unfit(call, found), str):
+        res = result("failed", code, records, f"corrupt output {unfit} (exit status 0)", "corrupt_output")
     else:
         products: list[Path] = []
         modified = tuple(found[o.name] for o in call.outputs if o.kind == "modify")
@@ -256,17 +263,41 @@ def run_sas(
             res = result("failed", code, records, f"could not move output: {exc}", "move", products=tuple(products),
                          os_errno=exc.errno)
         else:
-            res = result("ok", code, records, products=tuple(products), modified=modified, leftovers=_leftovers(cwd))
+            # an unusable product is placed like a good one (a re-run finds it, the user can look
+            # at it), but the call is a data-quality outcome and nothing reads it
+            status, why = ("data_quality", f"{DATA_QUALITY}: {'; '.join(p for _, p in unfit)}") if unfit else ("ok", "")
+            res = result(status, code, records, why, products=tuple(products), modified=modified,
+                         leftovers=_leftovers(cwd), quality=tuple(kind for kind, _ in unfit))
     if res.ok:
         log.info("%s ok in %.1f s", label, res.duration_s)
+    elif res.status == "data_quality":
+        log.warning("%s (a data-quality outcome; what it feeds is not run)", res.message)
     else:
         log.warning("%s (logs: %s)", res.message, stderr_log)
     return res
 
 
+def _unfit(call: SasCall, found: dict[str, Path | None]) -> list[tuple[str, str]] | str:
+    """The data-quality checks the call's products fail, as (kind, why); or, as a string, why
+    a product that passed its structure check could not be read for its data-quality check."""
+    unfit: list[tuple[str, str]] = []
+    for o in call.outputs:
+        path = found[o.name]
+        if o.quality is None or path is None:
+            continue
+        try:
+            problem = quality_problem(path, o.quality)
+        except (OSError, ValueError) as exc:
+            return f"{path.name}: not readable for its data-quality check ({exc})"
+        if problem is not None:
+            unfit.append((o.quality.kind, problem))
+    return unfit
+
+
 # --------------------------------------------------------------------------- errors
 def raise_for_result(result: SasResult) -> None:
-    """Raise the error a failed result stands for; return quietly when it is ok.
+    """Raise the error a failed result stands for; return quietly when it is ok, or a
+    data-quality outcome (SAS did its work: the data hold nothing usable, which no retry changes).
 
     ``transient`` says whether retrying may help: a timeout, a signal (OOM killer, node
     shutdown) or an OS error may pass; an error record, a positive exit status or a missing
@@ -277,7 +308,7 @@ def raise_for_result(result: SasResult) -> None:
         SasOutputMissing: exit 0, no error record, an expected output absent (deterministic).
         SasTaskError: any other failure.
     """
-    if result.ok:
+    if result.ok or result.status == "data_quality":
         return
     call = result.call
     cause = result.message.removeprefix(f"{_label(call)}: ") or result.status

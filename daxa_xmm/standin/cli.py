@@ -83,6 +83,16 @@ def _corrupt(task: str, ctx: TaskContext) -> int:
     return status
 
 
+def _degraded(task: str, ctx: TaskContext, action: str) -> int:
+    """Run the task, then take out of its first output what science needs (no good time, no
+    events, no WCS, no exposure: :mod:`daxa_xmm.standin.degrade`), and exit as it did."""
+    from daxa_xmm.standin.degrade import degrade
+
+    status = _run_task(task, ctx)
+    degrade(action, task, _first_output(task, ctx))
+    return status
+
+
 def _crash(task: str, ctx: TaskContext, log: dict[str, object], log_path: str | None) -> None:
     """Run the task, cut its first output to half its size, then die by SIGKILL."""
     try:
@@ -176,6 +186,12 @@ def _main(task: str, argv: Sequence[str], ctx: TaskContext, log: dict[str, objec
         if rule.action == "corrupt":
             try:
                 return _corrupt(task, ctx)
+            except SasExit as exc:
+                error(task, exc.name, exc.message)
+                return exc.status
+        if rule.action in faults.DEGRADING:
+            try:
+                return _degraded(task, ctx, rule.action)
             except SasExit as exc:
                 error(task, exc.name, exc.message)
                 return exc.status

@@ -40,23 +40,31 @@ def enabled(env: Mapping[str, str]) -> bool:
     return env.get(ENV, "").strip().lower() in {"1", "yes", "y", "true"}
 
 
-#: Every table the products' checks look for (daxa_xmm.sas.product_checks), empty: a placeholder
-#: passes the same checks as a real product, so fast mode exercises the same paths.
+#: Every table the products' checks look for (daxa_xmm.sas.product_checks), with one row: a
+#: placeholder passes the same checks as a real product, its data-quality checks
+#: (daxa_xmm.sas.quality: an event, one second of good time) included, so fast mode exercises
+#: the same paths.
 _TABLES = (("EVENTS", ("TIME", "PI")), ("STDGTI", ("START", "STOP")), ("ATTHK", ("TIME",)),
            ("CALINDEX", ("ISSUE",)))
+#: The primary image's celestial WCS, as evselect writes it (the sample image), and its one
+#: pixel's value of 1 (a count, a second of exposure): what the images' data-quality check asks.
+_WCS = (("CTYPE1", "RA---TAN"), ("CRPIX1", 1.0), ("CRVAL1", 149.59475), ("CDELT1", -0.00120833333333333),
+        ("CTYPE2", "DEC--TAN"), ("CRPIX2", 1.0), ("CRVAL2", -11.0876388888889), ("CDELT2", 0.00120833333333333))
 
 
 def placeholder_fits(path: Path, cards: Mapping[str, str]) -> None:
     """Write a small FITS file with string ``cards``, atomically (fresh mtime): a 1x1 primary
-    image and the empty tables of :data:`_TABLES`."""
+    image with a WCS and the one-row tables of :data:`_TABLES`."""
     lines = [*card("SIMPLE", True), *card("BITPIX", 8), *card("NAXIS", 2), *card("NAXIS1", 1), *card("NAXIS2", 1),
              *card("EXTEND", True), *card("CREATOR", "daxa_xmm.standin fast mode (placeholder)"),
              *card("TELESCOP", "XMM")]  # as in every XMM product (the sample event lists)
+    for key, wcs in _WCS:
+        lines += card(key, wcs)
     for key, value in cards.items():
-        if key not in ("CREATOR", "TELESCOP"):  # (cards copied from another placeholder carry both)
+        if key not in ("CREATOR", "TELESCOP", *(k for k, _ in _WCS)):  # (a placeholder's cards carry these)
             lines += card(key, str(value))
-    tables = (bintable_hdu(name, [Column(c, "D", []) for c in columns]) for name, columns in _TABLES)
-    data = header_block(lines) + b"\0" * 2880 + b"".join(tables)
+    tables = (bintable_hdu(name, [Column(c, "D", [float(i)]) for i, c in enumerate(columns)]) for name, columns in _TABLES)
+    data = header_block(lines) + b"\1" + b"\0" * 2879 + b"".join(tables)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_bytes(data)
     os.replace(tmp, path)

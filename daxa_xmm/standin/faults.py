@@ -12,7 +12,10 @@ chosen unit of a real run without touching the code under test:
   error record, exit 1), ``hang`` (sleeps until killed), ``crash`` (writes half of the
   first output, then dies by SIGKILL), ``corrupt`` (runs, cuts its first output to a third
   and exits 0), ``sleep`` (waits ``seconds`` then runs normally) or
-  ``enospc`` (a ``No space left on device`` error, exit 1). ``times`` limits a rule to
+  ``enospc`` (a ``No space left on device`` error, exit 1); or, to make a data-quality
+  outcome, runs and exits 0 with its first output whole but holding nothing usable
+  (:mod:`daxa_xmm.standin.degrade`): ``no_good_time``, ``no_events``, ``no_wcs`` or
+  ``zero_exposure``. ``times`` limits a rule to
   its first N matching calls, counted across processes in a counter file under
   ``DAXA_STANDIN_STATE`` (or beside the call log) with ``fcntl.flock``.
 - ``DAXA_STANDIN_DURATIONS``: JSON ``{task: seconds}`` or ``{task: [min, max]}``; a range
@@ -22,7 +25,7 @@ chosen unit of a real run without touching the code under test:
 
 from __future__ import annotations
 
-__all__ = ["FaultRule", "load_rules", "claim_rule", "duration_for", "append_call_log", "read_call_log"]
+__all__ = ["ACTIONS", "DEGRADING", "FaultRule", "load_rules", "claim_rule", "duration_for", "append_call_log", "read_call_log"]
 
 import fcntl
 import json
@@ -36,7 +39,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-ACTIONS = frozenset({"fail", "hang", "crash", "corrupt", "sleep", "enospc"})
+#: The degrading actions (daxa_xmm.standin.degrade) are listed here: this module is imported
+#: by every stand-in call, that one only by a call that is degraded.
+DEGRADING = frozenset({"no_good_time", "no_events", "no_wcs", "zero_exposure"})
+ACTIONS = frozenset({"fail", "hang", "crash", "corrupt", "sleep", "enospc"}) | DEGRADING
 
 
 class FaultRule:

@@ -33,12 +33,13 @@ _PREFIX = {"EPN": "pn", "EMOS1": "mos1", "EMOS2": "mos2"}
 
 
 def _event_header(path: Path) -> dict[str, object]:
-    """The EVENTS header of an event list (SAS error if it is not one)."""
+    """The EVENTS header of an event list, over its primary header (SAS error if it is not one):
+    a real list carries INSTRUME and EXPIDSTR in both, fast mode's placeholders in the primary."""
     from astropy.io import fits
 
     try:
         with fits.open(path) as hdul:
-            return dict(hdul["EVENTS"].header)
+            return {**dict(hdul[0].header), **dict(hdul["EVENTS"].header)}
     except (OSError, KeyError, ValueError) as exc:
         raise SasExit("datasetCouldNotBeRead", f"The dataset '{path}' could not be read as an event list: {exc}") from exc
 

@@ -24,6 +24,7 @@ from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.sas.emanom_log import emanom_supported, keep_ccds
 from daxa_xmm.sas.filters import MOS_DEFAULT_PARTS, PN_DEFAULT_PARTS, compose_expression, validate_expression
 from daxa_xmm.steps._common import FrozenConfig, work_dir
+from daxa_xmm.steps.quality import QualityConfig
 from daxa_xmm.steps.spec import DaxaFunction, Section, Stage, StageInput, on_instruments
 from daxa_xmm.units import Energy
 
@@ -79,6 +80,8 @@ def clean_events_calls(
     cfg: CleanEventsConfig,
     accepted_ccds: Sequence[int] | None = None,
     timeout_s: float | None = None,
+    *,
+    quality: QualityConfig | None = None,
 ) -> list[SasCall]:
     """evselect call(s) cleaning one PN or MOS sub-exposure.
 
@@ -88,6 +91,9 @@ def clean_events_calls(
         cfg: selection and energy range.
         accepted_ccds: MOS CCDs to keep (from emanom), or None to keep all.
         timeout_s: wall-clock limit per call.
+        quality: the data-quality thresholds: the cleaned list must hold events and good
+            time (PN's out-of-time list is not judged: it is only subtracted, and a short
+            exposure may leave it empty).
 
     Returns:
         ``[events_call]`` for MOS, ``[events_call, oot_call]`` for PN.
@@ -132,7 +138,8 @@ def clean_events_calls(
                 ),
                 cwd=cwd,
                 env={"SAS_CCF": str(layout.ccf(obsid))},
-                outputs=(OutputSpec(dest.name, dest, check="events"),),
+                outputs=(OutputSpec(dest.name, dest, check="events",
+                                    quality=(quality or QualityConfig()).cleaned_events() if i == 0 else None),),
                 timeout_s=timeout_s,
                 clean_cwd=i == 0,
                 extra={"exposure": exp, "expression": expr, "accepted_ccds": list(accepted_ccds) if accepted_ccds else None},
@@ -148,7 +155,7 @@ def _build(si: StageInput) -> list[SasCall]:
     accepted = None
     if not si.planning and unit.inst != "PN" and clean.filt_mos_anom_state and emanom_supported(si.sas_version):
         accepted = keep_ccds(si.layout.emanom_log(unit.obsid, unit.inst, unit.exp_id), unit.ccds, clean.acc_mos_anom_states)
-    return clean_events_calls(si.layout, unit, clean, accepted, si.timeout_s)
+    return clean_events_calls(si.layout, unit, clean, accepted, si.timeout_s, quality=si.config.section(QualityConfig))
 
 
 STAGE = Stage("cleaned_evt_lists", "unit", _build, on_instruments(*EPIC), typical_s=0.8,

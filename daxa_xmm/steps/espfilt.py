@@ -37,6 +37,7 @@ from daxa_xmm.odf.models import EPIC, Unit
 from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.sas.version import SasVersion
 from daxa_xmm.steps._common import FrozenConfig, work_dir
+from daxa_xmm.steps.quality import QualityConfig
 from daxa_xmm.steps.spec import DaxaFunction, Section, Stage, StageInput, on_instruments
 from daxa_xmm.units import Energy, Physical, show
 
@@ -151,8 +152,13 @@ def espfilt_calls(
     cfg: EspfiltConfig,
     sas_version: SasVersion,
     timeout_s: float | None = None,
+    *,
+    quality: QualityConfig | None = None,
 ) -> list[SasCall]:
     """One espfilt call for a PN or MOS sub-exposure, in the form its SAS release takes.
+
+    Its GTI must hold good time (``quality.min_flare_gti``): one with none is a fully flared
+    exposure, recorded as a data-quality outcome, and the sub-exposure is not cleaned.
 
     Raises:
         ConfigError: for a unit that is not PN, M1 or M2, or an energy band SAS < 20 cannot take.
@@ -169,7 +175,8 @@ def espfilt_calls(
         "allevcoot": layout.espfilt_allevc(obsid, inst, exp, oot=True),
     }
     checks = {"gti": "gti", "allevc": "events", "allevcoot": "events", "hist": None}
-    outputs = tuple(OutputSpec(n[0], dests[k], alt_names=n[1:], check=checks[k]) for k, n in names.items())
+    judged = {"gti": (quality or QualityConfig()).flare_gti()}
+    outputs = tuple(OutputSpec(n[0], dests[k], alt_names=n[1:], check=checks[k], quality=judged.get(k)) for k, n in names.items())
     return [
         SasCall(
             step="espfilt",
@@ -186,7 +193,8 @@ def espfilt_calls(
 
 
 def _build(si: StageInput) -> list[SasCall]:
-    return espfilt_calls(si.layout, si.the_unit, si.config.section(EspfiltConfig), si.sas_version, si.timeout_s)
+    return espfilt_calls(si.layout, si.the_unit, si.config.section(EspfiltConfig), si.sas_version, si.timeout_s,
+                         quality=si.config.section(QualityConfig))
 
 
 STAGE = Stage("espfilt", "unit", _build, on_instruments(*EPIC), typical_s=1.0, sas_tasks=("espfilt",),

@@ -24,6 +24,7 @@ from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.sas.filters import compose_expression
 from daxa_xmm.steps._common import FrozenConfig, work_dir
 from daxa_xmm.steps.clean_events import CleanEventsConfig
+from daxa_xmm.steps.quality import QualityConfig
 from daxa_xmm.steps.spec import DaxaFunction, Section, Stage, StageInput, on_instruments
 from daxa_xmm.units import Energy, show
 
@@ -82,11 +83,15 @@ def image_expmap_calls(
     cfg: ImageConfig = _DEFAULT,
     timeout_s: float | None = None,
     user_expr: str | Sequence[str] | None = None,
+    *,
+    quality: QualityConfig | None = None,
 ) -> list[SasCall]:
     """``[evselect image, eexpmap]`` for one instrument's merged list in one band.
 
     ``user_expr`` is the selection the event lists were cleaned with (the run's
-    ``pn_filt_expr``/``mos_filt_expr``); None for the instrument's default.
+    ``pn_filt_expr``/``mos_filt_expr``); None for the instrument's default. The image must
+    have a celestial WCS, the exposure map too and exposure in the field of view
+    (``quality``); one that has not is a data-quality outcome.
 
     Raises:
         ConfigError: for a non-EPIC instrument or a bad band.
@@ -103,6 +108,7 @@ def image_expmap_calls(
     cwd = work_dir(layout, obsid, label, "images")
     env = {"SAS_CCF": str(layout.ccf(obsid))}
     extra = {"band_ev": [lo_ev, hi_ev], "expression": expr}
+    judge = quality or QualityConfig()
     img = SasCall(
         step="image",
         obsid=obsid,
@@ -132,7 +138,7 @@ def image_expmap_calls(
         ),
         cwd=cwd,
         env=env,
-        outputs=(OutputSpec(image.name, image, check="image"),),
+        outputs=(OutputSpec(image.name, image, check="image", quality=judge.image()),),
         timeout_s=timeout_s,
         extra=extra,
     )
@@ -151,7 +157,7 @@ def image_expmap_calls(
         ),
         cwd=cwd,
         env=env,
-        outputs=(OutputSpec(expmap.name, expmap, check="image"),),
+        outputs=(OutputSpec(expmap.name, expmap, check="image", quality=judge.exposure_map()),),
         timeout_s=timeout_s,
         clean_cwd=False,
         extra=extra,
@@ -167,7 +173,7 @@ def _build(si: StageInput) -> list[SasCall]:
     expr = clean.pn_filt_expr if si.the_inst == "PN" else clean.mos_filt_expr
     lo, hi = si.band
     return image_expmap_calls(si.layout, si.obsid, si.the_inst, lo, hi, si.config.section(ImageConfig), si.timeout_s,
-                              user_expr=expr)
+                              user_expr=expr, quality=si.config.section(QualityConfig))
 
 
 STAGE = Stage("generate_images_expmaps", "band", _build, on_instruments(*EPIC), typical_s=0.8,

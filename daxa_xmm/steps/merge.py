@@ -28,7 +28,7 @@ from daxa_xmm.layout import ArchiveLayout, check_obsid
 from daxa_xmm.odf.models import EPIC
 from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.steps._common import work_dir
-from daxa_xmm.steps.spec import DaxaFunction, Stage, StageInput, Work, on_instruments
+from daxa_xmm.steps.spec import DaxaFunction, Stage, StageInput, on_instruments
 
 
 @dataclass(frozen=True)
@@ -123,9 +123,9 @@ def merge_calls(
     return MergePlan(calls=tuple(calls), single_source=None, dest=Path(dest))
 
 
-def _build(si: StageInput) -> list[Work]:
+def _build(si: StageInput) -> list[SasCall]:
     """The instrument's merged lists (cleaned, all-good, PN's out-of-time ones)."""
-    inst, work = si.the_inst, list[Work]()
+    inst, work = si.the_inst, list[SasCall]()
     streams = merge_streams(si.layout, si.obsid, inst, [u.exp_id for u in si.units], oot_allevc=si.sas_version >= (20, 0, 0))
     for kind, sources in streams:
         label = f"{si.obsid}{inst}-{kind}"

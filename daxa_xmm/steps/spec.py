@@ -1,7 +1,7 @@
 """What a step declares: its scope, its builder, when it applies (a line of the pipeline's table).
 
 A step's builder is given a :class:`StageInput` (the observation, and the unit, instrument
-or band it builds for) and returns its :data:`Work`: its calls, in the order they run (a
+or band it builds for) and returns its calls, in the order they run (a
 file the pipeline places itself is a call too: :attr:`~daxa_xmm.sas.calls.SasCall.placed_from`).
 The pipeline's table (:mod:`daxa_xmm.pipeline.stages`) is the list of these lines; this
 module imports no step, so each step module can declare its own line.
@@ -9,7 +9,7 @@ module imports no step, so each step module can declare its own line.
 
 from __future__ import annotations
 
-__all__ = ["Scope", "Work", "RunSettings", "StageInput", "Section", "DaxaFunction", "Stage", "on_instruments"]
+__all__ = ["Scope", "RunSettings", "StageInput", "Section", "DaxaFunction", "Stage", "on_instruments"]
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,9 +27,6 @@ M = TypeVar("M", bound=BaseModel)
 
 Scope = Literal["observation", "unit", "instrument", "band"]
 
-
-#: What a stage runs: its calls, in order.
-Work = SasCall
 
 
 class RunSettings(Protocol):
@@ -146,7 +143,7 @@ class Stage:
 
     name: str
     scope: Scope
-    build: Callable[[StageInput], Sequence[Work]]
+    build: Callable[[StageInput], Sequence[SasCall]]
     applies: Callable[[StageInput], bool] = _always
     typical_s: float = 1.0
     calls: tuple[str, ...] = ()

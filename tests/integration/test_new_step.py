@@ -168,11 +168,12 @@ def test_a_step_added_by_its_module_one_table_line_and_its_standin_task_is_known
 
     # a changed setting re-runs the step alone; --steps and --force take its name
     (tmp_path / "calls.jsonl").unlink()
-    again = _cli([*base, "--evstats.min-events", "1", "--steps", "evstats", "--force", "evstats",
+    again = _cli([*base, "--evstats.min-events", "2", "--steps", "evstats", "--force", "evstats",
                   "--disable-progress"], env, tmp_path)
     calls = [json.loads(line)["task"] for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
     assert set(calls) - {"sasversion"} == {"evstats"}, calls
-    # the fast stand-in's cleaned lists hold no events: with min_events 1 the toy task fails
+    # the fast stand-in's cleaned lists hold one event (a placeholder that passes the data-quality
+    # checks): with min_events 2 the toy task fails
     assert again.returncode != 0
     after = manifest_records(out, obsid)
     assert {after[k]["status"] for k in toy} == {"failed"}

@@ -135,3 +135,20 @@ def test_extra_info_has_daxas_keys_for_what_the_command_line_made(tmp_path: Path
 ])
 def test_en_key_is_daxas_energy_label_of_the_cleaning(expression: str | None, key: str) -> None:
     assert en_key(expression) == key
+
+
+def test_a_data_quality_outcome_is_no_success_and_reads_as_no_sas_error(tmp_path: Path) -> None:
+    # issue 33.3: DAXA words a SAS error "<name> raised by <task> - <message>"; a data-quality
+    # outcome says what the check found, and what it would feed is left out (not failed)
+    said = "data quality, not a SAS error: pnS003-gti.fits: no good time left after flare filtering"
+    layout = _layout(tmp_path,
+                     _rec(OBS, "cif_build"),
+                     _rec(PN, "espfilt", "data_quality", message=f"espfilt [{PN}]: {said}", quality=["flare_gti"]),
+                     _rec(PN, "cleaned_evt_lists", "skipped", message=f"not run: espfilt [{PN}]: {said}"),  # the archive flow
+                     _rec(PN, "cleaned_evt_lists_oot", "upstream_failed", message=f"not run: {PN}: espfilt did not succeed"),
+                     _rec(f"{OBS}M1S001", "cleaned_evt_lists", "upstream_failed", message="not run: espfilt did not succeed"))
+    recs = read_records(layout, [OBS])
+    assert recs.success[MISSION]["espfilt"] == {PN: False}
+    assert recs.errors[MISSION]["espfilt"][PN] == [said]
+    # left out, as DAXA leaves out a unit whose prerequisite did not succeed; another unit's failure stays
+    assert recs.success[MISSION]["cleaned_evt_lists"] == {f"{OBS}M1S001": False}

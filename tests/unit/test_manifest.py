@@ -324,3 +324,22 @@ def test_a_manifest_found_in_another_folder_follows_it(tmp_path: Path) -> None:
     # a call recorded after the move is fingerprinted as if made in the first folder, so the
     # move never splits one observation's records into two kinds
     assert record_result(m, _result(there), SAS).fingerprint == saved.fingerprint
+
+
+def test_a_data_quality_outcome_is_reused_as_made_but_never_counts_as_ok(tmp_path: Path) -> None:
+    # issue 33.3: deterministic, so the same inputs and thresholds do not redo it; but what was
+    # made from the ok product it replaced is stale, as after a failure
+    call = _call(tmp_path)
+    m = Manifest(obsid=OBSID)
+    ok = record_result(m, _result(call), SAS)
+    cleaned = record_result(m, _result(with_upstream(_call(tmp_path, step="cleaned_evt_lists"), [record_token(ok)])), SAS)
+    unusable = SasResult(**{**_result(call).__dict__, "status": "data_quality", "quality": ("flare_gti",),
+                            "message": f"espfilt [{call.unit}]: data quality, not a SAS error: gti.fits: fully flared",
+                            "ended": 1_700_000_099.0})
+    rec = record_result(m, unusable, SAS)
+    assert (rec.status, rec.quality, rec.products) == ("data_quality", ["flare_gti"], list(call.products))
+    assert is_up_to_date(m, call, SAS)  # nothing to redo
+    assert not is_up_to_date(m, _call(tmp_path, "0201903501PNS003", "espfilt", "ratio=1.3"), SAS)  # new inputs: redone
+    assert mark_superseded(m) == [cleaned.key]
+    call.products[0].unlink()
+    assert not is_up_to_date(m, call, SAS)  # its product gone: redone

@@ -102,3 +102,30 @@ def test_quicklook_image_shows_a_sparse_count_image(tmp_path: Path, xmm_samples:
     # a degenerate image (the fast stand-in's 1 x 1 placeholders) shows nothing: no picture
     fits.PrimaryHDU(np.ones((1, 1), np.uint8)).writeto(tmp_path / "tiny.fits")
     assert image_png(tmp_path / "tiny.fits", tmp_path / "tiny.png", "PN") is None and not (tmp_path / "tiny.png").exists()
+
+
+def test_data_quality_outcomes_are_counted_and_listed_apart_from_failures(tmp_path: Path) -> None:
+    layout = _layout(tmp_path)
+    _record(layout, "epchain", "ok")
+    call = SasCall(step="espfilt", obsid=OBSID, unit=f"{OBSID}PNS003", argv=("espfilt",), cwd=layout.work_dir(OBSID, "w"))
+    unusable = SasResult(call=call, status="data_quality", exit_code=0, records=(), products=(layout.cleaning_dir(OBSID) / "g.fits",),
+                         started=1.0, ended=2.0, stdout_log=None, stderr_log=None, quality=("flare_gti",),
+                         message=f"espfilt [{OBSID}PNS003]: data quality, not a SAS error: g.fits: the exposure is fully flared")
+    store = ManifestStore(layout.manifest(OBSID), OBSID)
+    store.record(unusable, "22.1.0")
+    assert store.quality_note() == f"1 data-quality outcome(s), not failures: espfilt [{OBSID}PNS003]"
+    # as this run's outcome says, and as the manifest alone says (an observation another run made)
+    for outcome in ({"obsid": OBSID, "status": "ok", "message": store.quality_note()}, {"obsid": OBSID, "from_manifest": "x"}):
+        report = build_report(layout, [outcome], "22.1.0")
+        assert report.counts == {"ok": 1} and report.data_quality == {"flare_gti": 1}
+        (obs,) = report.observations
+        assert [(q["step"], q["quality"]) for q in obs.data_quality] == [("espfilt", ["flare_gti"])]
+        assert str(layout.cleaning_dir(OBSID) / "g.fits") not in obs.products
+    _, page = write_report(report, layout.out_root)
+    html = page.read_text()
+    assert "1 data-quality outcome(s), not failures</span> (1 flare_gti)" in html
+    assert "<h2>Data-quality outcomes</h2>" in html and "the exposure is fully flared" in html
+    assert "Data-quality outcomes (not failures): 1 flare_gti" in markdown_summary(report)
+    _record(layout, "cleaned_evt_lists", "failed")  # a failure still counts as one
+    assert build_report(layout, [{"obsid": OBSID, "from_manifest": "x"}], "22.1.0").counts == {"partial": 1}
+

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 
+from daxa_xmm.sas.quality import quality_problem
 from daxa_xmm.standin import cli, fast
 from daxa_xmm.standin.install import install_standin
 from daxa_xmm.standin.testing import TINY_OBSID, write_tiny_odf
+from daxa_xmm.steps.quality import QualityConfig
 
 
 @pytest.mark.parametrize(
@@ -83,8 +85,13 @@ def test_fast_chain_writes_every_output_under_its_real_name(odf_env: Path, monke
     assert fast.header_cards(work / "exp.fits")["EXPIDSTR"] == "S003"
     assert cli.main("rgsproc", ["withinstexpids=true", "instexpids=R1S004", "entrystage=1:events", "finalstage=3:filter"]) == 0
     assert (work / f"P{TINY_OBSID}R1S004merged0000.FIT").is_file()  # stage 1 writes it (rgsproc page; DAXA name)
-    with fits.open(pn) as hdul:  # a placeholder: an empty EVENTS table, which passes the product checks
-        assert len(hdul["EVENTS"].data) == 0
+    with fits.open(pn) as hdul:  # a placeholder: one event, one second of good time
+        assert len(hdul["EVENTS"].data) == 1
+    # which passes the data-quality checks of every product it stands for (daxa_xmm.sas.quality)
+    judge = QualityConfig()
+    for path, quality in ((work / "pnS003-gti.fits", judge.flare_gti()), (work / "clean.fits", judge.cleaned_events()),
+                          (work / "img.fits", judge.image()), (work / "exp.fits", judge.exposure_map())):
+        assert quality_problem(path, quality) is None, path.name
 
 
 def test_fast_mode_still_fails_like_sas(odf_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

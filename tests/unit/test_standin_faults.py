@@ -127,6 +127,45 @@ def test_sleep_then_run_and_call_log(installed: dict[str, object], tmp_path: Pat
     assert second["task"] == "espfilt" and second["exit"] == 1
 
 
+def test_each_degrading_fault_leaves_a_whole_product_that_fails_its_data_quality_check(
+        installed: dict[str, object], tmp_path: Path) -> None:
+    """Issue 33.3: the stand-in's real products pass every data-quality check; with a degrading
+    fault the call still exits 0 with a whole product (its structure check passes), which
+    fails the check it is about."""
+    from daxa_xmm.sas.product_checks import check_product
+    from daxa_xmm.sas.quality import quality_problem
+    from daxa_xmm.steps.quality import QualityConfig
+
+    work, judge = tmp_path / "w", QualityConfig()
+    assert _run(installed, work, _epchain(installed)).returncode == 0
+    events = next(work.glob("P*PNS003PIEVLI0000.FIT"))
+    attitude = next(work.glob("P*OBX000ATTTSR0000.FIT"))
+    steps = [  # (fault, argv, product, structure check, data-quality check)
+        ("no_good_time", ["espfilt", f"eventfile={events}", "withoot=no"], "pnS003-gti.fits", "gti", judge.flare_gti()),
+        ("no_events", ["evselect", f"table={events}:EVENTS", "filteredset=clean.fits", "withfilteredset=yes",
+                       "expression=gti(pnS003-gti.fits,TIME)", "updateexposure=yes"], "clean.fits", "events", judge.cleaned_events()),
+        ("no_wcs", ["evselect", "table=clean.fits:EVENTS", "imageset=img.fits", "xcolumn=X", "ycolumn=Y", "imagebinning=binSize",
+                    "ximagebinsize=87", "yimagebinsize=87", "withimageset=yes"], "img.fits", "image", judge.image()),
+        ("zero_exposure", ["eexpmap", "imageset=img.fits", f"attitudeset={attitude}", "eventset=clean.fits",
+                           "expimageset=exp.fits", "pimin=500", "pimax=2000"], "exp.fits", "image", judge.exposure_map()),
+    ]
+    for action, argv, product, check, quality in steps:
+        good = _run(installed, work, argv)
+        assert good.returncode == 0, good.stderr
+        assert quality_problem(work / product, quality) is None, product
+        saved = work / f"good-{product}"
+        (work / product).replace(saved)
+        rules = json.dumps([{"task": argv[0], "action": action}])
+        bad = _run(installed, work, argv, DAXA_STANDIN_FAULTS=rules)
+        assert bad.returncode == 0 and "error" not in bad.stderr, bad.stderr
+        assert check_product(work / product, check) is None  # whole: not a corrupt output
+        problem = quality_problem(work / product, quality)
+        assert problem is not None and problem.startswith(f"{product}: "), (action, problem)
+        if action == "no_wcs":
+            assert "** evselect: warning (NoWCS), No WCS information available for image column X." in bad.stderr
+        saved.replace(work / product)  # the next call reads the good one
+
+
 def test_durations_are_deterministic_per_argv() -> None:
     env = {"DAXA_STANDIN_DURATIONS": json.dumps({"epchain": [1, 5], "cifbuild": 2})}
     a = duration_for("epchain", ["exposure=003"], env)
