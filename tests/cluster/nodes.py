@@ -13,7 +13,7 @@ processes, each worker with its node's environment, as a user starts them on a c
 
 from __future__ import annotations
 
-__all__ = ["Node", "make_node", "DaskProcesses", "process_env", "read_calls", "kill_tree"]
+__all__ = ["Node", "make_node", "DaskProcesses", "process_env", "read_calls", "kill_tree", "fault_claimed"]
 
 import json
 import os
@@ -160,6 +160,21 @@ def wait_for_log(node: Node, predicate: Any, timeout_s: float, what: str) -> lis
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(0.2)
+
+
+def fault_claimed(shared: Path) -> bool:
+    """Whether a stand-in call has taken its fault rule's one use (``"times": 1``) yet.
+
+    A call is found by its folder as soon as it starts, before it reads the rules: one
+    killed then has not used the fault, and its re-run would take it instead.
+    """
+    for path in (shared / "standin-state").glob("standin-fault-counts-*.json"):
+        try:
+            if any(n >= 1 for n in json.loads(path.read_text() or "{}").values()):
+                return True
+        except ValueError:  # being written (under the stand-in's lock, which a reader does not take)
+            continue
+    return False
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -20,7 +20,7 @@ import pytest
 
 from daxa_xmm.standin.synth import write_archive
 from flows.process_archive import run_archive
-from tests.cluster.nodes import DaskProcesses, make_node, owner_pid, process_env, write_json
+from tests.cluster.nodes import DaskProcesses, fault_claimed, make_node, owner_pid, process_env, write_json
 from tests.integration.flowkit import call_keys, cli_env, config, manifest_records, max_overlap
 from tests.reliability._support import check_products_readable, owned_by, processes_with_env, wait_for
 
@@ -100,7 +100,8 @@ def test_a_worker_killed_mid_run_loses_nothing_and_redoes_nothing(tmp_path: Path
     run = subprocess.Popen([sys.executable, "-m", "flows.process_archive", *argv], env=cli_env(), cwd=tmp_path,  # noqa: S603
                            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        sas_pid = int(wait_for(lambda: _slow_call_process(tmp_path, unit), 240, f"{unit}'s emchain to run"))
+        sas_pid = int(wait_for(lambda: fault_claimed(tmp_path) and _slow_call_process(tmp_path, unit), 240,
+                               f"{unit}'s emchain to run and take its fault (to sleep)"))
         env = process_env(sas_pid)
         worker = owner_pid(sas_pid)
         assert worker is not None and env["SAS_DIR"] in {n.sas_env["SAS_DIR"] for n in nodes}, env

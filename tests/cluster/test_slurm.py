@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from daxa_xmm.standin.synth import write_archive
-from tests.cluster.nodes import REPO, Node, make_node, process_env, read_calls, write_json
+from tests.cluster.nodes import REPO, Node, fault_claimed, make_node, process_env, read_calls, write_json
 from tests.integration.flowkit import call_keys, cli_env, harness_api_url, manifest_records, max_overlap
 from tests.reliability._support import check_products_readable, processes_with_env, wait_for
 
@@ -126,7 +126,8 @@ def test_a_cancelled_worker_job_loses_nothing_and_redoes_nothing(tmp_path: Path,
     run = subprocess.Popen(argv, env=cli_env(**slurm.env), cwd=tmp_path, stdout=log.open("wb"),  # noqa: S603
                            stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        pid = int(wait_for(lambda: _slow_call(node, unit), 300, f"{unit}'s emchain to run in a job"))
+        pid = int(wait_for(lambda: fault_claimed(tmp_path) and _slow_call(node, unit), 300,
+                           f"{unit}'s emchain to run in a job and take its fault (to sleep)"))
         job = process_env(pid)["SLURM_JOB_ID"]
         ok_before = {(r["cwd"], *r["argv"]) for o in obsids if (out / o / "manifest.json").exists()
                      for r in manifest_records(out, o).values() if r["status"] == "ok" and r["argv"]}
