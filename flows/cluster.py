@@ -131,7 +131,10 @@ def task_runner_for(config: ProcessingConfig) -> Iterator[Any]:
         runner = DaskTaskRunner(address=config.dask_address)
     elif config.cluster is None:
         workers = config.observations_at_once()
-        runner = DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True})
+        # the dashboard (and /health) on any free port, logged by prefect-dask: dask's fixed
+        # 8787 is often taken on a shared machine (another run, a notebook's cluster)
+        runner = DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
+                                                "dashboard_address": ":0"})
     else:
         import dask.config
 
