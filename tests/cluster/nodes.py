@@ -122,15 +122,15 @@ class DaskProcesses:
             [sys.executable, "-m", "dask", *argv], env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, cwd=self.folder)
 
-    def start(self, nodes: list[Node], shared: Path, **env: str) -> DaskProcesses:
-        """The scheduler, then a worker per node (one thread: one observation at a time),
-        and wait until every worker has joined."""
+    def start(self, nodes: list[Node], shared: Path, *, threads: int = 1, **env: str) -> DaskProcesses:
+        """The scheduler, then a worker per node (``threads``: observations at once on it; one
+        by default), with ``env`` added to each node's environment; wait until all joined."""
         port = free_port()
         self.address = f"tcp://127.0.0.1:{port}"
         base = {k: v for k, v in os.environ.items() if not k.startswith(("DAXA_", "SAS_"))}
         self._start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], base)
         for node in nodes:
-            self._start(node.name, ["worker", self.address, "--name", node.name, "--nthreads", "1",
+            self._start(node.name, ["worker", self.address, "--name", node.name, "--nthreads", str(threads),
                                     "--no-dashboard", "--local-directory", str(node.root / "dask")],
                         node.env(shared, **env))
         self.wait_for_workers(len(nodes))
