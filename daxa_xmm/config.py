@@ -40,6 +40,7 @@ from daxa_xmm.errors import ConfigError, explain
 from daxa_xmm.layout import check_obsid, real_path
 from daxa_xmm.odf.models import UNIT_INSTRUMENTS, UnitInstrument
 from daxa_xmm.pipeline.stages import SECTIONS, STAGE_NAMES
+from daxa_xmm.pipeline.storage import StoragePolicy
 from daxa_xmm.sas.filters import gti_files
 from daxa_xmm.steps.cifbuild import CifBuildConfig
 from daxa_xmm.steps.clean_events import CleanEventsConfig
@@ -119,6 +120,9 @@ class ProcessingFields(BaseModel):
     process_unscheduled: bool = Field(True, description="also process unscheduled exposures")
     analysis_date: str = Field("now", description="cifbuild analysis date: 'now' or YYYY-MM-DD")
     disable_progress: bool = Field(False, description="no progress bars")
+    storage: StoragePolicy = Field(
+        "all", description="what a finished observation keeps: 'all'; 'products' (no working folders or "
+        "unpacked ODFs); 'final' (nor the chains' raw event lists)")
     task_runner: Literal["threads", "dask"] = Field("threads", description="where observations run")
     dask_address: str | None = Field(None, description="existing Dask scheduler address")
     cluster: ClusterName | None = Field(None, description=(

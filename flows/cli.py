@@ -25,6 +25,7 @@ from daxa_xmm.layout import ArchiveLayout, check_writable, select_obsids
 from daxa_xmm.pipeline.head_start import HeadStart
 from daxa_xmm.pipeline.stages import STAGE_NAMES
 from daxa_xmm.pipeline.step_run import observation_context
+from daxa_xmm.pipeline.storage import apply_storage_all
 from daxa_xmm.pipeline.uptodate import finished_observations, up_to_date_outcome
 from daxa_xmm.report.archive_report import count_statuses, write_archive_report
 from daxa_xmm.sas import interrupt
@@ -181,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         finished = set(finished_observations(layout, obsids, config, sas_version)) if obsids else set()
         if obsids and len(finished) == len(obsids):
             outcomes = [up_to_date_outcome(o) for o in obsids]
+            apply_storage_all(layout, obsids, config.storage)  # a leaner policy frees space, redoing nothing
             _, page = write_archive_report(layout, outcomes, sas_version)
             return _summary(config, {"observations": outcomes, "report": str(page),
                                      "counts": count_statuses(o["status"] for o in outcomes)})

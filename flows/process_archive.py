@@ -30,6 +30,7 @@ from daxa_xmm.layout import ArchiveLayout, check_writable, select_obsids
 from daxa_xmm.pipeline import head_start
 from daxa_xmm.pipeline.locks import ObservationBusy, observation_lock
 from daxa_xmm.pipeline.step_run import ObsContext, observation_context, stop_if_disk_full
+from daxa_xmm.pipeline.storage import apply_storage_all
 from daxa_xmm.pipeline.uptodate import finished_observations, up_to_date_outcome
 from daxa_xmm.report.archive_report import (
     count_statuses,
@@ -178,6 +179,7 @@ def process_archive_body(config: ProcessingConfig) -> dict[str, Any]:
             _publish_observation(layout, outcome, finished, len(obsids))
     by_obsid = {o["obsid"]: o for o in finished}
     outcomes = [by_obsid[o] for o in obsids]
+    apply_storage_all(layout, [o["obsid"] for o in outcomes if o["status"] == "ok"], config.storage)
     page = _publish(layout, outcomes, sas_version)
     return {"report": page, "observations": outcomes, "counts": count_statuses(o["status"] for o in outcomes)}
 

@@ -37,8 +37,12 @@ __all__ = [
     "parse_odf_sum",
 ]
 
+import hashlib
 import logging
+import os
 import re
+import threading
+from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
 
@@ -46,7 +50,7 @@ from pydantic import ValidationError
 
 from daxa_xmm.errors import SummaryParseError
 from daxa_xmm.odf.models import ExposureInfo, InstrumentInfo, ObservationRecord, OdfSummary
-from daxa_xmm.odf.summary_records import _KV, SummaryRecord, _int, _key_value, _read_text, _split_records, _time, _value, _yes_no
+from daxa_xmm.odf.summary_records import _KV, MAX_SUMMARY_BYTES, SummaryRecord, _int, _key_value, _read_text, _split_records, _time, _value, _yes_no
 
 logger = logging.getLogger(__name__)
 
@@ -226,8 +230,33 @@ class _Exposure:
             raise SummaryParseError(path, f"bad EXPOSURE record: {exc}", self.line) from None
 
 
+#: Summaries parsed in this process, by path and a digest of the file's bytes: the
+#: plan-first check reads each observation's twice (is it whole? which units?), a run more
+#: often. Keyed by content, not by size and mtime: a file rewritten in place within one
+#: mtime tick, at the same size, is still parsed again.
+_PARSED: OrderedDict[tuple[str, bytes], OdfSummary] = OrderedDict()
+_PARSED_MAX = 256
+_PARSED_LOCK = threading.Lock()
+
+
+def _content_key(path: Path) -> tuple[str, bytes] | None:
+    """The cache key of ``path`` as it is now (None when it cannot be read as a summary:
+    the parser then says why)."""
+    try:
+        if path.stat().st_size > MAX_SUMMARY_BYTES:
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return os.fspath(path), hashlib.blake2b(data, digest_size=20).digest()
+
+
 def read_odf_summary(sum_path: str | Path, obs_id: str | None = None) -> OdfSummary:
     """Read an odfingest summary file into an :class:`~daxa_xmm.odf.models.OdfSummary`.
+
+    A file read before in this process, with the same bytes now (a digest of them is
+    compared), is not parsed again: its summary (a frozen model) is given again. A file
+    that fails to parse is parsed again at each call, so its error is always the file's own.
 
     Args:
         sum_path: the ``{rev}_{obsid}_SCX00000SUM.SAS`` file odfingest wrote.
@@ -246,6 +275,30 @@ def read_odf_summary(sum_path: str | Path, obs_id: str | None = None) -> OdfSumm
             file and line.
     """
     path = Path(sum_path)
+    key = _content_key(path)
+    if key is None:
+        return _parse_odf_summary(path, obs_id)  # raises the reader's own error
+    with _PARSED_LOCK:  # a run reads summaries from several threads
+        summary = _PARSED.get(key)
+        if summary is not None:
+            _PARSED.move_to_end(key)
+    if summary is None:
+        try:
+            summary = _parse_odf_summary(path, None)
+        except SummaryParseError:
+            return _parse_odf_summary(path, obs_id)  # the error it raises for this ObsID
+        if _content_key(path) == key:  # not kept if the file changed while it was parsed
+            with _PARSED_LOCK:
+                _PARSED[key] = summary
+                if len(_PARSED) > _PARSED_MAX:
+                    _PARSED.popitem(last=False)
+    if obs_id is not None and summary.observation.obsid != obs_id:
+        return _parse_odf_summary(path, obs_id)  # raises: the summary is for another ObsID
+    return summary
+
+
+def _parse_odf_summary(path: Path, obs_id: str | None) -> OdfSummary:
+    """:func:`read_odf_summary` without its cache."""
     records, banner = _split_records(path, _read_text(path))
     versions = _versions(path, records, banner)
     obs_rec = _only_record(path, records, "OBSERVATION")

@@ -43,6 +43,8 @@ def record_token(record: StepRecord | None) -> str:
     """
     if record is None:
         return ""
+    if record.identity:  # remade after the storage policy removed it: what it was
+        return record.identity
     if record.step == "cif_build" and record.products:
         identity = calibration_identity(record.products[0])
         if identity is not None:

@@ -103,6 +103,11 @@ class StepRecord(BaseModel):
     attempts: int = Field(default=0, description="How many runs this outcome took (retries included).")
     upstream: list[str] | None = Field(
         default=None, description="Identity tokens of the products the call read (daxa_xmm.pipeline.identity); None in records of older versions.")
+    removed: list[Path] = Field(
+        default_factory=list, description="Products removed by the storage policy (--storage); the record stays ok.")
+    identity: str | None = Field(
+        default=None, description="The identity token of a product remade after the storage policy removed it: "
+        "the one it had, so what was made from it stays valid.")
     quality: list[str] = Field(
         default_factory=list,
         description="The data-quality checks its products failed (status data_quality): flare_gti, cleaned_events, image, "
@@ -213,6 +218,7 @@ def _record_moved(rec: StepRecord, old: str, new: str) -> StepRecord:
         "log_files": [Path(_moved_text(str(p), old, new)) for p in rec.log_files],
         "products": [Path(_moved_text(str(p), old, new)) for p in rec.products],
         "modified": [Path(_moved_text(str(p), old, new)) for p in rec.modified],
+        "removed": [Path(_moved_text(str(p), old, new)) for p in rec.removed],
         "facts": {k: _moved_text(v, old, new) if isinstance(v, str) else v for k, v in rec.facts.items()},
     })
 
@@ -371,10 +377,12 @@ def is_up_to_date(manifest: Manifest, call: SasCall, sas_version: str) -> bool:
     rec = manifest.get(call.unit, call.step)
     if rec is None or rec.status not in ("ok", "data_quality") or rec.fingerprint != call_fingerprint(manifest, call, sas_version):
         return False
-    # a product truncated or emptied since (a full disk, a crash) is redone, not trusted
-    if not all(looks_intact(o.dest, o.check) for o in call.outputs if o.dest is not None):
+    # a product truncated or emptied since (a full disk, a crash) is redone, not trusted; one
+    # the storage policy removed is remade only when a call that reads it must run
+    removed = {str(p) for p in rec.removed}
+    if not all(looks_intact(o.dest, o.check) for o in call.outputs if o.dest is not None and str(o.dest) not in removed):
         return False
-    return all(Path(p).exists() for p in rec.products)
+    return all(Path(p).exists() for p in rec.products if str(p) not in removed)
 
 
 def missing_leftovers(manifest: Manifest, call: SasCall) -> list[str]:

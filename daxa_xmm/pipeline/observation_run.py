@@ -22,10 +22,12 @@ __all__ = ["ObservationOutcome", "Driver", "RunCall", "Watch", "QUIET", "Chain",
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
 
 from pydantic import BaseModel
@@ -38,7 +40,15 @@ from daxa_xmm.pipeline.identity import with_upstream
 from daxa_xmm.pipeline.manifest import StepStatus
 from daxa_xmm.pipeline.observation_plan import Job, ObservationPlan, observation_plan
 from daxa_xmm.pipeline.stages import by_unit, call_priorities, longest_first, pipeline_step, stages_for
-from daxa_xmm.pipeline.step_run import STALE_MESSAGE, CallOutcome, LeftoversGone, ObsContext, StepSkipped, run_call_blocking
+from daxa_xmm.pipeline.step_run import (
+    STALE_MESSAGE,
+    CallOutcome,
+    InputsRemoved,
+    LeftoversGone,
+    ObsContext,
+    StepSkipped,
+    run_call_blocking,
+)
 from daxa_xmm.pipeline.walk import observation_input, select_observation_units
 from daxa_xmm.sas import interrupt
 from daxa_xmm.sas.calls import SasCall
@@ -125,25 +135,34 @@ def retrying_calls(config: ProcessingConfig) -> RunCall:
     return run
 
 
+#: Remakes the given removed products (the storage policy's) before the call that reads them runs.
+Remake = Callable[[Sequence[Path]], Awaitable[None]]
+
+
 class Chain:
     """Runs calls in order for one unit, carrying the identity of what each call read."""
 
-    def __init__(self, ctx: ObsContext, driver: Driver, tokens: Sequence[str] = ()) -> None:
+    def __init__(self, ctx: ObsContext, driver: Driver, tokens: Sequence[str] = (),
+                 remake: Remake | None = None) -> None:
         self.ctx, self.driver = ctx, driver
         self.tokens: list[str] = list(tokens)
         self.priority: dict[tuple[str, str], float] = {}  # (unit, step): the work behind the call
+        self.remake = remake  # how products the storage policy removed are made again
 
     async def run(self, calls: Sequence[SasCall]) -> list[str]:
         """Run ``calls`` in order; each depends on the previous ones of this chain.
 
         A call whose inputs in a shared working folder are gone (the OOT epchain run's
         intermediates, rgsproc's merged list) makes the chain redo the calls from the one
-        that started that folder, forced, and then go on.
+        that started that folder, forced, and then go on. A call that reads products the
+        storage policy removed has them remade (:attr:`remake`), then runs: the calls
+        before it in the chain, done already, are not run twice.
         """
         base = list(self.tokens)
         made: list[str] = []  # token of calls[k] at index k
         produced: list[str] = []
         forced_until = -1
+        remade_for = -1
         i = 0
         while i < len(calls):
             call = with_upstream(calls[i], base + made[:i])
@@ -161,6 +180,17 @@ class Chain:
                 log.warning("%s; redoing from %s", exc, calls[start].step)
                 forced_until, i = i, start
                 del made[start:]
+                continue
+            except InputsRemoved as exc:  # the call did not run: remade, then it runs
+                if self.remake is None or remade_for == i:
+                    self.fail_rest(calls[i + 1 :], exc)
+                    raise
+                remade_for = i
+                try:
+                    await self.remake(exc.paths)
+                except Exception:
+                    self.fail_rest(calls[i:], exc)
+                    raise
                 continue
             except Exception as exc:
                 self.fail_rest(calls[i + 1 :], exc)
@@ -184,7 +214,7 @@ class Chain:
         if len(groups) == 1:
             await self.run(work)
             return
-        base, subs = list(self.tokens), [Chain(self.ctx, self.driver, self.tokens) for _ in groups]
+        base, subs = list(self.tokens), [Chain(self.ctx, self.driver, self.tokens, self.remake) for _ in groups]
         for sub in subs:
             sub.priority = self.priority
         results = await asyncio.gather(*(sub.run(g) for sub, g in zip(subs, groups, strict=True)),
@@ -230,6 +260,7 @@ class _PlanRun:
     def __init__(self, ctx: ObsContext, driver: Driver) -> None:
         self.ctx, self.driver = ctx, driver
         self.done: list[asyncio.Task[_Done]] = []
+        self.remaking = asyncio.Lock()
 
     async def run(self, plan: ObservationPlan) -> list[_Done]:
         """Run the jobs of ``plan`` not run yet (a plan grows from its observation's stages)."""
@@ -254,6 +285,7 @@ class _PlanRun:
             gone = {j.input.unit for j, _ in lost}
             job = job.with_units([u for u in job.input.units if u not in gone])
         chain.tokens = [t for d in got for t in d.tokens or ()]
+        chain.remake = functools.partial(self._remake, plan, i)
         try:
             try:
                 calls = job.build()
@@ -270,6 +302,25 @@ class _PlanRun:
             log.warning("%s: %s stopped: %s", _group(job), job.stage.name, short(exc))
             return _Done(None, exc, own=True)
         return _Done(chain.tokens)
+
+    async def _remake(self, plan: ObservationPlan, i: int, paths: Sequence[Path]) -> None:
+        """Remake ``paths`` for job ``i``: run again, forced and keeping their identity
+        (:attr:`ObsContext.remaking`), the jobs before it that made them or modified them."""
+        async with self.remaking:  # two jobs reading one removed list remake it once
+            wanted = {str(p) for p in paths if not p.exists()}
+            if wanted:
+                await self._remake_jobs(plan, i, wanted)
+
+    async def _remake_jobs(self, plan: ObservationPlan, i: int, wanted: set[str]) -> None:
+        for k in plan.upstream(i):
+            job = plan.jobs[k]
+            calls = job.planned()
+            if not any(str(o.dest) in wanted or (o.kind == "modify" and o.name in wanted) for c in calls for o in c.outputs):
+                continue
+            log.info("%s: remaking %s for %s", self.ctx.obsid, job.stage.name, plan.jobs[i].stage.name)
+            ctx = dataclasses.replace(self.ctx, force=self.ctx.force | {job.stage.name}, remaking=True)
+            before = [t for r in job.reads for t in (self.done[r].result().tokens or ())]
+            await Chain(ctx, self.driver, before).run_work(job.build())
 
 
 def _group(job: Job) -> str:

@@ -15,6 +15,7 @@ __all__ = [
     "ObsContext",
     "CallOutcome",
     "LeftoversGone",
+    "InputsRemoved",
     "STALE_MESSAGE",
     "StepSkipped",
     "ccf_paths",
@@ -39,6 +40,7 @@ from daxa_xmm.pipeline.identity import mark_superseded, record_token
 from daxa_xmm.pipeline.manifest import Manifest, StepRecord, call_facts, missing_leftovers, record_result
 from daxa_xmm.pipeline.manifest_store import ManifestStore
 from daxa_xmm.pipeline.stages import pipeline_step
+from daxa_xmm.pipeline.storage import removed_inputs
 from daxa_xmm.sas import interrupt
 from daxa_xmm.sas.calindex import ccf_stale_reason
 from daxa_xmm.sas.calls import SasCall, SasResult
@@ -90,6 +92,18 @@ class LeftoversGone(DaxaXmmError, RuntimeError):
     """
 
 
+class InputsRemoved(DaxaXmmError, RuntimeError):
+    """A call must run but products it reads were removed by the storage policy.
+
+    The run remakes the calls that made them (and those that modified them), keeping their
+    identity, then runs this one (:mod:`daxa_xmm.pipeline.observation_run`).
+    """
+
+    def __init__(self, message: str, paths: list[Path]) -> None:
+        super().__init__(message)
+        self.paths = paths
+
+
 @dataclass(frozen=True)
 class ObsContext:
     """What every step of one observation shares; small and picklable (Dask ships it).
@@ -106,6 +120,9 @@ class ObsContext:
         priority: the typical time of the work behind the call made under this context
             (:func:`daxa_xmm.pipeline.stages.path_s`): when every slot is taken, the waiting call
             with the most behind it runs first.
+        remaking: the calls run under this context remake products the storage policy
+            removed: each keeps the identity its product had when made with the same
+            fingerprint, so what was made from it stays valid.
     """
 
     layout: ArchiveLayout
@@ -117,6 +134,7 @@ class ObsContext:
     force: frozenset[str] = frozenset()
     extra_env: dict[str, str] = field(default_factory=dict)
     priority: float = 0.0
+    remaking: bool = False
 
     def store(self) -> ManifestStore:
         return _store(self.layout.manifest(self.obsid), self.obsid)
@@ -180,10 +198,15 @@ def _facts(result: SasResult) -> dict[str, Any]:
     return facts
 
 
-def _record(manifest: Manifest, result: SasResult, ctx: ObsContext, attempt: int) -> StepRecord:
+def _record(manifest: Manifest, result: SasResult, ctx: ObsContext, attempt: int,
+            remade: StepRecord | None = None) -> StepRecord:
     """Record ``result``; what was made from the products it replaced is stale from now on
-    (:func:`~daxa_xmm.pipeline.identity.mark_superseded`), in the same update, so no reader sees both ok."""
+    (:func:`~daxa_xmm.pipeline.identity.mark_superseded`), in the same update, so no reader sees both ok.
+    A call that remade (or modified again) what the storage policy removed (``remade``: its
+    record before) keeps the identity it had, when it made it with the same fingerprint."""
     rec = record_result(manifest, result, ctx.sas_version, attempts=attempt, facts=_facts(result))
+    if remade is not None and rec.status == "ok" and remade.status == "ok" and remade.fingerprint == rec.fingerprint:
+        rec = manifest.put(rec.model_copy(update={"identity": record_token(remade)}))
     superseded = mark_superseded(manifest)
     if superseded:
         log.info("%s: %d product(s) made from what %s [%s] replaced are stale: %s", ctx.obsid, len(superseded),
@@ -240,7 +263,12 @@ def _run_call(call: SasCall, ctx: ObsContext, attempt: int) -> CallOutcome:
         if store.mark_stale(call, STALE_MESSAGE) is not None:
             raise StepSkipped(f"{call.step} [{call.unit}]: step not selected; its products are stale", stale=True)
         raise StepSkipped(f"{call.step} [{call.unit}]: step not selected and no up-to-date products to reuse")
-    gone = missing_leftovers(store.snapshot(), call)
+    snapshot = store.snapshot()
+    removed = removed_inputs(snapshot, call)
+    if removed:
+        raise InputsRemoved(f"{call.step} [{call.unit}]: reads {', '.join(p.name for p in removed[:3])}, removed by the "
+                            "storage policy; remaking it first", removed)
+    gone = missing_leftovers(snapshot, call)
     if gone:
         raise LeftoversGone(f"{call.step} [{call.unit}]: {call.reads_cwd_of} must be redone first; "
                             f"{', '.join(gone[:3])}{' ...' if len(gone) > 3 else ''} gone from {call.cwd}")
@@ -248,7 +276,8 @@ def _run_call(call: SasCall, ctx: ObsContext, attempt: int) -> CallOutcome:
         result = place(call)
     else:
         result = run_sas(call, log_dir=ctx.layout.logs_dir(ctx.obsid), extra_env=ctx.extra_env, slot=ctx.slots())
-    store.update(lambda m: _record(m, result, ctx, attempt))
+    before = store.get(call.unit, call.step) if ctx.remaking else None
+    store.update(lambda m: _record(m, result, ctx, attempt, before))
     raise_for_result(result)
     unusable = result.message if result.status == "data_quality" else ""
     return CallOutcome(_token(store, call), False, tuple(str(p) for p in result.products), unusable)

@@ -10,10 +10,14 @@ means "run it": the subflow then decides call by call, as before.
 
 from __future__ import annotations
 
-__all__ = ["UP_TO_DATE", "observation_up_to_date", "finished_observations", "up_to_date_outcome"]
+__all__ = ["UP_TO_DATE", "PARALLEL_FROM", "observation_up_to_date", "finished_observations", "up_to_date_outcome"]
 
+import functools
+import multiprocessing
 import os
+import signal
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,7 @@ from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.summary import read_observation_record
 from daxa_xmm.pipeline.identity import record_token, with_upstream
 from daxa_xmm.pipeline.manifest import Manifest, is_up_to_date, load_manifest
+from daxa_xmm.pipeline.snapshot import snapshot
 from daxa_xmm.pipeline.stages import by_unit
 from daxa_xmm.pipeline.step_run import calibration_stale, ccf_paths
 from daxa_xmm.pipeline.walk import ChainVisitor, observation_input, select_observation_units, walk_observation
@@ -33,12 +38,57 @@ from daxa_xmm.sas.version import parse_sas_version
 UP_TO_DATE = "up to date: nothing to redo"
 
 
+#: From this many observations the check is shared among processes (:func:`finished_observations`):
+#: below it, starting them costs more than it saves (about 1 s each, at 4-7 ms per observation).
+PARALLEL_FROM = 2000
+#: Most observations one process checks at a time (small: a stopped check waits for one
+#: batch); fewer when there are too few to give each process four.
+BATCH = 100
+
+
 def finished_observations(layout: ArchiveLayout, obsids: Sequence[str], config: ProcessingConfig, sas_version: str,
-                          env: Mapping[str, str] | None = None) -> list[str]:
-    """The observations of ``obsids`` with nothing to redo (the calibration folders are
-    ``SAS_CCFPATH`` of ``env``, default this process's environment)."""
+                          env: Mapping[str, str] | None = None, workers: int | None = None) -> list[str]:
+    """The observations of ``obsids`` with nothing to redo, in their order (the calibration
+    folders are ``SAS_CCFPATH`` of ``env``, default this process's environment).
+
+    Each observation is decided alone (:func:`observation_up_to_date`), so a large archive
+    is checked by several processes at once: ``workers`` of them (default: one per usable
+    core, at most 8, from :data:`PARALLEL_FROM` observations on; 1 checks in this process).
+    They are started fresh (``spawn``: nothing of this process's threads, Prefect's
+    included, is copied) and decide exactly as this process would.
+    """
     folders = ccf_paths(os.environ if env is None else env)
+    check = functools.partial(_finished, layout, config, sas_version, folders)
+    if workers is None:
+        workers = min(_usable_cores(), 8) if len(obsids) >= PARALLEL_FROM else 1
+    workers = min(workers, len(obsids))
+    if workers <= 1:
+        return check(obsids)
+    size = max(1, min(BATCH, -(-len(obsids) // (4 * workers))))
+    batches = [obsids[i:i + size] for i in range(0, len(obsids), size)]
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_quiet_worker)
+    try:
+        return [o for found in pool.map(check, batches) for o in found]
+    finally:  # stopped (Ctrl-C in this process): the batches not begun are dropped
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _finished(layout: ArchiveLayout, config: ProcessingConfig, sas_version: str, folders: Sequence[Path],
+              obsids: Sequence[str]) -> list[str]:
+    """The observations of ``obsids`` with nothing to redo, checked in this process."""
     return [o for o in obsids if observation_up_to_date(layout, o, config, sas_version, folders)]
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (its affinity where the system says, else all)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
+def _quiet_worker() -> None:
+    """A checking process leaves Ctrl-C to the process that started it, which stops the check."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def up_to_date_outcome(obsid: str) -> dict[str, Any]:
@@ -76,6 +126,7 @@ def observation_up_to_date(layout: ArchiveLayout, obsid: str, config: Processing
     """True when every call the flow would make for ``obsid`` is up to date (nothing to run)."""
     if config.force:
         return False
+    layout = snapshot(layout)  # its folders looked up once (daxa_xmm.pipeline.snapshot)
     manifest_path = layout.manifest(obsid)
     if not manifest_path.exists():
         return False

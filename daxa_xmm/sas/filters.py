@@ -134,6 +134,8 @@ def validate_expression(expr: str) -> str:
     """
     if not isinstance(expr, str):
         raise FilterExpressionError(repr(expr), f"expected a string, got {type(expr).__name__}")
+    if expr in _VALID:  # checked before in this process (a run builds the same few thousands of times)
+        return expr
     if not expr.strip():
         raise FilterExpressionError(expr, "the expression is empty", 0)
     for i, c in enumerate(expr):
@@ -169,7 +171,16 @@ def validate_expression(expr: str) -> str:
         raise FilterExpressionError(expr, "single quotes: evselect refuses a single-quoted string, and the "
                                           "expression needs no quotes around it (no shell); use double quotes", quote)
     _check_grammar(expr)
+    if len(_VALID) >= _VALID_MAX:
+        _VALID.clear()
+    _VALID.add(expr)
     return expr
+
+
+#: Expressions :func:`validate_expression` passed in this process (it is a pure function of
+#: the string; one that fails is checked again each time, so its error is always made anew).
+_VALID: set[str] = set()
+_VALID_MAX = 4096
 
 
 def _single_quoted(expr: str) -> int | None:

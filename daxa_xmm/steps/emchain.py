@@ -67,4 +67,4 @@ def _build(si: StageInput) -> list[SasCall]:
 
 
 STAGE = Stage("emchain", "unit", _build, on_instruments("M1", "M2"), typical_s=3.0, sas_tasks=("emchain",),
-              daxa=(DaxaFunction("emchain", needs=("odf_ingest",)),))
+              daxa=(DaxaFunction("emchain", needs=("odf_ingest",)),), intermediate=True)

@@ -126,4 +126,4 @@ def _build(si: StageInput) -> list[SasCall]:
 
 #: The out-of-time run, then the normal one.
 STAGE = Stage("epchain", "unit", _build, on_instruments("PN"), typical_s=8.0, calls=("epchain_oot", "epchain"),
-              sas_tasks=("epchain",), daxa=(DaxaFunction("epchain", needs=("odf_ingest",)),))
+              sas_tasks=("epchain",), daxa=(DaxaFunction("epchain", needs=("odf_ingest",)),), intermediate=True)

@@ -139,6 +139,9 @@ class Stage:
         section: its settings, when it has its own (cifbuild reads the top-level
             ``analysis_date`` instead: :meth:`RunSettings.section`).
         daxa: the DAXA step functions of this step, in the order a notebook calls them.
+        intermediate: its products are what later steps filter, not what users analyse (the
+            chains' raw event lists): ``--storage final`` removes them once the observation
+            is finished (:mod:`daxa_xmm.pipeline.storage`).
     """
 
     name: str
@@ -150,6 +153,7 @@ class Stage:
     sas_tasks: tuple[str, ...] = ()
     section: Section | None = None
     daxa: tuple[DaxaFunction, ...] = ()
+    intermediate: bool = False
 
     @property
     def call_names(self) -> tuple[str, ...]:

@@ -106,3 +106,30 @@ def test_first_call_runs_tiny(tmp_path: Path) -> None:
     assert sorted(r["head_start"] for r in result["runs"]) == [False, True]
     for row in result["runs"]:
         assert row["calls"] > 5 and 0 < row["first_call_s"] <= row["first_unit_call_s"] < row["whole_s"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_replicate_and_check_run_tiny_and_the_processes_decide_as_one(tmp_path: Path) -> None:
+    # a finished run of one observation, copied into four more (replicate.py stops unless its
+    # restamping leaves the source's manifest as the run wrote it)
+    _run("overhead", "--n", "1", "--cap", "1", "--obs-concurrency", "1", "--instruments", "PN", "--one-band",
+         tmp=tmp_path, api=harness_api_url())
+    _run("replicate", "--n", "5", tmp=tmp_path)
+    work = tmp_path / "work"
+    obsids = sorted(d.name for d in (work / "archive").iterdir() if d.name.isdigit())
+    assert len(obsids) == 5
+
+    def check(workers: int, tag: str) -> dict:
+        _run("check", "--workers", str(workers), "--tag", tag, tmp=tmp_path)
+        return json.loads((tmp_path / "res" / f"check-5-{tag}.json").read_text())
+
+    for workers in (1, 2):
+        result = check(workers, f"w{workers}")
+        _machine_ok(result)
+        assert result["found_finished"] == 5 and result["unfinished"] == [] and result["workers"] == workers
+    # a copy's cleaned list lost: every process count finds that one, and only it, unfinished
+    lost = next((work / "out" / obsids[3] / "events").glob("*_clean_evts.fits"))
+    lost.unlink()
+    for workers in (1, 2):
+        result = check(workers, f"lost{workers}")
+        assert result["unfinished"] == [obsids[3]] and result["in_order"], result
