@@ -17,8 +17,9 @@ Measured:
 
 - ``slot_idle_per_call_s`` per node and over all: ``(cap * span - sum(process wall)) /
   calls`` of that node's calls (BENCHMARKS.md section 2's definition, per node);
-- the server's answers by HTTP status (from its access log): every 5xx is an API error a
-  client met; ``orchestration_retries``: the steps and observations daxa-xmm started again
+- the server's answers by HTTP status (from its access log), and those not 2xx by route:
+  every 5xx is an API error a client met (a 422 of ``GET /api/csrf-token`` is each client's
+  one probe of a server whose CSRF protection is off, Prefect's default); ``orchestration_retries``: the steps and observations daxa-xmm started again
   because Prefect failed to run them (the workers' "Prefect failed to run it" warnings);
 - observations not ok, calls per second, the SAS span.
 
@@ -48,6 +49,17 @@ from tests.cluster.nodes import DaskProcesses, Node, kill_tree, make_node, write
 from tests.shared_server import free_port, wait_healthy
 
 _STATUS = re.compile(r'HTTP/[\d.]+" (\d{3})')
+_ANSWER = re.compile(r'"([A-Z]+) ([^ ?"]+)[^"]* HTTP/[\d.]+" (\d{3})')
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _not_2xx(log: str) -> dict[str, int]:
+    """The server's answers other than 2xx by status, method and route (ids as ``ID``): which
+    requests they were, so an error is told from a probe (Prefect's client asks each new
+    server for a CSRF token, and a server with CSRF protection off answers 422)."""
+    seen = Counter(f"{code} {method} {_ID.sub('ID', path)}" for method, path, code in _ANSWER.findall(log)
+                   if not code.startswith("2"))
+    return dict(sorted(seen.items()))
 
 
 def _start_server(work: Path, db_url: str | None) -> tuple[subprocess.Popen[bytes], str, Path]:
@@ -148,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         if server_log is not None:
             statuses = Counter(_STATUS.findall(server_log.read_text(errors="replace")))
             result["server_answers"] = dict(sorted(statuses.items()))
+            result["server_answers_not_2xx"] = _not_2xx(server_log.read_text(errors="replace"))
             result["api_errors_5xx"] = sum(n for code, n in statuses.items() if code.startswith("5"))
         idle = result["slot_idle_per_call_s"]
         print(f"n={ns.n}, {ns.workers} workers: {result['counts']}, {result['calls']} calls; slot idle "
