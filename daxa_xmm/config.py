@@ -16,6 +16,7 @@ from __future__ import annotations
 
 __all__ = [
     "StepName",
+    "ClusterName",
     "ProcessingFields",
     "ProcessingConfig",
     "load_config",
@@ -47,6 +48,10 @@ from daxa_xmm.steps.quality import QualityConfig
 from daxa_xmm.units import Time, Timeout
 
 M = TypeVar("M", bound=BaseModel)
+
+#: The batch systems of ``cluster``: dask-jobqueue's clusters, by the name of their section of
+#: its config (``jobqueue.slurm``...; ``flows/cluster.py`` finds the class of that name).
+ClusterName = Literal["slurm", "pbs", "sge", "htcondor", "lsf", "oar", "moab"]
 
 if TYPE_CHECKING:
     StepName = str
@@ -120,6 +125,13 @@ class ProcessingFields(BaseModel):
         "unpacked ODFs); 'final' (nor the chains' raw event lists)")
     task_runner: Literal["threads", "dask"] = Field("threads", description="where observations run")
     dask_address: str | None = Field(None, description="existing Dask scheduler address")
+    cluster: ClusterName | None = Field(None, description=(
+        "with task_runner dask: run the observations in jobs of this batch system, started and stopped as they "
+        "are needed (dask-jobqueue's cluster of that name)"))
+    cluster_config: Path | None = Field(None, description=(
+        "a dask config file (YAML) for the cluster: dask-jobqueue's jobqueue.<cluster> settings (cores, memory, "
+        "walltime, queue, job-script-prologue...) and distributed.adaptive's minimum and maximum workers (default: "
+        "dask's own config, e.g. ~/.config/dask/jobqueue.yaml)"))
     # not a step's section: several steps' products are judged by it (daxa_xmm/steps/quality.py)
     quality: QualityConfig = Field(
         default_factory=QualityConfig,
@@ -148,6 +160,18 @@ class ProcessingFields(BaseModel):
                 check_obsid(obsid)
             v = list(dict.fromkeys(v))  # `--obsids X X` must not lock the run against itself
         return v
+
+    @model_validator(mode="after")
+    def _cluster(self) -> ProcessingFields:
+        if self.cluster is not None and self.task_runner != "dask":
+            raise ValueError(f"cluster: {self.cluster} jobs run the observations on Dask: set task_runner to dask too")
+        if self.cluster is not None and self.dask_address:
+            raise ValueError("cluster: starts its own Dask scheduler; leave dask_address out (or cluster, to use that scheduler)")
+        if self.cluster_config is not None:
+            if self.cluster is None:
+                raise ValueError("cluster_config: configures a cluster: name its batch system (cluster) too")
+            read_config_file(self.cluster_config)  # readable YAML now, not when the first job starts
+        return self
 
     @field_validator("analysis_date")
     @classmethod

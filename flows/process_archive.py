@@ -43,6 +43,7 @@ from daxa_xmm.report.science import exposure_rows, observation_exposures
 from daxa_xmm.sas import interrupt
 from daxa_xmm.sas.environment import detect_sas
 from flows import api_retry
+from flows.cluster import on_this_node, task_runner_for
 from flows.process_observation import ObservationOutcome, orchestrated, process_observation
 from flows.progress import progress
 
@@ -68,6 +69,7 @@ async def observation_task(obsid: str, config: ProcessingConfig, ctx: ObsContext
     kernel if this process dies, so a killed run leaves no stale lock): a second run on the
     same archive at once skips it with a clear message instead of corrupting its products.
     """
+    ctx = on_this_node(ctx)  # on a Dask worker: its own slots and SAS set-up (flows/cluster.py)
     try:
         ran = await asyncio.to_thread(head_start.wait_for, ctx.layout, obsid)  # it may be under way
         if ran is not None:
@@ -145,8 +147,8 @@ def process_archive_body(config: ProcessingConfig) -> dict[str, Any]:
     The observation subflows, the ``obs-<ObsID>`` artifacts (each published when its
     observation ends) and the archive summary all belong to the run that calls this, so a
     deployment's run shows them directly, not one nested flow run down. The observations
-    run on the task runner the config asks for (threads, or Dask), ``obs_concurrency`` at
-    a time.
+    run on the task runner the config asks for (threads, Dask, or a batch system's jobs:
+    :mod:`flows.cluster`), ``obs_concurrency`` at a time on threads.
     """
     from prefect.futures import as_completed
 
@@ -180,20 +182,6 @@ def process_archive_body(config: ProcessingConfig) -> dict[str, Any]:
     apply_storage_all(layout, [o["obsid"] for o in outcomes if o["status"] == "ok"], config.storage)
     page = _publish(layout, outcomes, sas_version)
     return {"report": page, "observations": outcomes, "counts": count_statuses(o["status"] for o in outcomes)}
-
-
-def task_runner_for(config: ProcessingConfig):
-    """Threads on this machine, or Dask (an existing scheduler, or a LocalCluster)."""
-    workers = config.observations_at_once()
-    if config.task_runner == "dask":
-        from prefect_dask import DaskTaskRunner
-
-        if config.dask_address:
-            return DaskTaskRunner(address=config.dask_address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True})
-    from prefect.task_runners import ThreadPoolTaskRunner
-
-    return ThreadPoolTaskRunner(max_workers=workers)
 
 
 def run_archive(config: ProcessingConfig) -> dict[str, Any]:

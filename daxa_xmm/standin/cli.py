@@ -126,6 +126,7 @@ def main(task: str, argv: Sequence[str]) -> int:
         "cwd": str(ctx.cwd),
         "SAS_CCF": ctx.env.get("SAS_CCF"),
         "SAS_ODF": ctx.env.get("SAS_ODF"),
+        "SAS_DIR": ctx.env.get("SAS_DIR"),  # whose SAS set-up ran it (a cluster's node's own, say)
         "pid": os.getpid(),
         "start": ctx.start,
         "end": None,

@@ -133,3 +133,23 @@ def test_replicate_and_check_run_tiny_and_the_processes_decide_as_one(tmp_path: 
     for workers in (1, 2):
         result = check(workers, f"lost{workers}")
         assert result["unfinished"] == [obsids[3]] and result["in_order"], result
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_cluster_runs_tiny(tmp_path: Path) -> None:
+    _run("cluster", "--n", "2", "--workers", "2", "--threads", "1", tmp=tmp_path, api=harness_api_url())
+    result = json.loads((tmp_path / "res" / "cluster-2-2w.json").read_text())
+    _machine_ok(result)
+    assert result["counts"] == {"ok": 2} and result["server"] == "caller's"
+    busy = [node for node in result["nodes"].values() if node["calls"]]
+    assert busy and sum(node["calls"] for node in busy) == result["calls"] > 10
+    assert all(node["observations"] >= 1 and node["span_s"] > 0 for node in busy)
+
+
+def test_cluster_names_the_answers_that_are_not_2xx() -> None:
+    from tests.benchmarks.cluster import _not_2xx
+
+    log = ('127.0.0.1:1 - "GET /api/csrf-token?client=7e7f8208-2ad0-40d2-b5ae-c1e3d113e7b2 HTTP/1.1" 422\n'
+           '127.0.0.1:1 - "PATCH /api/flow_runs/7e7f8208-2ad0-40d2-b5ae-c1e3d113e7b2 HTTP/1.1" 503\n'
+           '127.0.0.1:1 - "POST /api/task_runs/ HTTP/1.1" 201\n')
+    assert _not_2xx(log) == {"422 GET /api/csrf-token": 1, "503 PATCH /api/flow_runs/ID": 1}

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +31,18 @@ def _products(out: Path, obsid: str) -> dict[str, list[str]]:
     return {k: sorted(Path(p).name for p in r["products"]) for k, r in manifest_records(out, obsid).items()}
 
 
+@pytest.fixture
+def port_8787_taken() -> Iterator[None]:
+    """Dask's default dashboard port in use while the test runs, as on a shared machine
+    (held here, or already held by something else)."""
+    with socket.socket() as sock:
+        with contextlib.suppress(OSError):  # taken already: just as good
+            sock.bind(("", 8787))
+            sock.listen()
+        yield
+
+
+@pytest.mark.usefixtures("port_8787_taken")
 def test_dask_runner_makes_the_same_products_as_threads(tmp_path: Path, standin, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("prefect_dask")
     write_archive(tmp_path / "archive", 1, mix="standard", start_obsid=300000001)  # a name no other test uses
