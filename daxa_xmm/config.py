@@ -192,8 +192,7 @@ class ProcessingFields(BaseModel):
         for field in ("pn_filt_expr", "mos_filt_expr"):
             for expr in getattr(self.section(CleanEventsConfig), field):
                 for name in gti_files(expr):
-                    gti = Path(name).expanduser()
-                    real = real_path(gti if gti.is_absolute() else out / gti, f"clean.{field}")
+                    real = real_path(Path(name), f"clean.{field}")  # absolute (CleanEventsConfig)
                     if not any(real == r or r in real.parents for r in (archive, real_out, *allowed_archive_roots())):
                         raise ValueError(f"clean.{field}: gti({name},TIME) reads a file outside the archive and "
                                          f"the products folder")

@@ -22,7 +22,7 @@ from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.odf.models import EPIC, Unit
 from daxa_xmm.sas.calls import OutputSpec, SasCall, param
 from daxa_xmm.sas.emanom_log import emanom_supported, keep_ccds
-from daxa_xmm.sas.filters import MOS_DEFAULT_PARTS, PN_DEFAULT_PARTS, compose_expression, validate_expression
+from daxa_xmm.sas.filters import MOS_DEFAULT_PARTS, PN_DEFAULT_PARTS, compose_expression, gti_files, validate_expression
 from daxa_xmm.steps._common import FrozenConfig, work_dir
 from daxa_xmm.steps.quality import QualityConfig
 from daxa_xmm.steps.spec import DaxaFunction, Section, Stage, StageInput, on_instruments
@@ -55,6 +55,12 @@ class CleanEventsConfig(FrozenConfig):
             raise ValueError("give at least one expression")
         for part in v:
             validate_expression(part)
+            for name in gti_files(part):
+                # evselect opens a relative name from each call's own working folder
+                # (docs/SAS_FIDELITY.md), not from where the user ran the command
+                if not Path(name).is_absolute():
+                    raise ValueError(f"gti({name},TIME): name the file by its absolute path; a relative "
+                                     f"name would be opened from each call's working folder")
         return v
 
     @model_validator(mode="after")

@@ -23,6 +23,7 @@ from daxa_xmm.odf.summary import read_observation_record, read_odf_summary
 from daxa_xmm.sas.calls import OutputSpec, SasCall
 from daxa_xmm.sas.filters import validate_expression
 from daxa_xmm.sas.runner import raise_for_result, run_sas
+from daxa_xmm.steps.clean_events import CleanEventsConfig
 
 DATA_SUMMARY = Path(__file__).resolve().parents[2] / "daxa_xmm" / "data" / "0001_0123456789_SCX00000SUM.SAS"
 
@@ -298,12 +299,22 @@ def test_retry_delays_that_are_not_times(tmp_path: Path, value: str) -> None:
         ({"espfilt": {"filter_hi_en": "1e9 keV"}}, "espfilt.filter_hi_en"),
         ({"obsids": []}, "selects nothing"),
         ({"clean": {"pn_filt_expr": ["gti(/etc/passwd,TIME)"]}}, "outside the archive"),
+        # evselect would open these from each call's working folder, not from the user's
+        ({"clean": {"pn_filt_expr": ["gti(my-gti.fits,TIME)"]}}, "clean.pn_filt_expr"),
+        ({"clean": {"mos_filt_expr": ["gti(../gti/my-gti.fits,TIME)"]}}, "absolute path"),
     ],
 )
 def test_settings_refused_at_once_naming_the_field(tmp_path: Path, kw: dict, words: str) -> None:
     with pytest.raises(ConfigError) as info:
         _cfg(tmp_path, **kw)
     assert words in str(info.value)
+
+
+def test_a_gti_file_named_by_its_absolute_path_in_the_products_reaches_the_expression(tmp_path: Path) -> None:
+    out = tmp_path / "processed"
+    mine = f"gti({out / 'my-gti.fits'},TIME)"
+    cfg = _cfg(tmp_path, out=out, clean={"pn_filt_expr": [mine]})
+    assert cfg.section(CleanEventsConfig).pn_filt_expr == (mine,)
 
 
 def test_duplicate_obsids_are_one(tmp_path: Path) -> None:
