@@ -275,11 +275,16 @@ class _PlanRun:
         chain = Chain(self.ctx, self.driver)
         if lost and (not job.over_units or len(lost) == len(got)):
             cause = lost[0][1].error or RuntimeError("not run")
-            if job.over_units:  # none of its units is usable, or some failed
+            if job.over_units and not all(isinstance(d.error, StepSkipped) for _, d in lost):
+                # none of its units is usable, or some failed
                 unusable = all(isinstance(d.error, DataQualityStop) for _, d in lost)
                 cause = (DataQualityStop if unusable else RuntimeError)(
                     f"no {job.input.the_inst} sub-exposure was {'usable' if unusable else 'processed'}")
             chain.fail_rest(job.planned(), cause)
+            asked = self._asked_not_done(job.planned()) if isinstance(cause, StepSkipped) else []
+            if asked:  # a partial run asked for this, and what it reads was neither asked for nor made
+                log.warning("%s: %s", _group(job), blocked := _cannot_run(asked, cause))
+                return _Done(None, blocked, own=True)
             return _Done(None, cause)
         if lost:  # an instrument's stage goes on with the units whose chains finished
             gone = {j.input.unit for j, _ in lost}
@@ -299,9 +304,20 @@ class _PlanRun:
                 return _Done(chain.tokens, exc)
             if isinstance(exc, DataQualityStop):  # no failure (the runner logged why); what reads it is not run
                 return _Done(None, exc)
+            if isinstance(exc, StepSkipped):
+                if not (asked := self._asked_not_done(job.planned())):
+                    return _Done(None, exc)  # a partial run stopped past the steps it was asked for: no failure
+                exc = _cannot_run(asked, exc)
             log.warning("%s: %s stopped: %s", _group(job), job.stage.name, short(exc))
             return _Done(None, exc, own=True)
         return _Done(chain.tokens)
+
+    def _asked_not_done(self, calls: Sequence[SasCall]) -> list[SasCall]:
+        """The calls of ``calls`` a partial run (``--steps``, ``--force``) asked for that have
+        no usable record: what it was asked to make and did not."""
+        ctx, store = self.ctx, self.ctx.store()
+        asked = [c for c in calls if ctx.steps is None or pipeline_step(c.step) in ctx.steps | ctx.force]
+        return [c for c in asked if (rec := store.get(c.unit, c.step)) is None or rec.status not in ("ok", "data_quality")]
 
     async def _remake(self, plan: ObservationPlan, i: int, paths: Sequence[Path]) -> None:
         """Remake ``paths`` for job ``i``: run again, forced and keeping their identity
@@ -331,6 +347,18 @@ def _group(job: Job) -> str:
     if job.scope == "observation":
         return si.obsid
     return f"{si.obsid}{si.the_inst}-{'/'.join(s.name for scope in ('instrument', 'band') for s in stages_for(scope, si))}"
+
+
+def _cannot_run(asked: Sequence[SasCall], skipped: BaseException) -> RuntimeError:
+    """Why a partial run could not make what it was asked for: a step it reads was not asked for and never made."""
+    return RuntimeError(f"{asked[0].step} [{asked[0].unit}] cannot run: {short(skipped)}")
+
+
+def _asked_after(ctx: ObsContext, head: ObservationPlan) -> list[str]:
+    """The steps a partial run asked for (``--steps``, ``--force``) that come after the
+    observation's own stages of ``head``."""
+    own = {pipeline_step(c.step) for job in head.jobs for c in job.planned()}
+    return sorted((set(ctx.steps) | ctx.force) - own) if ctx.steps is not None else []
 
 
 def _left_stale(exc: BaseException) -> bool:
@@ -372,7 +400,14 @@ async def run_observation(obsid: str, config: ProcessingConfig, ctx: ObsContext,
             await asyncio.to_thread(repoint_summary, layout.summary(obsid, record.revolution), odf_dir)
             si = observation_input(layout, record, config, parse_sas_version(ctx.sas_version))
             run = _PlanRun(ctx, driver)
-            stopped = next((d.error for d in await run.run(observation_plan(si)) if d.error is not None), None)
+            head = observation_plan(si)
+            stopped = next((d.error for d in await run.run(head) if d.error is not None and not _left_stale(d.error)), None)
+            if isinstance(stopped, StepSkipped):  # a partial run: the summary it needs is not made
+                later = _asked_after(ctx, head)
+                if not later:
+                    return ObservationOutcome(obsid=obsid, status="ok", message=f"partial run: {short(stopped)}",
+                                              duration_s=time.time() - t0)
+                raise RuntimeError(f"{', '.join(later)} cannot run: {short(stopped)}")
             if stopped is not None:
                 raise stopped
             units = select_observation_units(si)

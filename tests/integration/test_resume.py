@@ -194,6 +194,34 @@ def test_a_partial_run_does_what_was_asked_and_marks_later_products_stale(tmp_pa
     assert all(r["status"] == "ok" for r in manifest_records(out, obsid).values())
 
 
+def test_a_first_partial_run_is_ok_and_one_whose_inputs_were_never_made_fails_naming_them(
+        tmp_path: Path, standin, caplog: pytest.LogCaptureFixture) -> None:
+    # DAXA's way, one step at a time on a new archive: the first runs did what they were asked
+    (obsid,) = write_archive(tmp_path / "archive", 1, mix="standard")
+    out = tmp_path / "processed"
+    asked = run_archive(config(tmp_path, instruments=["M1"], steps=["emchain"]))  # needs odfingest's summary
+    assert asked["observations"][0]["status"] == "failed", asked
+    assert "emchain cannot run: odf_ingest" in asked["observations"][0]["message"]
+    first = run_archive(config(tmp_path, instruments=["M1"], steps=["cif_build", "odf_ingest"]))
+    assert first["observations"][0]["status"] == "ok", first
+    assert set(call_keys(standin.calls(), out)) == {f"{obsid}/cif_build", f"{obsid}/odf_ingest"}
+    standin.reset_log()
+    skip = run_archive(config(tmp_path, instruments=["M1"], steps=["espfilt"]))  # emchain was never run
+    assert skip["observations"][0]["status"] == "failed", skip
+    assert skip["observations"][0]["failed"] == [f"{obsid}M1S001"]
+    recs = manifest_records(out, obsid)
+    assert recs[f"{obsid}M1S001/espfilt"]["status"] == "skipped"
+    assert "emchain" in recs[f"{obsid}M1S001/espfilt"]["message"]
+    assert "espfilt [" in caplog.text and "cannot run: emchain [" in caplog.text
+    assert standin.calls() == []
+    chain = run_archive(config(tmp_path, instruments=["M1"], steps=["emchain", "emanom", "espfilt"]))
+    assert chain["observations"][0]["status"] == "ok", chain
+    assert set(call_keys(standin.calls(), out)) == {f"{obsid}M1S001/{s}" for s in ("emchain", "emanom", "espfilt")}
+    rest = run_archive(config(tmp_path, instruments=["M1"]))
+    assert rest["observations"][0]["status"] == "ok", rest
+    assert all(r["status"] == "ok" for r in manifest_records(out, obsid).values())
+
+
 def test_products_made_from_lists_another_run_remade_are_stale_not_ok(tmp_path: Path, standin) -> None:
     # issue 34.1: one run makes 0.3-1 keV images; another, with other espfilt settings and
     # its own bands, remakes the cleaned lists they were made from. The first run's images
