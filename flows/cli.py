@@ -27,7 +27,7 @@ from daxa_xmm.pipeline.stages import STAGE_NAMES
 from daxa_xmm.pipeline.step_run import observation_context
 from daxa_xmm.pipeline.storage import apply_storage_all
 from daxa_xmm.pipeline.uptodate import finished_observations, up_to_date_outcome
-from daxa_xmm.report.archive_report import count_statuses, write_archive_report
+from daxa_xmm.report.archive_report import count_statuses, write_archive_report, write_report_unless_disk_full
 from daxa_xmm.sas import interrupt
 from daxa_xmm.sas.environment import detect_sas
 from flows.cli_options import add_config_options, config_overrides
@@ -183,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         if obsids and len(finished) == len(obsids):
             outcomes = [up_to_date_outcome(o) for o in obsids]
             apply_storage_all(layout, obsids, config.storage)  # a leaner policy frees space, redoing nothing
-            _, page = write_archive_report(layout, outcomes, sas_version)
-            return _summary(config, {"observations": outcomes, "report": str(page),
+            _, page = write_report_unless_disk_full(layout, outcomes, sas_version)
+            return _summary(config, {"observations": outcomes, "report": page,
                                      "counts": count_statuses(o["status"] for o in outcomes)})
     except (DaxaXmmError, argparse.ArgumentTypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -25,7 +25,6 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from daxa_xmm.config import ProcessingConfig
-from daxa_xmm.errors import is_disk_full
 from daxa_xmm.layout import ArchiveLayout, check_writable, select_obsids
 from daxa_xmm.pipeline import head_start
 from daxa_xmm.pipeline.locks import ObservationBusy, observation_lock
@@ -37,7 +36,7 @@ from daxa_xmm.report.archive_report import (
     markdown_summary,
     observation_rows,
     summary_markdown,
-    write_archive_report,
+    write_report_unless_disk_full,
 )
 from daxa_xmm.report.science import exposure_rows, observation_exposures
 from daxa_xmm.sas import interrupt
@@ -116,15 +115,10 @@ def _publish(layout: ArchiveLayout, outcomes: list[dict[str, Any]], sas_version:
     (or why it could not be written: a full disk must not hide the run's outcome)."""
     from prefect.artifacts import create_markdown_artifact
 
-    try:
-        report, page = write_archive_report(layout, outcomes, sas_version)
-    except OSError as exc:
-        if not is_disk_full(exc):
-            raise
-        log.error("the report could not be written: %s", exc)
-        return f"not written ({exc.strerror}); run the same command again once space is freed"
-    create_markdown_artifact(key="archive-summary", markdown=markdown_summary(report), description="daxa-xmm archive summary")
-    return str(page)
+    report, page = write_report_unless_disk_full(layout, outcomes, sas_version)
+    if report is not None:
+        create_markdown_artifact(key="archive-summary", markdown=markdown_summary(report), description="daxa-xmm archive summary")
+    return page
 
 
 @flow(name="process-archive", log_prints=False)

@@ -15,7 +15,7 @@ are never mixed up.
 from __future__ import annotations
 
 __all__ = ["ObservationSummary", "ArchiveReport", "build_report", "write_report", "observation_rows", "status_from_rows",
-           "count_statuses", "summary_markdown", "write_archive_report"]
+           "count_statuses", "summary_markdown", "write_archive_report", "write_report_unless_disk_full"]
 
 import html
 import logging
@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from daxa_xmm.atomic import atomic_write_text
+from daxa_xmm.errors import is_disk_full
 from daxa_xmm.layout import ArchiveLayout
 from daxa_xmm.pipeline.manifest import load_manifest
 from daxa_xmm.pipeline.snapshot import snapshot
@@ -282,3 +283,18 @@ def write_archive_report(layout: ArchiveLayout, outcomes: list[dict[str, Any]], 
     report = build_report(layout, outcomes, sas_version, pictures)
     _, page = write_report(report, layout.out_root)
     return report, page
+
+
+def write_report_unless_disk_full(layout: ArchiveLayout, outcomes: list[dict[str, Any]],
+                                  sas_version: str) -> tuple[ArchiveReport | None, str]:
+    """:func:`write_archive_report`, but a full disk is said, not raised: a run's outcome must
+    not be hidden by its report (the manifests still say what was done). Returns the report
+    and its page, or None and why it was not written."""
+    try:
+        report, page = write_archive_report(layout, outcomes, sas_version)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        log.error("the report could not be written: %s", exc)
+        return None, f"not written ({exc.strerror}); run the same command again once space is freed"
+    return report, str(page)

@@ -10,6 +10,7 @@ up (needs ``mount``, as root; skipped, saying so, where the machine refuses it).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import subprocess
@@ -98,3 +99,27 @@ def test_a_products_disk_that_fills_up_stops_the_run_and_a_rerun_resumes(tmp_pat
         assert all(r["status"] == "ok" for o in obsids for r in manifest(out, o)["records"].values())
         redone = [c for c in standin.calls()[n:] if (c["cwd"], c["task"], *c["argv"]) in before]
         assert not redone, redone
+
+
+def test_a_rerun_with_nothing_to_do_says_its_report_was_not_written_on_a_full_disk(
+        tmp_path: Path, standin, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from daxa_xmm.report import archive_report
+    from flows.cli import main
+
+    archive, out = tmp_path / "archive", tmp_path / "processed"
+    write_archive(archive, 1, mix="standard")
+    args = [str(archive), "--out", str(out), *_ARGS]
+    assert run_cli(args, cwd=tmp_path, env=cli_env()).returncode == 0
+    before = (out / "report.json").read_bytes()
+
+    def full(*_: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out / "report.json"))
+
+    monkeypatch.setattr(archive_report, "write_report", full)
+    for key in ("PREFECT_SERVER_ANALYTICS_ENABLED", "PREFECT_LOGGING_LEVEL", "PREFECT_LOGGING_LOG_PRINTS", "DO_NOT_TRACK"):
+        monkeypatch.setenv(key, os.environ.get(key, "x"))  # main() sets defaults; undone after
+    assert main(args) == 0  # every observation is finished: the outcome stands, said, not a traceback
+    printed = capsys.readouterr().out
+    assert "Processed 1 observation(s): 1 ok" in printed, printed
+    assert f"not written ({os.strerror(errno.ENOSPC)})" in printed, printed
+    assert (out / "report.json").read_bytes() == before  # the last report is left whole
