@@ -113,8 +113,9 @@ def _checker(layout: ArchiveLayout, manifest: Manifest, sas_version: str, ccf_fo
     a stage from the tokens before the stage), and stops at the first call that must run (a
     stale calibration index makes cifbuild one)."""
 
-    def check(work: Sequence[SasCall], base: list[str]) -> list[str]:
+    def check(work: Sequence[SasCall], base: list[str]) -> list[str] | None:
         made: list[str] = []
+        unusable = False
         for group in by_unit(work):
             mine: list[str] = []
             for item in group:
@@ -122,9 +123,13 @@ def _checker(layout: ArchiveLayout, manifest: Manifest, sas_version: str, ccf_fo
                     raise _NeedsWork("the calibration index is stale")
                 if not is_up_to_date(manifest, with_upstream(item, base + mine), sas_version):
                     raise _NeedsWork(f"{item.step} [{item.unit}]")
-                mine.append(record_token(manifest.get(item.unit, item.step)))
+                rec = manifest.get(item.unit, item.step)
+                mine.append(record_token(rec))
+                if rec is not None and rec.status == "data_quality":  # the run stops this unit's chain here
+                    unusable = True
+                    break
             made += mine
-        return base + made
+        return None if unusable else base + made
 
     return check
 

@@ -24,8 +24,10 @@ from daxa_xmm.sas.version import SasVersion
 from daxa_xmm.steps.spec import StageInput
 
 #: Called with each stage's work and the identity tokens of what it reads; returns the
-#: tokens after it (the plan-first check folds tokens; a plan only lists the work).
-ChainVisitor = Callable[[Sequence[SasCall], list[str]], list[str]]
+#: tokens after it (the plan-first check folds tokens; a plan only lists the work), or None
+#: when the work stops at a data-quality outcome: then, as in the run, what it feeds is not
+#: made (a job over an instrument's units goes on with the others).
+ChainVisitor = Callable[[Sequence[SasCall], list[str]], list[str] | None]
 
 
 def observation_input(layout: ArchiveLayout, record: ObservationRecord, config: ProcessingConfig,
@@ -43,11 +45,19 @@ def walk_observation(si: StageInput, select: Callable[[], Sequence[Unit]], visit
     exists only then).
     """
     head = observation_plan(si)
-    tokens: list[list[str]] = []
+    tokens: list[list[str] | None] = []
 
     def fold(plan: ObservationPlan, start: int) -> None:
         for job in plan.jobs[start:]:
-            tokens.append(visit(job.build(), [t for r in job.reads for t in tokens[r]]))
+            # what a data-quality outcome stops, as the run stops it (observation_run's _PlanRun)
+            lost = [r for r in job.reads if tokens[r] is None]
+            if lost and (not job.over_units or len(lost) == len(job.reads)):
+                tokens.append(None)
+                continue
+            if lost:
+                gone = {plan.jobs[r].input.unit for r in lost}
+                job = job.with_units([u for u in job.input.units if u not in gone])
+            tokens.append(visit(job.build(), [t for r in job.reads for t in tokens[r] or ()]))
 
     fold(head, 0)
     fold(observation_plan(si, select()), len(head.jobs))

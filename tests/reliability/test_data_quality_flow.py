@@ -19,6 +19,7 @@ import pytest
 from daxa_xmm.config import ProcessingConfig
 from daxa_xmm.daxa.records import MISSION, read_records
 from daxa_xmm.layout import ArchiveLayout, band_label
+from daxa_xmm.pipeline.uptodate import UP_TO_DATE
 from daxa_xmm.standin.synth import ExposureSpec, ObsSpec, write_odf
 from flows.process_archive import run_archive
 from tests.reliability._support import check_products_readable, manifest
@@ -116,6 +117,7 @@ def test_each_check_stops_what_it_feeds_without_failing_the_observation_and_is_n
     standin.reset_log()
     again = _run(tmp_path)
     assert again["status"] == "ok" and standin.calls() == []
+    assert again["message"] == UP_TO_DATE, again  # the plan-first check knows it finished: no subflow
     assert _statuses(out) == status
 
     # a raised threshold re-judges what it is about, and only that: every cleaned list has
