@@ -117,9 +117,9 @@ def build_report(
                 by_obsid[folder.name] = {"obsid": folder.name, "from_manifest": "not processed by this run"}
     observations = []
     for obsid, outcome in sorted(by_obsid.items()):
-        layout = snapshot(layout)  # this observation's folders resolved once, not a dozen times
+        seen = snapshot(layout)  # this observation's folders resolved once, not a dozen times
         try:
-            rows = observation_rows(layout, obsid) if layout.manifest(obsid).exists() else []
+            rows = observation_rows(seen, obsid) if seen.manifest(obsid).exists() else []
         except Exception:  # noqa: BLE001 - a manifest this version cannot read: report without rows
             rows = []
         status, message = outcome.get("status", ""), outcome.get("message", "")
@@ -140,7 +140,7 @@ def build_report(
                 products=products,
                 data_quality=[{k: r.get(k) for k in ("unit", "step", "quality", "message", "products")}
                               for r in rows if r["status"] == "data_quality"],
-                exposures=observation_exposures(layout, obsid),
+                exposures=observation_exposures(seen, obsid),
             )
         )
     counts = count_statuses(o.status for o in observations)
