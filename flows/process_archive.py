@@ -88,9 +88,13 @@ def _publish_observation(layout: ArchiveLayout, outcome: dict[str, Any], finishe
     """As soon as an observation ends: its ``obs-<ObsID>`` table, its ``exposures-<ObsID>``
     table (the science summary of each exposure), and the archive summary so far, on the
     current flow run (a long run shows its progress observation by observation). Reading
-    the exposures' products here also fills their cache, so the report at the end reads
-    none of them again."""
+    the exposures' products here also fills their cache, and its quick-look pictures are
+    drawn now, so the report at the end reads and draws none of them again (drawn there,
+    the pictures of 15,000 observations took about 13 minutes after the last one ended:
+    BENCHMARKS.md section 9d)."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    from daxa_xmm.report.quicklook import observation_pictures
 
     obsid = outcome["obsid"]
     try:
@@ -105,6 +109,10 @@ def _publish_observation(layout: ArchiveLayout, outcome: dict[str, Any], finishe
     if exposures:
         create_table_artifact(key=f"exposures-{obsid}", table=exposure_rows([(obsid, exposures)]),
                               description=f"{obsid}: the science summary of each exposure (the report's exposures.csv)")
+    try:
+        observation_pictures(layout, obsid)
+    except Exception as exc:  # noqa: BLE001 - pictures are a nicety (the report tries again)
+        log.warning("quick-look pictures of %s: %s", obsid, exc)
     markdown = summary_markdown(f"daxa-xmm: {len(finished)} of {total} observations finished",
                                 ((o["obsid"], o["status"], o.get("message", "")) for o in finished))
     create_markdown_artifact(key="archive-summary", markdown=markdown, description="daxa-xmm archive summary")

@@ -24,10 +24,21 @@ async def _artifacts(flow_run_id):  # type: ignore[no-untyped-def]
         return await client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
 
 
-def test_artifacts_pictures_and_report(tmp_path: Path, standin) -> None:
+def test_artifacts_pictures_and_report(tmp_path: Path, standin, monkeypatch: pytest.MonkeyPatch) -> None:
+    import flows.process_archive as pa
+
     standin.real_products()  # quick-look pictures of real images
     (obsid,) = write_archive(tmp_path / "archive", 1, mix="standard")
     cfg = config(tmp_path, instruments=["PN", "M1"])
+    before_report: dict[str, set[str]] = {}
+    publish = pa._publish
+
+    def watched(layout, outcomes, sas_version):  # type: ignore[no-untyped-def]
+        before_report.update({o["obsid"]: {p.name for p in (layout.obs_dir(o["obsid"]) / "quicklook").glob("*.png")}
+                              for o in outcomes})
+        return publish(layout, outcomes, sas_version)
+
+    monkeypatch.setattr(pa, "_publish", watched)
     state = process_archive(cfg, return_state=True)
     result = state.result()
     assert result["counts"] == {"ok": 1}, result
@@ -52,6 +63,7 @@ def test_artifacts_pictures_and_report(tmp_path: Path, standin) -> None:
         assert name in pngs, sorted(pngs)
     for p in qdir.glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert before_report[obsid] == pngs  # drawn as the observation ended, not by the report at the run's end
 
     # --- linked from report.html, by paths that resolve from the report's folder
     page = (out / "report.html").read_text()
