@@ -75,6 +75,17 @@ class Job:
         """The job for these of its instrument's units only (those whose chains finished)."""
         return dataclasses.replace(self, input=dataclasses.replace(self.input, units=tuple(units)))
 
+    def surviving(self, lost: Sequence[Job]) -> Job | None:
+        """This job once the jobs ``lost``, of those it reads, made nothing usable: None when
+        it cannot run (it reads one of them, or every unit's chain), else the job for the units
+        whose chains finished. The run and the plan-first check both decide by this."""
+        if not lost:
+            return self
+        if not self.over_units or len(lost) == len(self.reads):
+            return None
+        gone = {j.input.unit for j in lost}
+        return self.with_units([u for u in self.input.units if u not in gone])
+
 
 @dataclass(frozen=True)
 class ObservationPlan:

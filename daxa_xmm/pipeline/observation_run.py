@@ -273,7 +273,8 @@ class _PlanRun:
         got = [await self.done[r] for r in job.reads]
         lost = [(plan.jobs[r], d) for r, d in zip(job.reads, got, strict=True) if d.tokens is None]
         chain = Chain(self.ctx, self.driver)
-        if lost and (not job.over_units or len(lost) == len(got)):
+        survivor = job.surviving([j for j, _ in lost])
+        if survivor is None:
             cause = lost[0][1].error or RuntimeError("not run")
             if job.over_units and not all(isinstance(d.error, StepSkipped) for _, d in lost):
                 # none of its units is usable, or some failed
@@ -286,9 +287,7 @@ class _PlanRun:
                 log.warning("%s: %s", _group(job), blocked := _cannot_run(asked, cause))
                 return _Done(None, blocked, own=True)
             return _Done(None, cause)
-        if lost:  # an instrument's stage goes on with the units whose chains finished
-            gone = {j.input.unit for j, _ in lost}
-            job = job.with_units([u for u in job.input.units if u not in gone])
+        job = survivor  # an instrument's stage goes on with the units whose chains finished
         chain.tokens = [t for d in got for t in d.tokens or ()]
         chain.remake = functools.partial(self._remake, plan, i)
         try:
@@ -315,8 +314,8 @@ class _PlanRun:
     def _asked_not_done(self, calls: Sequence[SasCall]) -> list[SasCall]:
         """The calls of ``calls`` a partial run (``--steps``, ``--force``) asked for that have
         no usable record: what it was asked to make and did not."""
-        ctx, store = self.ctx, self.ctx.store()
-        asked = [c for c in calls if ctx.steps is None or pipeline_step(c.step) in ctx.steps | ctx.force]
+        steps, store = _asked_steps(self.ctx), self.ctx.store()
+        asked = [c for c in calls if steps is None or pipeline_step(c.step) in steps]
         return [c for c in asked if (rec := store.get(c.unit, c.step)) is None or rec.status not in ("ok", "data_quality")]
 
     async def _remake(self, plan: ObservationPlan, i: int, paths: Sequence[Path]) -> None:
@@ -357,8 +356,13 @@ def _cannot_run(asked: Sequence[SasCall], skipped: BaseException) -> RuntimeErro
 def _asked_after(ctx: ObsContext, head: ObservationPlan) -> list[str]:
     """The steps a partial run asked for (``--steps``, ``--force``) that come after the
     observation's own stages of ``head``."""
-    own = {pipeline_step(c.step) for job in head.jobs for c in job.planned()}
-    return sorted((set(ctx.steps) | ctx.force) - own) if ctx.steps is not None else []
+    steps = _asked_steps(ctx)
+    return [] if steps is None else sorted(steps - {pipeline_step(c.step) for job in head.jobs for c in job.planned()})
+
+
+def _asked_steps(ctx: ObsContext) -> frozenset[str] | None:
+    """The pipeline steps a partial run asked for (``--steps`` and ``--force``); None: not a partial run."""
+    return None if ctx.steps is None else ctx.steps | ctx.force
 
 
 def _left_stale(exc: BaseException) -> bool:

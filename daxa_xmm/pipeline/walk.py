@@ -50,14 +50,11 @@ def walk_observation(si: StageInput, select: Callable[[], Sequence[Unit]], visit
     def fold(plan: ObservationPlan, start: int) -> None:
         for job in plan.jobs[start:]:
             # what a data-quality outcome stops, as the run stops it (observation_run's _PlanRun)
-            lost = [r for r in job.reads if tokens[r] is None]
-            if lost and (not job.over_units or len(lost) == len(job.reads)):
+            survivor = job.surviving([plan.jobs[r] for r in job.reads if tokens[r] is None])
+            if survivor is None:
                 tokens.append(None)
                 continue
-            if lost:
-                gone = {plan.jobs[r].input.unit for r in lost}
-                job = job.with_units([u for u in job.input.units if u not in gone])
-            tokens.append(visit(job.build(), [t for r in job.reads for t in tokens[r] or ()]))
+            tokens.append(visit(survivor.build(), [t for r in job.reads for t in tokens[r] or ()]))
 
     fold(head, 0)
     fold(observation_plan(si, select()), len(head.jobs))
